@@ -1,0 +1,301 @@
+"""The configuration: frozen pydantic models loaded from YAML.
+
+Priority, highest first: CLI flags (applied by the CLI through :func:`override`),
+environment variables ``CHURNPREDICT_<SECTION>__<KEY>`` (e.g.
+``CHURNPREDICT_LABEL__HORIZON_DAYS=60``), the YAML file, the defaults below.
+Every model forbids unknown keys, so a typo is an error that names the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from churnpredict.errors import ConfigError
+
+DEFAULT_CONFIG = Path("configs/default.yaml")
+ENV_PREFIX = "CHURNPREDICT_"
+
+
+class Section(BaseModel):
+    """Base for every config section: frozen, no unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ----------------------------------------------------------------------------- data
+class EventTableConfig(Section):
+    """A bring-your-own event table (entity key, timestamp, categories, numerics)."""
+
+    path: str | None = None  # file or folder inside the data dir; default: the table's name
+    key: str = "client_id"
+    ts: str = "ts"
+    categories: list[str] = []
+    numerics: list[str] = []
+
+
+class DataConfig(Section):
+    required_tables: list[str] = ["clients", "campaign_events", "invoices", "contacts"]
+    derive_clients_from: str | None = None  # build `clients` from first event of this table
+    event_tables: dict[str, EventTableConfig] = {}
+    csv_separator: Literal["auto", ",", ";", "\t", "|"] = "auto"
+    policy: Literal["strict", "lenient"] = "strict"
+    future_tolerance_days: int = Field(default=366, ge=0)
+
+
+# ---------------------------------------------------------------------------- label
+class LabelConfig(Section):
+    rule: Literal["auto", "freezes", "idle"] = "auto"
+    idle_source: str = "campaigns"  # "campaigns" (no running campaign) or an event table name
+    idle_days: int = Field(default=14, ge=1)
+    horizon_days: int = Field(default=30, ge=1)
+
+
+class SnapshotConfig(Section):
+    every_days: int = Field(default=7, ge=1)
+    warmup_days: int = Field(default=60, ge=0)  # first as-of this many days after data start
+
+
+# ------------------------------------------------------------------------- features
+class SliceConfig(Section):
+    """Counts per value combination of ``by`` columns (``values: auto`` = most frequent)."""
+
+    by: list[str]
+    values: list[list[str]] | Literal["auto"] = "auto"
+    top: int = Field(default=10, ge=1)
+
+
+class SourceConfig(Section):
+    """A generic event source: counts, sums, recency and trend per slice and window."""
+
+    table: str
+    ts: str = "ts"
+    noun: str = "events"  # used in descriptions: "paused campaign events in the last 7 days"
+    slices: list[SliceConfig] = []
+    numerics: list[str] = []
+    recency: bool = True
+    trend: bool = True
+
+
+class FeaturesConfig(Section):
+    windows: list[int] = [7, 30, 90]
+    sources: dict[str, SourceConfig] = {}
+    campaign_state: bool = True
+    invoice_state: bool = True
+    profile: bool = True
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_positive(cls, v: list[int]) -> list[int]:
+        if not v or any(w <= 0 for w in v):
+            raise ValueError("windows must be a non-empty list of positive day counts")
+        return sorted(set(v))
+
+
+# ---------------------------------------------------------------------------- model
+class ModelConfig(Section):
+    seed: int = 42
+    learning_rate: float = Field(default=0.05, gt=0)
+    n_estimators: int = Field(default=1000, ge=1)
+    num_leaves: int = Field(default=31, ge=2)
+    min_child_samples: int = Field(default=100, ge=1)
+    subsample: float = Field(default=0.8, gt=0, le=1)
+    colsample_bytree: float = Field(default=0.5, gt=0, le=1)
+    reg_lambda: float = Field(default=1.0, ge=0)
+    early_stopping_rounds: int = Field(default=50, ge=1)
+    n_jobs: int = 2
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    class_weight: Literal["none", "balanced"] = "none"
+    validation_days: int = Field(default=56, ge=7)  # as-of dates held out for early stopping
+    calibration_days: int = Field(default=56, ge=7)  # later as-of dates for calibration
+    test_days: int = Field(default=56, ge=7)  # latest as-of dates, for the reported metrics
+
+
+class BacktestConfig(Section):
+    cuts: int = Field(default=3, ge=1)
+    cut_every_days: int = Field(default=56, ge=7)
+    test_days: int = Field(default=56, ge=7)
+
+
+class EvaluationConfig(Section):
+    calls_per_day: int = Field(default=100, ge=1)  # capacity = calls_per_day × capacity_days
+    capacity_days: int = Field(default=1, ge=1)
+    top_pct: float | None = Field(default=None, gt=0, le=1)  # overrides capacity when set
+
+
+# ---------------------------------------------------------------------------- calls
+class RiskBands(Section):
+    high: float = Field(default=0.3, ge=0, le=1)
+    medium: float = Field(default=0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskBands:
+        if self.medium > self.high:
+            raise ValueError("risk_bands.medium must not exceed risk_bands.high")
+        return self
+
+
+class RoutingRule(Section):
+    """Send a client to ``role`` when a top reason's feature matches one of ``features``.
+
+    ``features`` are shell-style patterns over feature names, e.g. ``invoices__*``.
+    """
+
+    role: Literal["account_manager", "receivables", "business_development", "technical"]
+    features: list[str]
+
+
+class DriftConfig(Section):
+    psi_warn: float = Field(default=0.1, ge=0)
+    psi_fail: float = Field(default=0.5, ge=0)
+    action: Literal["warn", "fail"] = "warn"
+
+
+class CallsConfig(Section):
+    language: Literal["en", "ru"] = "en"
+    separator: str = ","
+    bom: bool = True
+    timezone: str = "UTC"
+    top_reasons: int = Field(default=3, ge=1)
+    risk_bands: RiskBands = RiskBands()
+    calls_per_owner_per_day: int = Field(default=15, ge=0)
+    recently_reached_days: int = Field(default=7, ge=0)
+    hold_out_share: float = Field(default=0.0, ge=0, lt=1)
+    hold_out_seed: int = 7
+    routing: list[RoutingRule] = [
+        RoutingRule(role="receivables", features=["invoices__*", "campaigns__paused_low_balance*"]),
+        RoutingRule(role="technical", features=["contacts__*technical*"]),
+        RoutingRule(role="account_manager", features=["*"]),
+    ]
+    drift: DriftConfig = DriftConfig()
+
+
+# ------------------------------------------------------------------------- tracking
+class TrackingConfig(Section):
+    uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in cwd
+    experiment: str = "churnpredict"
+    model_name: str = "churnpredict"
+
+
+# ------------------------------------------------------------------------- simulate
+class SimulateConfig(Section):
+    clients: int = Field(default=20000, ge=1)
+    days: int = Field(default=730, ge=30)
+    seed: int = 42
+    start_date: date = date(2024, 1, 1)
+
+
+# --------------------------------------------------------------------------- root
+class Config(Section):
+    data: DataConfig = DataConfig()
+    label: LabelConfig = LabelConfig()
+    snapshots: SnapshotConfig = SnapshotConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    calls: CallsConfig = CallsConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    simulate: SimulateConfig = SimulateConfig()
+
+    def fingerprint(self) -> str:
+        """Return a short, stable hash of the resolved config."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Turn ``CHURNPREDICT_SECTION__KEY=value`` into a nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"Bad config in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key '{key}' (check the spelling; see configs/default.yaml)")
+        else:
+            lines.append(f"  - key '{key}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def build_config(raw: dict[str, Any], source: str = "config") -> Config:
+    """Validate a raw mapping into a :class:`Config`, raising :class:`ConfigError`."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(
+    path: Path | None = None, *, environ: dict[str, str] | None = None
+) -> Config:
+    """Load the YAML config at ``path`` (default ``configs/default.yaml`` if it exists).
+
+    Parameters
+    ----------
+    path : Path, optional
+        The YAML file. When omitted and the default file does not exist, built-in
+        defaults are used.
+    environ : dict, optional
+        Environment to read ``CHURNPREDICT_*`` overrides from (default ``os.environ``).
+    """
+    raw: dict[str, Any] = {}
+    source = "built-in defaults"
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    if path is not None:
+        source = str(path)
+        if not path.exists():
+            raise ConfigError(f"Config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ConfigError(f"Config file {path} is not valid YAML: {err}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"Config file {path} must be a mapping of sections at the top level")
+        raw = loaded
+    env = _env_overrides(dict(os.environ if environ is None else environ))
+    if env:
+        raw = _deep_merge(raw, env)
+        source += " + CHURNPREDICT_* environment"
+    return build_config(raw, source)
+
+
+def override(cfg: Config, section: str, **values: Any) -> Config:
+    """Return a copy of ``cfg`` with ``values`` set in ``section`` (``None`` values skipped)."""
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return cfg
+    raw = cfg.model_dump(mode="json")
+    raw[section] = _deep_merge(raw[section], values)
+    return build_config(raw, f"command-line options for {section}")
