@@ -28,6 +28,12 @@ class Feature:
         What sort of number it is (count, sum, days_since, state, ...).
     window : int or None
         The window in days, when the feature has one.
+    slice_values : tuple of str
+        For slice features, the category values it counts (e.g. ``("paused", "client")``),
+        so reasons can be phrased in any language from a vocabulary.
+    column : str or None
+        For numeric features, the source column (e.g. ``spend``); for state features, the
+        state's short name (e.g. ``running``, ``overdue_amount``).
     """
 
     name: str
@@ -35,6 +41,8 @@ class Feature:
     description: str
     kind: Kind
     window: int | None = None
+    slice_values: tuple[str, ...] = ()
+    column: str | None = None
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
@@ -43,4 +51,6 @@ class Feature:
     @classmethod
     def from_dict(cls, d: dict) -> Feature:
         """Build from :meth:`to_dict` output."""
+        d = dict(d)
+        d["slice_values"] = tuple(d.get("slice_values") or ())
         return cls(**d)
