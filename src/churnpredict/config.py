@@ -86,7 +86,9 @@ class SourceConfig(Section):
 
 class FeaturesConfig(Section):
     windows: list[int] = [7, 30, 90]
+    trend_windows: list[int] = [30]
     sources: dict[str, SourceConfig] = {}
+    rfm_monetary: str | None = "spend.spend"  # <source>.<numeric column> for RFM monetary
     campaign_state: bool = True
     invoice_state: bool = True
     profile: bool = True
@@ -116,6 +118,13 @@ class ModelConfig(Section):
     validation_days: int = Field(default=56, ge=7)  # as-of dates held out for early stopping
     calibration_days: int = Field(default=56, ge=7)  # later as-of dates for calibration
     test_days: int = Field(default=56, ge=7)  # latest as-of dates, for the reported metrics
+    # Days between the last fit as-of date and the first later one; null = label horizon.
+    gap_days: int | None = Field(default=None, ge=0)
+    # Keep this share of the fit fold's negatives (calibration on the untouched later
+    # fold undoes the shift), and at most max_fit_rows fit rows in all (null = no cap).
+    negative_sample_rate: float = Field(default=0.5, gt=0, le=1)
+    max_fit_rows: int | None = Field(default=600_000, ge=1000)
+    max_bin: int = Field(default=127, ge=15, le=255)
 
 
 class BacktestConfig(Section):
@@ -128,6 +137,15 @@ class EvaluationConfig(Section):
     calls_per_day: int = Field(default=100, ge=1)  # capacity = calls_per_day × capacity_days
     capacity_days: int = Field(default=1, ge=1)
     top_pct: float | None = Field(default=None, gt=0, le=1)  # overrides capacity when set
+    lift_pct: float = Field(default=0.1, gt=0, le=1)  # lift at this top share per as-of date
+    ece_bins: int = Field(default=10, ge=2)  # equal-mass bins for the calibration error
+    baselines: list[Literal["paused_rule", "rfm", "logistic"]] = [
+        "paused_rule",
+        "rfm",
+        "logistic",
+    ]
+    logistic_max_rows: int = Field(default=200_000, ge=100)  # fit-row subsample for the LR
+    shap_sample_rows: int = Field(default=2000, ge=10)  # test rows for mean |SHAP| in the report
 
 
 # ---------------------------------------------------------------------------- calls
