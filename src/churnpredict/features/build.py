@@ -1,0 +1,199 @@
+"""Assemble the feature plan from the config and the data, and build feature tables.
+
+The *spec* is the resolved, JSON-ready plan (sources, slice values found in the
+data, segments): training resolves it once and stores it with the model, so scoring
+builds exactly the same columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from churnpredict.config import Config, SourceConfig
+from churnpredict.features import campaigns, invoices, profile, spend
+from churnpredict.features.catalog import Feature
+from churnpredict.features.engine import Plan, compute
+from churnpredict.features.events import Part, event_source_part, ident
+
+SPEC_VERSION = 1
+
+
+def _columns(con, table: str) -> set[str]:
+    return {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+
+
+def _auto_values(con, table: str, by: list[str], top: int) -> list[list[str]]:
+    cols = ", ".join(ident(c) for c in by)
+    nn = " AND ".join(f"{ident(c)} IS NOT NULL" for c in by)
+    rows = con.execute(
+        f"SELECT {cols}, count(*) AS n FROM {table} WHERE {nn} "
+        f"GROUP BY ALL ORDER BY n DESC, {cols} LIMIT {int(top)}"
+    ).fetchall()
+    return [[str(v) for v in r[:-1]] for r in rows]
+
+
+def _source_configs(ds, cfg: Config) -> dict[str, SourceConfig]:
+    """Return the configured sources plus one per declared event table."""
+    sources = dict(cfg.features.sources)
+    declared_tables = {s.table for s in sources.values()}
+    for name, t in cfg.data.event_tables.items():
+        if name in declared_tables:
+            continue
+        sources[name] = SourceConfig(
+            table=name,
+            ts="ts",
+            noun=f"{name} events",
+            slices=[{"by": [c], "values": "auto"} for c in t.categories],
+            numerics=list(t.numerics),
+        )
+    return sources
+
+
+def resolve_spec(ds, cfg: Config) -> dict[str, Any]:
+    """Resolve the feature plan for a data set: which sources exist, which values to count.
+
+    ``values: auto`` slices take the most frequent value combinations in the table.
+    """
+    con = ds.con
+    fc = cfg.features
+    spec: dict[str, Any] = {
+        "version": SPEC_VERSION,
+        "windows": list(fc.windows),
+        "trend_windows": [w for w in fc.trend_windows if w in fc.windows] or [],
+        "sources": {},
+        "campaign_state": bool(fc.campaign_state and "campaign_events" in ds.present),
+        "invoice_state": bool(fc.invoice_state and "invoices" in ds.present),
+    }
+    for name, src in _source_configs(ds, cfg).items():
+        if src.table not in ds.present:
+            continue
+        cols = _columns(con, src.table)
+        slices = []
+        for sl in src.slices:
+            if not set(sl.by) <= cols:
+                continue
+            values = (
+                _auto_values(con, src.table, sl.by, sl.top)
+                if sl.values == "auto"
+                else [list(v) for v in sl.values]
+            )
+            slices.append({"by": list(sl.by), "values": values})
+        ts = src.ts if src.ts in cols else "ts"
+        spec["sources"][name] = {
+            "table": src.table,
+            "ts": ts,
+            "noun": src.noun,
+            "slices": slices,
+            "numerics": [c for c in src.numerics if c in cols],
+            "recency": src.recency,
+            "trend": src.trend,
+        }
+    if fc.profile:
+        segments = []
+        if "segment" in _columns(con, "clients"):
+            segments = [
+                r[0]
+                for r in con.execute(
+                    "SELECT segment, count(*) n FROM clients WHERE segment IS NOT NULL "
+                    "GROUP BY 1 ORDER BY n DESC, 1 LIMIT 10"
+                ).fetchall()
+            ]
+        monetary = None
+        if fc.rfm_monetary:
+            src_name, _, col = fc.rfm_monetary.partition(".")
+            if col in spec["sources"].get(src_name, {}).get("numerics", []):
+                monetary = f"{src_name}__{col}"
+        spec["profile"] = {
+            "segments": segments,
+            "assignments": "assignments" in ds.present,
+            "rfm_sources": [s for s, v in spec["sources"].items() if v["recency"]],
+            "rfm_monetary": monetary,
+        }
+    return spec
+
+
+def make_plan(spec: dict[str, Any]) -> tuple[Plan, list[Feature]]:
+    """Turn a resolved spec into the engine's plan and the feature catalog."""
+    windows = spec["windows"]
+    parts: list[Part] = []
+    for name, s in spec["sources"].items():
+        parts.append(
+            event_source_part(
+                name,
+                s["table"],
+                s["ts"],
+                s["noun"],
+                [(tuple(sl["by"]), [tuple(v) for v in sl["values"]]) for sl in s["slices"]],
+                s["numerics"],
+                windows,
+                spec["trend_windows"] if s["trend"] else [],
+                s["recency"],
+            )
+        )
+        if name == "spend":
+            parts.append(spend.spend_ratio_part(name, s["numerics"], windows))
+    if spec["campaign_state"]:
+        parts.append(campaigns.campaign_state_part(windows))
+    if spec["invoice_state"]:
+        parts.append(invoices.invoice_part(windows))
+    if "profile" in spec:
+        p = spec["profile"]
+        parts.append(
+            profile.profile_part(
+                p["segments"], p["assignments"], windows, p["rfm_sources"], p["rfm_monetary"]
+            )
+        )
+    plan = Plan()
+    catalog: list[Feature] = []
+    post_stages: list[list] = []
+    for part in parts:
+        plan.streams.extend(part.streams)
+        for fx, f in part.features:
+            plan.features.append(fx)
+            catalog.append(f)
+        for sql, feats in part.extra_sql:
+            plan.extra_sql.append(sql)
+            catalog.extend(feats)
+        for i, stage in enumerate(part.post):
+            while len(post_stages) <= i:
+                post_stages.append([])
+            post_stages[i].extend(stage)
+    for stage in post_stages:
+        plan.post.append([fx for fx, _ in stage])
+        catalog.extend(f for _, f in stage)
+    names = [f.name for f in catalog]
+    if len(names) != len(set(names)):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"duplicate feature names: {dup[:5]}")
+    return plan, catalog
+
+
+def build_features(
+    ds, spine: pd.DataFrame, cfg: Config, spec: dict[str, Any] | None = None
+) -> tuple[pd.DataFrame, list[Feature], dict[str, Any]]:
+    """Build every feature for each ``(client_id, as_of)`` of ``spine``.
+
+    Only rows strictly before ``as_of`` 00:00 UTC are used.
+
+    Returns
+    -------
+    table : DataFrame
+        ``client_id``, ``as_of``, then one float column per feature (catalog order),
+        plus any other spine columns (e.g. ``label``) carried over.
+    catalog : list of Feature
+    spec : dict
+        The resolved spec (pass it back in to rebuild the same columns later).
+    """
+    if spec is None:
+        spec = resolve_spec(ds, cfg)
+    plan, catalog = make_plan(spec)
+    feats = compute(ds.con, spine[["client_id", "as_of"]], plan)
+    cols = [f.name for f in catalog]
+    out = feats[["client_id", "as_of"]].copy()
+    extra = [c for c in spine.columns if c not in ("client_id", "as_of")]
+    for c in extra:
+        out[c] = spine[c].to_numpy()
+    out = pd.concat([out, feats[cols].astype("float32")], axis=1)
+    return out, catalog, spec

@@ -1,0 +1,109 @@
+"""Campaign state at T: running, paused, live campaigns, budgets, the longest current pause.
+
+State is accumulated from per-campaign transitions (``+1`` when a campaign starts
+running, ``-1`` when it stops running, and so on), so "running now" at ``T`` is the
+running sum of transitions with ``day < T``. A campaign runs from ``started`` /
+``resumed`` until the next ``paused`` / ``stopped`` (DATA_CONTRACT.md §1). Events of
+one campaign at the same timestamp are ordered created, started, resumed,
+budget_changed, paused, stopped.
+"""
+
+from __future__ import annotations
+
+from churnpredict.features.catalog import Feature
+from churnpredict.features.engine import FeatureExpr, Measure, Stream
+from churnpredict.features.events import Part
+
+_ORDER = """CASE event WHEN 'created' THEN 0 WHEN 'started' THEN 1 WHEN 'resumed' THEN 2
+            WHEN 'budget_changed' THEN 3 WHEN 'paused' THEN 4 ELSE 5 END"""
+
+_STATE_SQL = f"""
+WITH e AS (
+    SELECT client_id, campaign_id, ts, event, daily_budget, {_ORDER} AS ord,
+           CASE WHEN event IN ('started', 'resumed') THEN 1
+                WHEN event IN ('paused', 'stopped') THEN 0 END AS run_ev,
+           CASE WHEN event = 'paused' THEN 1
+                WHEN event IN ('started', 'resumed', 'stopped') THEN 0 END AS pause_ev,
+           CASE WHEN event = 'stopped' THEN 0 ELSE 1 END AS live_ev
+    FROM campaign_events
+), f AS (
+    SELECT client_id, campaign_id, ts, ord,
+           COALESCE(last_value(run_ev IGNORE NULLS) OVER w, 0) AS run_st,
+           COALESCE(last_value(pause_ev IGNORE NULLS) OVER w, 0) AS pause_st,
+           live_ev AS live_st,
+           COALESCE(last_value(daily_budget IGNORE NULLS) OVER w, 0) AS budget_st
+    FROM e
+    WINDOW w AS (PARTITION BY client_id, campaign_id ORDER BY ts, ord
+                 ROWS UNBOUNDED PRECEDING)
+)
+SELECT client_id, CAST(ts AS DATE) AS day,
+       run_st - COALESCE(lag(run_st) OVER w2, 0) AS d_running,
+       pause_st - COALESCE(lag(pause_st) OVER w2, 0) AS d_paused,
+       live_st - COALESCE(lag(live_st) OVER w2, 0) AS d_live,
+       budget_st * live_st - COALESCE(lag(budget_st * live_st) OVER w2, 0) AS d_budget,
+       budget_st * run_st - COALESCE(lag(budget_st * run_st) OVER w2, 0) AS d_run_budget
+FROM f
+WINDOW w2 AS (PARTITION BY client_id, campaign_id ORDER BY ts, ord)
+"""
+
+_LONGEST_PAUSE_SQL = f"""
+WITH e AS (
+    SELECT client_id, campaign_id, ts, event, {_ORDER} AS ord FROM campaign_events
+    WHERE event IN ('started', 'resumed', 'paused', 'stopped')
+), p AS (
+    SELECT client_id, event, ts AS p_start,
+           lead(ts) OVER (PARTITION BY client_id, campaign_id ORDER BY ts, ord) AS p_end
+    FROM e
+)
+SELECT s.rid, max(s.as_of - CAST(p.p_start AS DATE))::DOUBLE AS campaigns__longest_pause__now
+FROM _spine s JOIN p ON p.client_id = s.client_id AND p.event = 'paused'
+     AND p.p_start < s.as_of AND (p.p_end IS NULL OR p.p_end >= s.as_of)
+GROUP BY s.rid
+"""
+
+
+def campaign_state_part(windows: list[int]) -> Part:
+    """Declare the campaign state family (``campaigns__*__now`` and budget trend)."""
+    cols = ("d_running", "d_paused", "d_live", "d_budget", "d_run_budget")
+    stream = Stream(
+        name="cstate",
+        sql=_STATE_SQL,
+        sum_cols=cols,
+        measures=tuple(Measure(c[2:], f"sum(s_{c})") for c in cols),
+    )
+    part = Part(streams=[stream])
+
+    def ref(off: int, m: str) -> str:
+        return f"o{off}_cstate__{m}"
+
+    def add(name: str, expr: str, desc: str, kind: str, column: str, window=None) -> None:
+        part.features.append(
+            (FeatureExpr(name, expr), Feature(name, "campaigns", desc, kind, window, (), column))
+        )
+
+    add("campaigns__running__now", ref(0, "running"), "campaigns running now", "state", "running")
+    add("campaigns__paused__now", ref(0, "paused"), "campaigns paused now", "state", "paused")
+    add("campaigns__n_campaigns__now", ref(0, "live"),
+        "campaigns the client has (not stopped): breadth of service", "state", "n_campaigns")
+    add("campaigns__share_running__now", f"{ref(0, 'running')} / NULLIF({ref(0, 'live')}, 0)",
+        "share of the client's campaigns running now", "ratio", "share_running")
+    add("campaigns__budget__now", ref(0, "budget"), "total daily budget of the client's campaigns",
+        "amount", "budget")
+    add("campaigns__running_budget__now", ref(0, "run_budget"),
+        "daily budget of the campaigns running now", "amount", "running_budget")
+    for w in windows:
+        add(f"campaigns__running_change__{w}d", f"{ref(0, 'running')} - {ref(w, 'running')}",
+            f"change in running campaigns over the last {w} days", "trend", "running", w)
+        add(f"campaigns__budget_change__{w}d",
+            f"({ref(0, 'run_budget')} - {ref(w, 'run_budget')}) / NULLIF({ref(w, 'run_budget')}, 0)",
+            f"relative change of the running daily budget over the last {w} days", "trend",
+            "running_budget", w)
+    part.extra_sql.append(
+        (
+            _LONGEST_PAUSE_SQL,
+            [Feature("campaigns__longest_pause__now", "campaigns",
+                     "days the longest-paused campaign has been paused", "state", None, (),
+                     "longest_pause")],
+        )
+    )
+    return part

@@ -1,0 +1,219 @@
+"""Generic event families: any timestamped table gets counts, sums, recency and trend.
+
+For a source ``src`` with slices (category value combinations) and numeric columns:
+
+- ``src__<slice>__<w>d``            rows of that slice in ``[T - w, T)``
+- ``src__<slice>__<w>d__trend``     that count minus the count in ``[T - 2w, T - w)``
+- ``src__<slice>__days_since``      days from the slice's last row (day) to ``T``
+- ``src__<col>__<w>d``              sum of a numeric column in ``[T - w, T)``
+- ``src__<col>_mean__<w>d``         its mean per row in the window
+- ``src__<col>__<w>d__trend``       relative change of the sum vs the window before
+``<slice>`` is ``events`` for all rows, else the slice's values joined by ``_``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from churnpredict.features.catalog import Feature
+from churnpredict.features.engine import FeatureExpr, Measure, Stream
+
+
+@dataclass
+class Part:
+    """What one source contributes to the plan."""
+
+    streams: list[Stream] = field(default_factory=list)
+    features: list[tuple[FeatureExpr, Feature]] = field(default_factory=list)
+    extra_sql: list[tuple[str, list[Feature]]] = field(default_factory=list)
+    post: list[list[tuple[FeatureExpr, Feature]]] = field(default_factory=list)
+
+
+def slug(*values: str) -> str:
+    """Return a lower-case identifier made of ``values`` (``[a-z0-9_]``)."""
+    s = "_".join(str(v) for v in values).lower()
+    s = re.sub(r"[^a-z0-9]+", "_", s).strip("_")
+    return s or "blank"
+
+
+def quote(value: str) -> str:
+    """Return ``value`` as a SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """Return ``name`` as a quoted SQL identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def window_label(w: int) -> str:
+    """Return a human phrase for a window: 'the last 7 days'."""
+    return f"the last {w} days"
+
+
+def event_source_part(
+    name: str,
+    table: str,
+    ts: str,
+    noun: str,
+    slices: list[tuple[tuple[str, ...], list[tuple[str, ...]]]],
+    numerics: list[str],
+    windows: list[int],
+    trend_windows: list[int],
+    recency: bool = True,
+) -> Part:
+    """Declare the generic families for one event table.
+
+    Parameters
+    ----------
+    name : str
+        Source name, the feature-name prefix (``campaigns``).
+    table, ts : str
+        The table in the connection and its timestamp (or date) column.
+    noun : str
+        Plural noun for descriptions ("campaign events").
+    slices : list of (columns, values)
+        Each slice: the category columns and the value combinations to count.
+    numerics : list of str
+        Numeric columns to sum per window.
+    windows, trend_windows : list of int
+        Window lengths; trends are computed for ``trend_windows``.
+    recency : bool
+        Whether to add days-since-last features.
+    """
+    group_cols = sorted({c for cols, _ in slices for c in cols})
+    sel = ", ".join(
+        [f"CAST({ident(ts)} AS DATE) AS day"]
+        + [f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in group_cols]
+        + [f"CAST({ident(c)} AS DOUBLE) AS {ident('num_' + slug(c))}" for c in numerics]
+    )
+    sql = f"SELECT client_id, {sel} FROM {table} WHERE {ident(ts)} IS NOT NULL"
+    measures = [Measure("all_n", "sum(n)"), Measure("all_last", "max(last_day)", "max")]
+    # (slug, description, slice values, count measure, last measure)
+    groups: list[tuple[str, str, tuple[str, ...], str, str]] = [
+        ("events", f"{noun}", (), "all_n", "all_last")
+    ]
+    seen = {"events"}
+    for cols, values in slices:
+        for vals in values:
+            s = slug(*vals)
+            if s in seen:
+                continue
+            seen.add(s)
+            cond = " AND ".join(f"{ident(c)} = {quote(v)}" for c, v in zip(cols, vals, strict=True))
+            mid = f"v_{len(groups)}"
+            measures.append(Measure(f"{mid}_n", f"sum(n) FILTER (WHERE {cond})"))
+            measures.append(Measure(f"{mid}_last", f"max(last_day) FILTER (WHERE {cond})", "max"))
+            desc = f"{noun} with " + ", ".join(
+                f"{c} {v}" for c, v in zip(cols, vals, strict=True)
+            )
+            groups.append((s, desc, tuple(vals), f"{mid}_n", f"{mid}_last"))
+    num_cols = [slug(c) for c in numerics]
+    for c in num_cols:
+        measures.append(Measure(f"sum_{c}", f"sum(s_num_{c})"))
+
+    part = Part(
+        streams=[
+            Stream(
+                name=name,
+                sql=sql,
+                group_cols=tuple(ident(c) for c in group_cols),
+                sum_cols=tuple(f"num_{c}" for c in num_cols),
+                measures=tuple(measures),
+            )
+        ]
+    )
+
+    def ref(off: int, m: str) -> str:
+        return f"o{off}_{name}__{m}"
+
+    for s, desc, vals, m_n, m_last in groups:
+        for w in windows:
+            part.features.append(
+                (
+                    FeatureExpr(f"{name}__{s}__{w}d", f"{ref(0, m_n)} - {ref(w, m_n)}"),
+                    Feature(
+                        f"{name}__{s}__{w}d",
+                        name,
+                        f"{desc} in {window_label(w)}",
+                        "count",
+                        w,
+                        vals,
+                    ),
+                )
+            )
+        for w in trend_windows:
+            cur = f"({ref(0, m_n)} - {ref(w, m_n)})"
+            prev = f"({ref(w, m_n)} - {ref(2 * w, m_n)})"
+            part.features.append(
+                (
+                    FeatureExpr(f"{name}__{s}__{w}d__trend", f"{cur} - {prev}"),
+                    Feature(
+                        f"{name}__{s}__{w}d__trend",
+                        name,
+                        f"change in {desc} in {window_label(w)} vs the {w} days before",
+                        "trend",
+                        w,
+                        vals,
+                    ),
+                )
+            )
+        if recency:
+            part.features.append(
+                (
+                    FeatureExpr(f"{name}__{s}__days_since", f"as_of - {ref(0, m_last)}"),
+                    Feature(
+                        f"{name}__{s}__days_since",
+                        name,
+                        f"days since the last of {desc}",
+                        "days_since",
+                        None,
+                        vals,
+                    ),
+                )
+            )
+    for raw, c in zip(numerics, num_cols, strict=True):
+        for w in windows:
+            cur = f"({ref(0, 'sum_' + c)} - {ref(w, 'sum_' + c)})"
+            cnt = f"({ref(0, 'all_n')} - {ref(w, 'all_n')})"
+            part.features.append(
+                (
+                    FeatureExpr(f"{name}__{c}__{w}d", cur),
+                    Feature(f"{name}__{c}__{w}d", name, f"total {raw} in {window_label(w)}",
+                            "sum", w, (), raw),
+                )
+            )
+            part.features.append(
+                (
+                    FeatureExpr(f"{name}__{c}_mean__{w}d", f"{cur} / NULLIF({cnt}, 0)"),
+                    Feature(
+                        f"{name}__{c}_mean__{w}d",
+                        name,
+                        f"average {raw} per {noun[:-1] if noun.endswith('s') else noun} "
+                        f"in {window_label(w)}",
+                        "mean",
+                        w,
+                        (),
+                        raw,
+                    ),
+                )
+            )
+        for w in trend_windows:
+            cur = f"({ref(0, 'sum_' + c)} - {ref(w, 'sum_' + c)})"
+            prev = f"({ref(w, 'sum_' + c)} - {ref(2 * w, 'sum_' + c)})"
+            part.features.append(
+                (
+                    FeatureExpr(f"{name}__{c}__{w}d__trend", f"({cur} - {prev}) / NULLIF({prev}, 0)"),
+                    Feature(
+                        f"{name}__{c}__{w}d__trend",
+                        name,
+                        f"relative change of {raw} in {window_label(w)} vs the {w} days before",
+                        "trend",
+                        w,
+                        (),
+                        raw,
+                    ),
+                )
+            )
+    return part

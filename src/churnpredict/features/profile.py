@@ -1,0 +1,133 @@
+"""Profile and state at T: tenure, first month, segment, revenue, manager changes, RFM.
+
+Profile columns come from the ``clients`` table as given (the current segment and
+revenue). Manager changes come from ``assignments``: every row after a client's
+first is a change, known at ``T`` when ``from_date < T``. RFM is computed per as-of
+date across the active clients: recency = days since the client's last row in any
+event source, frequency = rows in the longest window, monetary = the configured
+numeric sum in that window; each is scored 1..5 by quintile, and the score is their
+sum (3..15, higher = more engaged).
+"""
+
+from __future__ import annotations
+
+from churnpredict.features.catalog import Feature
+from churnpredict.features.engine import FeatureExpr, Measure, Stream
+from churnpredict.features.events import Part, quote, slug
+
+_MANAGER_SQL = """
+SELECT client_id, from_date AS day FROM (
+    SELECT client_id, from_date,
+           row_number() OVER (PARTITION BY client_id ORDER BY from_date) AS rn
+    FROM assignments WHERE from_date IS NOT NULL)
+WHERE rn > 1
+"""
+
+
+def profile_part(
+    segments: list[str],
+    has_assignments: bool,
+    windows: list[int],
+    rfm_sources: list[str],
+    rfm_monetary: str | None,
+) -> Part:
+    """Declare the profile family and the RFM scores.
+
+    Parameters
+    ----------
+    segments : list of str
+        Segment values to flag (resolved from the data at training time).
+    has_assignments : bool
+        Whether the ``assignments`` table exists.
+    windows : list of int
+        Feature windows; RFM uses the longest.
+    rfm_sources : list of str
+        Generic event sources whose ``<src>__events__*`` features feed recency/frequency.
+    rfm_monetary : str or None
+        A numeric window feature stem for monetary, e.g. ``spend__spend``.
+    """
+    part = Part()
+    cols = [
+        "(s.as_of - c.signup_date)::DOUBLE AS profile__tenure_days",
+        "((s.as_of - c.signup_date) <= 30)::DOUBLE AS profile__first_month",
+        "c.monthly_revenue::DOUBLE AS profile__monthly_revenue",
+    ]
+    feats = [
+        Feature("profile__tenure_days", "profile", "days since the client signed up", "state",
+                None, (), "tenure_days"),
+        Feature("profile__first_month", "profile", "client is in its first month", "flag",
+                None, (), "first_month"),
+        Feature("profile__monthly_revenue", "profile", "expected monthly revenue", "amount",
+                None, (), "monthly_revenue"),
+    ]
+    for seg in segments:
+        name = f"profile__segment_{slug(seg)}"
+        cols.append(f"(c.segment = {quote(seg)})::DOUBLE AS {name}")
+        feats.append(Feature(name, "profile", f"client is in the {seg} segment", "flag", None,
+                             (seg,), "segment"))
+    part.extra_sql.append(
+        (
+            "SELECT s.rid, " + ", ".join(cols)
+            + " FROM _spine s LEFT JOIN clients c USING (client_id)",
+            feats,
+        )
+    )
+    wmax = max(windows)
+    if has_assignments:
+        part.streams.append(
+            Stream("mgr", _MANAGER_SQL, measures=(Measure("n", "sum(n)"),
+                                                  Measure("last", "max(last_day)", "max")))
+        )
+        part.features.append(
+            (
+                FeatureExpr("profile__days_since_manager_change", "as_of - o0_mgr__last"),
+                Feature("profile__days_since_manager_change", "profile",
+                        "days since the account manager changed", "days_since", None, (),
+                        "days_since_manager_change"),
+            )
+        )
+        part.features.append(
+            (
+                FeatureExpr(f"profile__manager_changes__{wmax}d",
+                            f"o0_mgr__n - o{wmax}_mgr__n"),
+                Feature(f"profile__manager_changes__{wmax}d", "profile",
+                        f"account manager changes in the last {wmax} days", "count", wmax, (),
+                        "manager_changes"),
+            )
+        )
+    if rfm_sources:
+        rec = "list_min([" + ", ".join(f'"{s}__events__days_since"' for s in rfm_sources) + "])"
+        freq = " + ".join(f'COALESCE("{s}__events__{wmax}d", 0)' for s in rfm_sources)
+        stage1 = [
+            (FeatureExpr("profile__rfm_recency", rec),
+             Feature("profile__rfm_recency", "profile", "days since the client's last activity "
+                     "of any kind", "days_since", None, (), "rfm_recency")),
+            (FeatureExpr(f"profile__rfm_frequency__{wmax}d", freq),
+             Feature(f"profile__rfm_frequency__{wmax}d", "profile",
+                     f"events of any kind in the last {wmax} days", "count", wmax, (),
+                     "rfm_frequency")),
+        ]
+        if rfm_monetary:
+            stage1.append(
+                (FeatureExpr(f"profile__rfm_monetary__{wmax}d",
+                             f'COALESCE("{rfm_monetary}__{wmax}d", 0)'),
+                 Feature(f"profile__rfm_monetary__{wmax}d", "profile",
+                         f"money spent in the last {wmax} days", "sum", wmax, (),
+                         "rfm_monetary"))
+            )
+        score = [
+            "ntile(5) OVER (PARTITION BY as_of ORDER BY COALESCE(profile__rfm_recency, 1e9) DESC)",
+            f"ntile(5) OVER (PARTITION BY as_of ORDER BY profile__rfm_frequency__{wmax}d)",
+        ]
+        if rfm_monetary:
+            score.append(
+                f"ntile(5) OVER (PARTITION BY as_of ORDER BY profile__rfm_monetary__{wmax}d)"
+            )
+        stage2 = [
+            (FeatureExpr("profile__rfm_score", " + ".join(score)),
+             Feature("profile__rfm_score", "profile",
+                     "recency-frequency-monetary score (higher = more engaged)", "state", None,
+                     (), "rfm_score")),
+        ]
+        part.post = [stage1, stage2]
+    return part
