@@ -187,6 +187,11 @@ class CallsConfig(Section):
     recently_reached_days: int = Field(default=7, ge=0)
     hold_out_share: float = Field(default=0.0, ge=0, lt=1)
     hold_out_seed: int = 7
+    sort: Literal["risk", "value"] = "risk"
+    change_min_delta: float = Field(default=0.05, ge=0, le=1)
+    narrow_feature: str = "campaigns__n_campaigns__now"
+    narrow_max: float = Field(default=1, ge=0)
+    reached_feature: str = "contacts__call_outbound_reached__days_since"
     routing: list[RoutingRule] = [
         RoutingRule(role="receivables", features=["invoices__*", "campaigns__paused_low_balance*"]),
         RoutingRule(role="technical", features=["contacts__*technical*"]),

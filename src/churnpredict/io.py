@@ -1,0 +1,258 @@
+"""Safe output: atomic writes, an output lock, and spreadsheet-safe CSV.
+
+Atomic write
+    The data goes to a temporary file in the target's own directory (same file
+    system), is flushed and ``fsync``-ed, then ``os.replace``-d over the target
+    (atomic on POSIX and Windows). A run killed at any point leaves either the
+    previous file or the new one, never a half-written file; at worst a hidden
+    ``.<name>.*.tmp`` file stays behind (removed by the next successful write).
+
+Lock
+    :func:`output_lock` holds ``<target>.lock`` (an OS file lock via ``filelock``)
+    for the duration of a run; a second concurrent run fails at once with
+    :class:`~churnpredict.errors.LockedError` naming the lock file.
+
+Formula neutralization
+    A *text* cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return would be run as a formula by spreadsheet programs, so it is written with
+    a leading single quote (``'=1+1``), shown as text. Decision: only text cells are
+    neutralized. Numeric columns (``risk``, ``value_at_risk``, ``rank``...) are
+    written as numbers, so a genuine negative number stays ``-0.5`` (a spreadsheet
+    reads it as a number, which runs nothing); a *text* cell holding ``-0.5`` is
+    quoted like any other text. The call list's numeric columns are never negative.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+from filelock import FileLock, Timeout
+
+from churnpredict.errors import LockedError
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"
+
+
+# ----------------------------------------------------------------- atomic writes
+def _fsync_dir(directory: Path) -> None:
+    """Flush the directory entry (best effort; not supported everywhere)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _cleanup_stale_temps(path: Path) -> None:
+    for p in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path | str, *, binary: bool = True, encoding: str = "utf-8"
+                  ) -> Iterator[io.IOBase]:
+    """Open a temporary file that replaces ``path`` only when the block ends cleanly.
+
+    Parameters
+    ----------
+    path : Path or str
+        The target file; its directory is created if needed.
+    binary : bool
+        Yield a binary file (default) or a text file.
+    encoding : str
+        Text encoding when ``binary`` is false.
+
+    Yields
+    ------
+    file object
+        Write to it; on an exception the temporary file is removed and ``path`` is
+        left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_path = Path(tmp)
+    try:
+        mode = "wb" if binary else "w"
+        kwargs = {} if binary else {"encoding": encoding, "newline": ""}
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+    _fsync_dir(path.parent)
+    _cleanup_stale_temps(path)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    with atomic_writer(path, binary=True) as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: Path | str, text: str, *, encoding: str = "utf-8",
+                      bom: bool = False) -> Path:
+    """Write ``text`` to ``path`` atomically (optionally with a UTF-8 BOM)."""
+    data = ((BOM if bom else "") + text).encode(encoding)
+    return atomic_write_bytes(path, data)
+
+
+# ------------------------------------------------------------------------- CSV
+def neutralize_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Return ``df`` with text cells that a spreadsheet would run as a formula quoted.
+
+    Only text (object / string dtype) columns are touched; numbers stay numbers.
+    """
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        mask = s.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_PREFIXES))
+        mask = mask.fillna(False).astype(bool)
+        if mask.any():
+            s = s.astype(object)
+            s[mask] = "'" + s[mask].astype(str)
+            out[col] = s
+    return out
+
+
+def to_csv_text(
+    df: pd.DataFrame,
+    *,
+    sep: str = ",",
+    columns: Sequence[str] | None = None,
+    neutralize: bool = True,
+) -> str:
+    """Render ``df`` as CSV text (no BOM): stable column order, formulas neutralized."""
+    if columns is not None:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise KeyError(f"columns missing from the table: {missing}")
+        df = df[list(columns)]
+    if neutralize:
+        df = neutralize_formulas(df)
+    buf = io.StringIO()
+    df.to_csv(buf, sep=sep, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+def atomic_write_csv(
+    df: pd.DataFrame,
+    path: Path | str,
+    *,
+    sep: str = ",",
+    bom: bool = True,
+    columns: Sequence[str] | None = None,
+    neutralize: bool = True,
+) -> Path:
+    """Write ``df`` as CSV to ``path`` atomically.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table.
+    path : Path or str
+        The target file.
+    sep : str
+        Field separator (default ``,``; e.g. ``;`` for some locales).
+    bom : bool
+        Start the file with a UTF-8 byte-order mark so spreadsheets detect UTF-8.
+    columns : sequence of str, optional
+        Columns to write, in this order (default: the frame's order).
+    neutralize : bool
+        Quote text cells starting with a formula character (see module docstring).
+    """
+    text = to_csv_text(df, sep=sep, columns=columns, neutralize=neutralize)
+    return atomic_write_text(path, text, bom=bom)
+
+
+def sniff_separator(header: str) -> str:
+    """Guess the separator of a CSV header line among ``,``, ``;``, tab and ``|``."""
+    counts = {s: header.count(s) for s in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda s: counts[s])
+    return best if counts[best] > 0 else ","
+
+
+def read_csv_any(path: Path | str, **kwargs) -> pd.DataFrame:
+    """Read a CSV written by :func:`atomic_write_csv` (any separator, BOM or not).
+
+    Text cells quoted by formula neutralization get their leading quote removed.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        header = fh.readline()
+    sep = sniff_separator(header)
+    df = pd.read_csv(path, sep=sep, encoding="utf-8-sig", **kwargs)
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        mask = s.map(
+            lambda v: isinstance(v, str) and len(v) > 1 and v[0] == "'"
+            and v[1:].startswith(FORMULA_PREFIXES)
+        ).fillna(False).astype(bool)
+        if mask.any():
+            s = s.astype(object)
+            s[mask] = s[mask].str.slice(1)
+            df[col] = s
+    return df
+
+
+# ------------------------------------------------------------------------- lock
+def lock_path(path: Path | str) -> Path:
+    """Return the lock file guarding ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def output_lock(path: Path | str, *, timeout: float = 0.0) -> Iterator[Path]:
+    """Hold the output lock of ``path`` for the duration of the block.
+
+    Parameters
+    ----------
+    path : Path or str
+        The output (file or folder) to guard; the lock is ``<path>.lock``.
+    timeout : float
+        Seconds to wait for the lock; 0 (default) fails fast.
+
+    Raises
+    ------
+    LockedError
+        When another run (process or thread) holds the lock.
+    """
+    lp = lock_path(path)
+    lp.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lp), timeout=timeout, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockedError(
+            f"Another churnpredict run is writing {path} (lock file {lp} is held). "
+            "Wait for it to finish; if no run is active, delete the lock file."
+        ) from None
+    try:
+        yield lp
+    finally:
+        lock.release()
