@@ -5,7 +5,7 @@ revenue). Manager changes come from ``assignments``: every row after a client's
 first is a change, known at ``T`` when ``from_date < T``. RFM is computed per as-of
 date across the active clients: recency = days since the client's last row in any
 event source, frequency = rows in the longest window, monetary = the configured
-numeric sum in that window; each is scored 1..5 by quintile, and the score is their
+numeric sum in that window; each is scored 1..5 by quintile (ties share a score), and the score is their
 sum (3..15, higher = more engaged).
 """
 
@@ -116,12 +116,15 @@ def profile_part(
                          "rfm_monetary"))
             )
         score = [
-            "ntile(5) OVER (PARTITION BY as_of ORDER BY COALESCE(profile__rfm_recency, 1e9) DESC)",
-            f"ntile(5) OVER (PARTITION BY as_of ORDER BY profile__rfm_frequency__{wmax}d)",
+            "ceil(5 * cume_dist() OVER (PARTITION BY as_of "
+            "ORDER BY COALESCE(profile__rfm_recency, 1e9) DESC))",
+            f"ceil(5 * cume_dist() OVER (PARTITION BY as_of "
+            f"ORDER BY profile__rfm_frequency__{wmax}d))",
         ]
         if rfm_monetary:
             score.append(
-                f"ntile(5) OVER (PARTITION BY as_of ORDER BY profile__rfm_monetary__{wmax}d)"
+                f"ceil(5 * cume_dist() OVER (PARTITION BY as_of "
+                f"ORDER BY profile__rfm_monetary__{wmax}d))"
             )
         stage2 = [
             (FeatureExpr("profile__rfm_score", " + ".join(score)),

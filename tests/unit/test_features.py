@@ -1,0 +1,242 @@
+"""Feature engine: hand-computed values per family and point-in-time properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from churnpredict.config import load_config
+from churnpredict.features.build import build_features, resolve_spec
+
+from .world import make_ds
+
+CFG = load_config()
+D0 = pd.Timestamp("2024-01-01")
+
+
+def ts(day: int, hour: int = 0) -> pd.Timestamp:
+    return D0 + pd.Timedelta(days=day, hours=hour)
+
+
+def tiny():
+    return make_ds(
+        {
+            "clients": [
+                ("a", "2024-01-01", "A", "smb", "m1", 100.0, None, None),
+                ("b", "2024-01-01", "B", "key", "m1", None, None, None),
+            ],
+            "campaign_events": [
+                ("a", "c1", ts(1, 10), "created", "client", None, 10.0),
+                ("a", "c1", ts(1, 11), "started", "client", None, None),
+                ("a", "c1", ts(19, 9), "paused", "client", "results", None),
+                ("a", "c2", ts(2, 9), "started", "client", None, 5.0),
+                ("a", "c2", ts(24, 9), "paused", "system", "low_balance", None),
+                ("b", "d1", ts(4), "started", "manager", None, 20.0),
+            ],
+            "invoices": [
+                ("a", "i1", ts(0), "2024-01-10", 100.0, ts(14, 12)),
+                ("a", "i2", ts(31), "2024-02-10", 80.0, None),
+                ("b", "j1", ts(31), "2024-02-10", 50.0, ts(50)),
+            ],
+            "contacts": [
+                ("a", ts(20, 10), "call", "outbound", "results", "reached", "s"),
+                ("b", ts(21, 10), "ticket", "inbound", "technical", None, "s"),
+                ("b", ts(22, 10), "email", "inbound", "complaint", None, "s"),
+            ],
+            "spend": [
+                ("a", "2024-01-05", 10.0, 1000, 10, 1),
+                ("a", "2024-01-06", 30.0, 1000, 20, 0),
+                ("b", "2024-01-06", 5.0, 100, 1, 1),
+            ],
+            "assignments": [
+                ("a", "m0", "2024-01-01"),
+                ("a", "m1", "2024-01-15"),
+                ("b", "m1", "2024-01-01"),
+            ],
+            "activity": [("a", ts(3), "login", None), ("a", ts(5), "login", None)],
+        },
+        end="2024-04-01",
+    )
+
+
+def features_at(ds, dates, clients=("a", "b"), spec=None):
+    spine = pd.DataFrame(
+        [(c, pd.Timestamp(d)) for d in dates for c in clients], columns=["client_id", "as_of"]
+    )
+    table, catalog, spec = build_features(ds, spine, CFG, spec)
+    return table.set_index(["client_id", "as_of"]), catalog, spec
+
+
+def test_default_config_yields_at_least_200_features():
+    _, catalog, _ = features_at(tiny(), ["2024-01-20"])
+    assert len(catalog) >= 200
+    names = [f.name for f in catalog]
+    assert len(names) == len(set(names))
+    assert all(f.name.count("__") >= 1 and f.description for f in catalog)
+
+
+def test_campaign_families_hand_computed():
+    t, _, _ = features_at(tiny(), ["2024-01-20", "2024-01-21"])
+    a20, a21 = t.loc[("a", pd.Timestamp("2024-01-20"))], t.loc[("a", pd.Timestamp("2024-01-21"))]
+    # the pause at 2024-01-20 09:00 is not known at 2024-01-20 00:00, known a day later
+    assert a20["campaigns__paused__7d"] == 0 and a21["campaigns__paused__7d"] == 1
+    assert a21["campaigns__paused_client__7d"] == 1
+    assert a20["campaigns__events__30d"] == 3  # created, started c1, started c2
+    assert a20["campaigns__events__days_since"] == 17  # last event 2024-01-03
+    assert a20["campaigns__running__now"] == 2 and a21["campaigns__running__now"] == 1
+    assert a21["campaigns__paused__now"] == 1
+    assert a21["campaigns__share_running__now"] == pytest.approx(0.5)
+    assert a21["campaigns__longest_pause__now"] == 1
+    assert a20["campaigns__budget__now"] == 15 and a21["campaigns__running_budget__now"] == 5
+    assert np.isnan(a20["campaigns__longest_pause__now"])
+
+
+def test_invoice_family_and_paid_after_as_of_is_unpaid():
+    t, _, _ = features_at(tiny(), ["2024-01-20", "2024-02-15"])
+    a20, a_feb = t.loc[("a", pd.Timestamp("2024-01-20"))], t.loc[("a", pd.Timestamp("2024-02-15"))]
+    assert a20["invoices__paid_late__30d"] == 1  # due 01-10, paid 01-15
+    assert a20["invoices__delay_mean__30d"] == 5
+    assert a20["invoices__unpaid_amount__now"] == 0
+    assert a_feb["invoices__unpaid_amount__now"] == 80
+    assert a_feb["invoices__overdue_amount__now"] == 80
+    assert a_feb["invoices__days_overdue__now"] == 5  # due 02-10, as of 02-15
+    b_feb = t.loc[("b", pd.Timestamp("2024-02-15"))]
+    # b's invoice is paid on 2024-02-20, after the as-of date: unpaid and overdue at 02-15
+    assert b_feb["invoices__unpaid_amount__now"] == 50
+    assert b_feb["invoices__overdue__now"] == 1
+    assert b_feb["invoices__days_overdue__now"] == 5
+
+
+def test_contact_spend_profile_families():
+    t, _, _ = features_at(tiny(), ["2024-01-24"])
+    a, b = t.loc[("a", pd.Timestamp("2024-01-24"))], t.loc[("b", pd.Timestamp("2024-01-24"))]
+    assert a["contacts__call_outbound_reached__days_since"] == 3
+    assert b["contacts__technical__30d"] == 1 and b["contacts__complaint__7d"] == 1
+    assert b["contacts__inbound__30d"] == 2 and a["contacts__outbound__30d"] == 1
+    assert a["spend__spend__30d"] == 40 and a["spend__conversions__30d"] == 1
+    assert a["spend__cost_per_conversion__30d"] == 40
+    assert a["spend__spend_mean__30d"] == 20
+    assert a["profile__tenure_days"] == 23 and a["profile__first_month"] == 1
+    assert a["profile__segment_smb"] == 1 and b["profile__segment_key"] == 1
+    assert a["profile__days_since_manager_change"] == 9  # changed 2024-01-15
+    assert np.isnan(b["profile__days_since_manager_change"])
+    assert a["activity__login__30d"] == 2
+    assert a["profile__rfm_recency"] == 3  # the reached call on 01-21
+
+
+# ----------------------------------------------------------------- point in time
+CLIENTS = ["a", "b", "c"]
+EVENTS = ["created", "started", "paused", "resumed", "stopped", "budget_changed"]
+
+
+@st.composite
+def worlds(draw):
+    n = draw(st.integers(5, 40))
+    camp = [
+        (
+            draw(st.sampled_from(CLIENTS)),
+            draw(st.sampled_from(["c1", "c2"])),
+            ts(draw(st.integers(0, 120)), draw(st.integers(0, 23))),
+            draw(st.sampled_from(EVENTS)),
+            draw(st.sampled_from(["client", "system", "manager"])),
+            draw(st.sampled_from(["low_balance", "season", None])),
+            draw(st.sampled_from([None, 10.0, 25.0])),
+        )
+        for _ in range(n)
+    ]
+    inv = []
+    for i in range(draw(st.integers(0, 8))):
+        issued = draw(st.integers(0, 110))
+        due = issued + draw(st.integers(0, 15))
+        paid = draw(st.one_of(st.none(), st.integers(issued, 125)))
+        inv.append(
+            (draw(st.sampled_from(CLIENTS)), f"i{i}", ts(issued, 3),
+             (D0 + pd.Timedelta(days=due)).date(), 10.0 * (i + 1),
+             None if paid is None else ts(paid, 5))
+        )
+    con = [
+        (draw(st.sampled_from(CLIENTS)), ts(draw(st.integers(0, 120)), draw(st.integers(0, 23))),
+         draw(st.sampled_from(["call", "email", "ticket"])),
+         draw(st.sampled_from(["inbound", "outbound"])),
+         draw(st.sampled_from(["complaint", "technical", "billing"])),
+         draw(st.sampled_from(["reached", "no_answer", None])), "s")
+        for _ in range(draw(st.integers(0, 15)))
+    ]
+    spend = [
+        (draw(st.sampled_from(CLIENTS)), (D0 + pd.Timedelta(days=draw(st.integers(0, 120)))).date(),
+         float(draw(st.integers(0, 50))), 100.0, 5.0, float(draw(st.integers(0, 3))))
+        for _ in range(draw(st.integers(0, 15)))
+    ]
+    T = draw(st.integers(20, 110))
+    return {"campaign_events": camp, "invoices": inv, "contacts": con, "spend": spend}, T
+
+
+def _clients():
+    return [(c, "2024-01-01", c.upper(), "smb", "m", 10.0, None, None) for c in CLIENTS]
+
+
+def _mutate_future(tables, T, draw_data):
+    """Drop, alter or add rows at or after T; move paid_at of invoices to >= T."""
+    cut = ts(T)
+    out = {}
+    for name, rows in tables.items():
+        new = []
+        for r in rows:
+            when = pd.Timestamp(r[2] if name != "contacts" else r[1]) if name != "spend" else pd.Timestamp(r[1])
+            if name == "invoices":
+                when = pd.Timestamp(r[2])
+            if when >= cut:
+                action = draw_data.draw(st.sampled_from(["keep", "drop", "alter"]))
+                if action == "drop":
+                    continue
+                if action == "alter":
+                    r = list(r)
+                    if name == "campaign_events":
+                        r[3] = draw_data.draw(st.sampled_from(EVENTS))
+                    elif name == "contacts":
+                        r[4] = "complaint"
+                    elif name == "spend":
+                        r[2] = 999.0
+                    elif name == "invoices":
+                        r[4] = 12345.0
+                    r = tuple(r)
+            elif name == "invoices" and (r[5] is None or pd.Timestamp(r[5]) >= cut):
+                # an invoice issued before T but not paid before T: its payment may change
+                later = draw_data.draw(st.one_of(st.none(), st.integers(0, 10)))
+                r = (*r[:5], None if later is None else cut + pd.Timedelta(days=later, hours=1))
+            new.append(r)
+        out[name] = new
+    # brand-new future rows
+    out["campaign_events"].append(("a", "c9", cut, "paused", "client", "results", None))
+    out["contacts"].append(("b", cut + pd.Timedelta(hours=2), "email", "inbound", "complaint",
+                            None, "s"))
+    out["spend"].append(("c", cut.date(), 77.0, 1.0, 1.0, 1.0))
+    out["invoices"].append(("c", "new", cut, cut.date(), 5.0, None))
+    return out
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(worlds(), st.data())
+def test_rows_at_or_after_as_of_never_change_features(world, data):
+    tables, T = world
+    base = make_ds({"clients": _clients(), **tables}, end="2024-06-01")
+    spec = resolve_spec(base, CFG)
+    before, _, _ = features_at(base, [ts(T)], CLIENTS, spec)
+    mutated = make_ds({"clients": _clients(), **_mutate_future(tables, T, data)}, end="2024-06-01")
+    after, _, _ = features_at(mutated, [ts(T)], CLIENTS, spec)
+    pd.testing.assert_frame_equal(before, after)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(worlds())
+def test_many_snapshots_equal_snapshots_built_one_by_one(world):
+    tables, _ = world
+    ds = make_ds({"clients": _clients(), **tables}, end="2024-06-01")
+    spec = resolve_spec(ds, CFG)
+    dates = [ts(d) for d in (15, 36, 60, 61, 100)]
+    together, _, _ = features_at(ds, dates, CLIENTS, spec)
+    one_by_one = pd.concat([features_at(ds, [d], CLIENTS, spec)[0] for d in dates])
+    pd.testing.assert_frame_equal(together.sort_index(), one_by_one.sort_index())
