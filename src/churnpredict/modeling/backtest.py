@@ -1,0 +1,437 @@
+"""Train on time folds and evaluate on later snapshots, against baselines and the truth.
+
+- :func:`train_and_evaluate`: one fit on fit / valid / calib folds, metrics on the test fold
+  (the latest ``model.test_days`` of as-of dates) for the model, every baseline and, on
+  simulated data, the simulator's ``p_true`` (the ceiling), all on the same rows.
+- :func:`run_backtest`: the same per rolling-origin cut, plus metrics pooled over cuts.
+
+The training table holds ``client_id``, ``as_of``, ``label`` and one column per feature of
+the catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from churnpredict.config import Config
+from churnpredict.errors import DataError
+from churnpredict.features.catalog import Feature
+from churnpredict.modeling.baselines import PROBABILISTIC, fit_baselines, paused_mask
+from churnpredict.modeling.evaluate import METRIC_NAMES, capacity_from_config, metrics
+from churnpredict.modeling.model import ChurnModel
+from churnpredict.modeling.split import (
+    Cut,
+    backtest_cuts,
+    describe_folds,
+    fit_valid_calib,
+    train_valid_calib_test,
+)
+
+log = logging.getLogger(__name__)
+
+KEYS = ("client_id", "as_of", "label")
+MODEL = "model"
+TRUTH = "p_true"
+
+
+@dataclass
+class BacktestResult:
+    """Per-cut and pooled metrics of a rolling-origin backtest.
+
+    Attributes
+    ----------
+    per_cut : DataFrame
+        One row per (cut, scorer): ``cut``, ``scorer`` and the metric columns.
+    pooled : DataFrame
+        Index = scorer, metrics over all cuts' test rows (capacity per as-of date).
+    predictions : DataFrame
+        ``cut``, ``client_id``, ``as_of``, ``label``, then one score column per scorer.
+    cuts : list of Cut
+    skipped : dict of str to str
+        Baselines not scored and why.
+    horizon : int
+    capacity : int or None
+    top_pct : float or None
+    """
+
+    per_cut: pd.DataFrame
+    pooled: pd.DataFrame
+    predictions: pd.DataFrame
+    cuts: list[Cut]
+    skipped: dict[str, str]
+    horizon: int
+    capacity: int | None
+    top_pct: float | None
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    """A fitted model and its test-fold evaluation.
+
+    Attributes
+    ----------
+    model : ChurnModel
+    metrics : DataFrame
+        Index = scorer (``model``, baselines, ``p_true``), columns = metric names, all on
+        the test rows (``p_true`` on the rows the truth covers, see ``truth_coverage``).
+    predictions : DataFrame
+        Test rows: ``client_id``, ``as_of``, ``label``, ``paused_7d`` (bool or NaN) and one
+        score column per scorer.
+    X_test : DataFrame
+        Test rows' feature columns (for explanations and champion comparisons).
+    y_test : numpy.ndarray
+    folds : DataFrame
+        Rows, dates and date range per fold.
+    skipped : dict of str to str
+    horizon : int
+    capacity, top_pct
+        The capacity the precision/recall metrics use (per as-of date).
+    config_hash : str
+    truth_coverage : float or None
+        Share of test rows with a ``p_true`` (None without truth).
+    seconds : dict of str to float
+        Wall-clock time per step.
+    backtest : BacktestResult or None
+    """
+
+    model: ChurnModel
+    metrics: pd.DataFrame
+    predictions: pd.DataFrame
+    X_test: pd.DataFrame
+    y_test: np.ndarray
+    folds: pd.DataFrame
+    skipped: dict[str, str]
+    horizon: int
+    capacity: int | None
+    top_pct: float | None
+    config_hash: str
+    truth_coverage: float | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    backtest: BacktestResult | None = None
+
+
+# ----------------------------------------------------------------------------- helpers
+def _check_table(table: pd.DataFrame) -> None:
+    missing = [c for c in KEYS if c not in table.columns]
+    if missing:
+        raise DataError(
+            "the training table lacks key columns",
+            file="training table",
+            column=", ".join(missing),
+            expected="client_id, as_of, label, then feature columns",
+        )
+    lab = pd.to_numeric(table["label"], errors="coerce")
+    bad = ~lab.isin([0, 1])
+    if bad.any():
+        ex = table.loc[bad, list(KEYS)].head(5).astype(str).agg(", ".join, axis=1).tolist()
+        raise DataError(
+            "label must be 0 or 1", file="training table", column="label", examples=ex
+        )
+
+
+def feature_columns(table: pd.DataFrame, catalog: Sequence[Feature]) -> list[str]:
+    """Return the feature columns of ``table``: the catalog's, in catalog order.
+
+    Without a catalog, every numeric column other than the keys. Raises :class:`DataError`
+    when a catalog feature is not in the table.
+    """
+    if catalog:
+        names = [f.name for f in catalog]
+        missing = [n for n in names if n not in table.columns]
+        if missing:
+            raise DataError(
+                f"{len(missing)} catalog feature(s) are not columns of the training table",
+                file="training table",
+                column=", ".join(missing[:20]),
+            )
+        extra = [c for c in table.columns if c not in set(names) and c not in KEYS]
+        if extra:
+            log.warning("ignoring %d table columns not in the catalog: %s", len(extra), extra[:5])
+        return names
+    return [
+        c
+        for c in table.columns
+        if c not in KEYS and pd.api.types.is_numeric_dtype(table[c])
+    ]
+
+
+def _as_ns(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s).dt.normalize().astype("datetime64[ns]")
+
+
+def _truth_for(rows: pd.DataFrame, truth: pd.DataFrame | None) -> np.ndarray | None:
+    """Return ``p_true`` aligned with ``rows`` (NaN where the truth has no row)."""
+    if truth is None:
+        return None
+    need = {"client_id", "as_of", "p_true"}
+    if not need <= set(truth.columns):
+        raise DataError(
+            "truth lacks columns", file="truth", column=", ".join(sorted(need - set(truth.columns)))
+        )
+    left = pd.DataFrame(
+        {"client_id": rows["client_id"].astype(str).to_numpy(), "as_of": _as_ns(rows["as_of"])}
+    )
+    right = pd.DataFrame(
+        {
+            "client_id": truth["client_id"].astype(str).to_numpy(),
+            "as_of": _as_ns(truth["as_of"]).to_numpy(),
+            "p_true": pd.to_numeric(truth["p_true"], errors="coerce").to_numpy(dtype=float),
+        }
+    ).drop_duplicates(["client_id", "as_of"])
+    merged = left.merge(right, on=["client_id", "as_of"], how="left", validate="many_to_one")
+    return merged["p_true"].to_numpy(dtype=float)
+
+
+def _groups(rows: pd.DataFrame) -> np.ndarray:
+    """Return the capacity group of each row: the as-of date (and the cut, in backtests)."""
+    key = rows["as_of"].astype(str)
+    if "cut" in rows.columns:
+        key = rows["cut"].astype(str) + "/" + key
+    return key.to_numpy()
+
+
+def _metrics_table(
+    preds: pd.DataFrame,
+    scorers: Sequence[str],
+    cfg: Config,
+    *,
+    rows: np.ndarray | None = None,
+) -> pd.DataFrame:
+    capacity, top_pct = capacity_from_config(cfg)
+    ev = cfg.evaluation
+    out = {}
+    pm_all = preds["paused_7d"]
+    for name in scorers:
+        sub = preds if rows is None else preds[rows]
+        if name == TRUTH:
+            sub = sub[sub[TRUTH].notna()]
+        if len(sub) == 0:
+            continue
+        pm = None if pm_all.isna().all() else sub["paused_7d"].fillna(False).to_numpy(bool)
+        out[name] = metrics(
+            sub["label"].to_numpy(dtype=float),
+            sub[name].to_numpy(dtype=float),
+            capacity=capacity,
+            top_pct=top_pct,
+            groups=_groups(sub),
+            paused_mask=pm,
+            is_probability=name in PROBABILISTIC or name in (MODEL, TRUTH),
+            lift_pct=ev.lift_pct,
+            n_bins=ev.ece_bins,
+        )
+    return pd.DataFrame.from_dict(out, orient="index")[list(METRIC_NAMES)]
+
+
+def _fit_and_score(
+    table: pd.DataFrame,
+    feats: list[str],
+    masks: dict[str, np.ndarray],
+    test: np.ndarray,
+    catalog: Sequence[Feature],
+    cfg: Config,
+    truth: pd.DataFrame | None,
+    metadata: dict,
+    seconds: dict[str, float],
+) -> tuple[ChurnModel, pd.DataFrame, list[str], dict[str, str], pd.DataFrame]:
+    """Fit model + baselines on the folds and score the test rows."""
+    t0 = time.perf_counter()
+    y = table["label"].to_numpy(dtype=float)
+    X_fit = table.loc[masks["fit"], feats]
+    model = ChurnModel(cfg.model).fit(
+        X_fit,
+        y[masks["fit"]],
+        table.loc[masks["valid"], feats],
+        y[masks["valid"]],
+        table.loc[masks["calib"], feats],
+        y[masks["calib"]],
+        catalog=catalog,
+        metadata=metadata,
+    )
+    seconds["model_fit"] = seconds.get("model_fit", 0.0) + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    base = fit_baselines(
+        X_fit,
+        y[masks["fit"]],
+        wanted=cfg.evaluation.baselines,
+        logistic_max_rows=cfg.evaluation.logistic_max_rows,
+        random_state=cfg.model.seed,
+    )
+    del X_fit
+    seconds["baselines_fit"] = seconds.get("baselines_fit", 0.0) + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rows = table.loc[test, ["client_id", "as_of", "label"]].reset_index(drop=True)
+    rows["as_of"] = _as_ns(rows["as_of"])
+    X_test = table.loc[test, feats]
+    pm = paused_mask(X_test)
+    rows["paused_7d"] = pd.Series(pm, dtype=object) if pm is not None else np.nan
+    rows[MODEL] = model.predict_risk(X_test)
+    for name, s in base.score(X_test).items():
+        rows[name] = s
+    scorers = [MODEL, *base.names]
+    p_true = _truth_for(rows, truth)
+    if p_true is not None:
+        rows[TRUTH] = p_true
+        scorers.append(TRUTH)
+    seconds["scoring"] = seconds.get("scoring", 0.0) + time.perf_counter() - t0
+    return model, rows, scorers, base.skipped, X_test
+
+
+def _base_metadata(table: pd.DataFrame, cfg: Config, masks: dict[str, np.ndarray]) -> dict:
+    d = _as_ns(table["as_of"])
+    used = masks["fit"] | masks["valid"] | masks["calib"]
+    last = d[used].max()
+    h = cfg.label.horizon_days
+    return {
+        "horizon_days": h,
+        "first_as_of": str(d[used].min().date()),
+        "trained_until": str(last.date()),
+        "labels_until": str((last + pd.Timedelta(days=h)).date()),
+        "config_hash": cfg.fingerprint(),
+    }
+
+
+# --------------------------------------------------------------------------- public
+def train_and_evaluate(
+    table: pd.DataFrame,
+    catalog: Sequence[Feature],
+    cfg: Config,
+    truth: pd.DataFrame | None = None,
+) -> TrainResult:
+    """Fit the model on the time folds and evaluate it and the baselines on the test fold.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``client_id``, ``as_of``, ``label`` and the feature columns.
+    catalog : sequence of Feature
+        Describes every feature column.
+    cfg : Config
+    truth : DataFrame, optional
+        ``client_id``, ``as_of``, ``p_true`` from the simulator; adds the ``p_true`` row.
+
+    Returns
+    -------
+    TrainResult
+    """
+    started = time.perf_counter()
+    _check_table(table)
+    feats = feature_columns(table, catalog)
+    table = table.reset_index(drop=True)
+    masks = train_valid_calib_test(table["as_of"], cfg)
+    folds = describe_folds(table["as_of"], masks)
+    log.info("folds:\n%s", folds.to_string(index=False))
+    seconds: dict[str, float] = {}
+    model, preds, scorers, skipped, X_test = _fit_and_score(
+        table,
+        feats,
+        masks,
+        masks["test"],
+        catalog,
+        cfg,
+        truth,
+        _base_metadata(table, cfg, masks),
+        seconds,
+    )
+    t0 = time.perf_counter()
+    mt = _metrics_table(preds, scorers, cfg)
+    seconds["metrics"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - started
+    coverage = float(preds[TRUTH].notna().mean()) if TRUTH in preds else None
+    capacity, top_pct = capacity_from_config(cfg)
+    return TrainResult(
+        model=model,
+        metrics=mt,
+        predictions=preds,
+        X_test=X_test.reset_index(drop=True),
+        y_test=preds["label"].to_numpy(dtype=float),
+        folds=folds,
+        skipped=skipped,
+        horizon=cfg.label.horizon_days,
+        capacity=capacity,
+        top_pct=top_pct,
+        config_hash=cfg.fingerprint(),
+        truth_coverage=coverage,
+        seconds=seconds,
+    )
+
+
+def run_backtest(
+    table: pd.DataFrame,
+    catalog: Sequence[Feature],
+    cfg: Config,
+    truth: pd.DataFrame | None = None,
+) -> BacktestResult:
+    """Refit and evaluate at every rolling-origin cut; report per-cut and pooled metrics.
+
+    For each cut date ``c`` (see :func:`~churnpredict.modeling.split.backtest_cuts`) the
+    rows with ``as_of + horizon < c`` are split into fit / valid / calib folds, and the rows
+    with ``c <= as_of < c + backtest.test_days`` are scored.
+
+    Parameters
+    ----------
+    table, catalog, cfg, truth
+        As for :func:`train_and_evaluate`.
+
+    Returns
+    -------
+    BacktestResult
+    """
+    started = time.perf_counter()
+    _check_table(table)
+    feats = feature_columns(table, catalog)
+    table = table.reset_index(drop=True)
+    h = cfg.label.horizon_days
+    d = _as_ns(table["as_of"])
+    cuts = backtest_cuts(d, cfg, h)
+    per_cut, all_preds = [], []
+    skipped: dict[str, str] = {}
+    used: list[Cut] = []
+    scorers: list[str] = []
+    for cut in cuts:
+        end = d[cut.train].max() + pd.Timedelta(days=1)
+        try:
+            sub = fit_valid_calib(d, end, cfg, h)
+        except DataError as err:
+            log.warning("skipping cut %s: %s", cut.cut.date(), err)
+            continue
+        masks = {k: v & cut.train for k, v in sub.items()}
+        if not all(m.any() for m in masks.values()):
+            log.warning("skipping cut %s: a fold is empty", cut.cut.date())
+            continue
+        log.info("backtest cut %s", cut.cut.date())
+        _, preds, scorers, skipped, _ = _fit_and_score(
+            table, feats, masks, cut.test, catalog, cfg, truth,
+            _base_metadata(table, cfg, masks), {},
+        )  # fmt: skip
+        m = _metrics_table(preds, scorers, cfg)
+        m.insert(0, "cut", cut.cut)
+        per_cut.append(m.rename_axis("scorer").reset_index())
+        preds.insert(0, "cut", cut.cut)
+        all_preds.append(preds)
+        used.append(cut)
+    if not used:
+        raise DataError(
+            "not enough history for a backtest: every cut lacks a fit, valid or calib fold",
+            column="as_of",
+        )
+    predictions = pd.concat(all_preds, ignore_index=True)
+    pooled = _metrics_table(predictions, scorers, cfg)
+    capacity, top_pct = capacity_from_config(cfg)
+    return BacktestResult(
+        per_cut=pd.concat(per_cut, ignore_index=True),
+        pooled=pooled,
+        predictions=predictions,
+        cuts=used,
+        skipped=skipped,
+        horizon=h,
+        capacity=capacity,
+        top_pct=top_pct,
+        seconds=time.perf_counter() - started,
+    )

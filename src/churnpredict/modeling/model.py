@@ -1,0 +1,380 @@
+"""The churn model: a LightGBM booster plus a probability calibrator.
+
+Class imbalance and speed: the fit fold keeps every positive and a share
+(``model.negative_sample_rate``, further lowered to respect ``model.max_fit_rows``) of the
+negatives. The booster then learns log-odds shifted by ``log(1 / rate)``; the model stores
+that shift as ``raw_offset_`` and adds it back (it is also the validation fold's
+``init_score``, so early stopping judges the log loss on the right scale). The calibrator
+is fitted afterwards on the later, untouched calibration fold, so the final probabilities
+are calibrated to the real base rate whatever the sampling or class weighting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churnpredict.config import ModelConfig
+from churnpredict.errors import DataError, ModelNotFoundError
+from churnpredict.features.catalog import Feature
+from churnpredict.modeling.calibrate import Calibrator
+
+FORMAT_VERSION = 1
+STATS_BINS = 10
+STATS_MAX_ROWS = 100_000
+
+
+def to_matrix(X: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Return ``X[columns]`` as a C-contiguous float32 array (missing values as NaN)."""
+    sub = X.loc[:, list(columns)]
+    try:
+        arr = sub.to_numpy(dtype=np.float32, na_value=np.nan)
+    except (TypeError, ValueError) as err:
+        bad = [c for c in columns if not pd.api.types.is_numeric_dtype(sub[c])]
+        raise DataError(
+            "feature columns must be numeric",
+            column=", ".join(bad[:10]) or None,
+            expected="float columns (NaN allowed)",
+        ) from err
+    return np.ascontiguousarray(arr)
+
+
+def bin_shares(values: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, float]:
+    """Return the share of non-missing ``values`` per bin and the missing share.
+
+    Bin ``i`` holds values ``x`` with ``edges[i-1] < x <= edges[i]`` (first bin: up to
+    ``edges[0]``, last: above ``edges[-1]``), i.e. ``len(edges) + 1`` bins.
+    """
+    v = np.asarray(values, dtype=float)
+    miss = np.isnan(v)
+    n = len(v)
+    vv = v[~miss]
+    counts = np.bincount(
+        np.searchsorted(np.asarray(edges, dtype=float), vv, side="left"),
+        minlength=len(edges) + 1,
+    )
+    shares = counts / max(len(vv), 1)
+    return shares, float(miss.sum() / n) if n else 0.0
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, floor: float = 1e-4) -> float:
+    """Return the population stability index between two share vectors."""
+    e = np.clip(np.asarray(expected, dtype=float), floor, None)
+    a = np.clip(np.asarray(actual, dtype=float), floor, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _feature_stats(X: np.ndarray, names: Sequence[str], seed: int) -> dict[str, dict]:
+    rng = np.random.default_rng(seed)
+    if len(X) > STATS_MAX_ROWS:
+        X = X[np.sort(rng.choice(len(X), STATS_MAX_ROWS, replace=False))]
+    qs = np.linspace(0, 1, STATS_BINS + 1)[1:-1]
+    stats: dict[str, dict] = {}
+    for j, name in enumerate(names):
+        col = X[:, j].astype(float)
+        ok = col[~np.isnan(col)]
+        edges = np.unique(np.quantile(ok, qs)).tolist() if len(ok) else []
+        shares, missing = bin_shares(col, edges)
+        stats[name] = {
+            "edges": [float(e) for e in edges],
+            "shares": [float(s) for s in shares],
+            "missing": missing,
+        }
+    return stats
+
+
+class ChurnModel:
+    """LightGBM churn model with calibrated probabilities.
+
+    Parameters
+    ----------
+    params : ModelConfig, optional
+        The ``model`` section of the config (defaults when omitted).
+
+    Attributes
+    ----------
+    booster_ : lightgbm.Booster
+        Trimmed to the best iteration.
+    calibrator_ : Calibrator
+    feature_names_ : list of str
+    catalog_ : list of Feature
+    train_stats_ : dict
+        Per feature: ``edges`` (decile edges on the fit rows), ``shares`` (row share per
+        bin, see :func:`bin_shares`) and ``missing`` (NaN share), for a PSI drift check.
+    best_iteration_ : int
+    raw_offset_ : float
+        Log-odds correction for negative subsampling / class weighting.
+    metadata_ : dict
+        Horizon, trained-until date, config hash, row counts, library versions, ...
+    """
+
+    def __init__(self, params: ModelConfig | None = None) -> None:
+        self.params = params if params is not None else ModelConfig()
+
+    # ------------------------------------------------------------------ fitting
+    def _lgb_params(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "objective": "binary",
+            "metric": "binary_logloss",
+            "learning_rate": p.learning_rate,
+            "num_leaves": p.num_leaves,
+            "min_data_in_leaf": p.min_child_samples,
+            "bagging_fraction": p.subsample,
+            "bagging_freq": 1 if p.subsample < 1 else 0,
+            "feature_fraction": p.colsample_bytree,
+            "lambda_l2": p.reg_lambda,
+            "max_bin": p.max_bin,
+            "num_threads": p.n_jobs,
+            "seed": p.seed,
+            "bagging_seed": p.seed + 1,
+            "feature_fraction_seed": p.seed + 2,
+            "data_random_seed": p.seed + 3,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+        }
+
+    def _sample_fit_rows(self, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """Return the kept fit-row indices and the log-odds offset the sampling implies."""
+        p = self.params
+        rng = np.random.default_rng(p.seed)
+        pos = np.flatnonzero(y == 1)
+        neg = np.flatnonzero(y != 1)
+        neg_rate = p.negative_sample_rate
+        pos_rate = 1.0
+        if p.max_fit_rows is not None and len(pos) + neg_rate * len(neg) > p.max_fit_rows:
+            room = p.max_fit_rows - len(pos)
+            if room >= 0.2 * p.max_fit_rows:
+                neg_rate = room / max(len(neg), 1)
+            else:  # positives alone nearly fill the cap: sample both, keep 4:1 negatives
+                pos_rate = min(1.0, 0.2 * p.max_fit_rows / max(len(pos), 1))
+                neg_rate = min(neg_rate, 0.8 * p.max_fit_rows / max(len(neg), 1))
+        keep_neg = neg[rng.random(len(neg)) < neg_rate] if neg_rate < 1 else neg
+        keep_pos = pos[rng.random(len(pos)) < pos_rate] if pos_rate < 1 else pos
+        idx = np.sort(np.concatenate([keep_pos, keep_neg]))
+        return idx, math.log(neg_rate / pos_rate)
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        X_valid: pd.DataFrame,
+        y_valid: np.ndarray,
+        X_calib: pd.DataFrame,
+        y_calib: np.ndarray,
+        *,
+        catalog: Sequence[Feature] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ChurnModel:
+        """Train the booster on the fit fold, stop early on valid, calibrate on calib.
+
+        Parameters
+        ----------
+        X, y : DataFrame, array
+            Fit fold: feature columns only (every column is a feature) and labels 0/1.
+        X_valid, y_valid : DataFrame, array
+            Later fold for early stopping (log loss).
+        X_calib, y_calib : DataFrame, array
+            Still later fold for the calibrator.
+        catalog : sequence of Feature, optional
+            Descriptions of the features (stored with the model for explanations).
+        metadata : dict, optional
+            Extra facts to store (horizon, trained_until, config_hash, ...).
+        """
+        p = self.params
+        names = [str(c) for c in X.columns]
+        if len(set(names)) != len(names):
+            raise DataError("duplicate feature column names", expected="unique column names")
+        self.feature_names_ = names
+        by_name = {f.name: f for f in (catalog or [])}
+        self.catalog_ = [by_name[n] for n in names if n in by_name]
+        y = np.asarray(y, dtype=float)
+        y_valid = np.asarray(y_valid, dtype=float)
+        y_calib = np.asarray(y_calib, dtype=float)
+        if len(np.unique(y)) < 2:
+            raise DataError(
+                "the fit fold has only one class: no freezes (or only freezes) to learn from",
+                column="label",
+            )
+
+        idx, offset = self._sample_fit_rows(y)
+        X_fit = to_matrix(X.iloc[idx], names)
+        y_fit = y[idx]
+        self.train_stats_ = _feature_stats(X_fit, names, p.seed)
+        params = self._lgb_params()
+        if p.class_weight == "balanced":
+            spw = float((y_fit == 0).sum() / max((y_fit == 1).sum(), 1))
+            params["scale_pos_weight"] = spw
+            offset -= math.log(spw)
+        self.raw_offset_ = float(offset)
+
+        lgb_names = [f"f{i}" for i in range(len(names))]
+        dtrain = lgb.Dataset(
+            X_fit, label=y_fit, feature_name=lgb_names, params={"max_bin": p.max_bin}
+        )
+        X_va = to_matrix(X_valid, names)
+        dvalid = lgb.Dataset(
+            X_va,
+            label=y_valid,
+            reference=dtrain,
+            init_score=np.full(len(y_valid), -self.raw_offset_),
+        )
+        del X_fit
+        callbacks = [lgb.early_stopping(p.early_stopping_rounds, verbose=False)]
+        booster = lgb.train(
+            params,
+            dtrain,
+            num_boost_round=p.n_estimators,
+            valid_sets=[dvalid],
+            valid_names=["valid"],
+            callbacks=callbacks,
+        )
+        best = booster.best_iteration or booster.current_iteration()
+        self.best_iteration_ = int(best)
+        self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+        raw_calib = self.predict_raw(X_calib)
+        self.calibrator_ = Calibrator(p.calibration).fit(raw_calib, y_calib)
+        self.metadata_ = {
+            **(metadata or {}),
+            "n_fit_rows": int(len(idx)),
+            "n_fit_rows_before_sampling": int(len(y)),
+            "n_valid_rows": int(len(y_valid)),
+            "n_calib_rows": int(len(y_calib)),
+            "fit_positives": int((y_fit == 1).sum()),
+            "best_iteration": self.best_iteration_,
+            "raw_offset": self.raw_offset_,
+            "n_features": len(names),
+            "lightgbm_version": lgb.__version__,
+            "model_params": p.model_dump(mode="json"),
+        }
+        return self
+
+    # --------------------------------------------------------------- predicting
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "booster_"):
+            raise ModelNotFoundError("this ChurnModel is not fitted yet: call fit() first")
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        self._check_fitted()
+        missing = [c for c in self.feature_names_ if c not in X.columns]
+        if missing:
+            raise DataError(
+                f"{len(missing)} feature(s) the model expects are missing from the input: "
+                + ", ".join(missing[:20])
+                + (" ..." if len(missing) > 20 else ""),
+                column=", ".join(missing[:20]),
+                expected="the feature table built with the same feature config as training",
+            )
+        return to_matrix(X, self.feature_names_)
+
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """Return raw log-odds (booster output plus the sampling offset)."""
+        return self.booster_.predict(self._matrix(X), raw_score=True) + self.raw_offset_
+
+    def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
+        """Return the calibrated probability of a freeze within the horizon."""
+        return self.calibrator_.predict(self.predict_raw(X))
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Return per-feature SHAP contributions in raw log-odds, plus a ``bias`` column.
+
+        Each row sums to :meth:`predict_raw` for that row.
+        """
+        arr = self.booster_.predict(self._matrix(X), pred_contrib=True)
+        out = pd.DataFrame(arr, columns=[*self.feature_names_, "bias"], index=X.index)
+        out["bias"] = out["bias"] + self.raw_offset_
+        return out
+
+    def feature_importance(self) -> pd.DataFrame:
+        """Return gain and split importance per feature, by gain descending."""
+        self._check_fitted()
+        return (
+            pd.DataFrame(
+                {
+                    "feature": self.feature_names_,
+                    "gain": self.booster_.feature_importance("gain"),
+                    "splits": self.booster_.feature_importance("split"),
+                }
+            )
+            .sort_values(["gain", "feature"], ascending=[False, True])
+            .reset_index(drop=True)
+        )
+
+    def feature_psi(self, X: pd.DataFrame) -> pd.Series:
+        """Return the PSI of every feature in ``X`` against the training distribution.
+
+        The missing-value share is treated as one more bin.
+        """
+        arr = self._matrix(X)
+        out = {}
+        for j, name in enumerate(self.feature_names_):
+            st = self.train_stats_[name]
+            shares, miss = bin_shares(arr[:, j], st["edges"])
+            exp = np.append(np.asarray(st["shares"]) * (1 - st["missing"]), st["missing"])
+            act = np.append(shares * (1 - miss), miss)
+            out[name] = psi(exp, act)
+        return pd.Series(out, name="psi").sort_values(ascending=False)
+
+    # ------------------------------------------------------------ persistence
+    def save(self, directory: Path | str) -> Path:
+        """Write the model to ``directory`` (``booster.txt`` + ``model.json``), atomically."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "params": self.params.model_dump(mode="json"),
+            "feature_names": self.feature_names_,
+            "catalog": [f.to_dict() for f in self.catalog_],
+            "calibrator": self.calibrator_.to_dict(),
+            "train_stats": self.train_stats_,
+            "best_iteration": self.best_iteration_,
+            "raw_offset": self.raw_offset_,
+            "metadata": self.metadata_,
+        }
+        files = {
+            "booster.txt": self.booster_.model_to_string(),
+            "model.json": json.dumps(doc, indent=1, sort_keys=True, default=str),
+        }
+        for name, text in files.items():
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, directory / name)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path | str) -> ChurnModel:
+        """Read a model written by :meth:`save`."""
+        directory = Path(directory)
+        if not (directory / "model.json").exists() or not (directory / "booster.txt").exists():
+            raise ModelNotFoundError(f"no saved churn model in {directory}")
+        doc = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise ModelNotFoundError(
+                f"model in {directory} has format {doc.get('format_version')}, "
+                f"this churnpredict reads format {FORMAT_VERSION}: retrain"
+            )
+        known = set(ModelConfig.model_fields)
+        model = cls(ModelConfig.model_validate({k: v for k, v in doc["params"].items() if k in known}))
+        model.booster_ = lgb.Booster(
+            model_str=(directory / "booster.txt").read_text(encoding="utf-8")
+        )
+        model.feature_names_ = list(doc["feature_names"])
+        model.catalog_ = [Feature.from_dict(d) for d in doc["catalog"]]
+        model.calibrator_ = Calibrator.from_dict(doc["calibrator"])
+        model.train_stats_ = doc["train_stats"]
+        model.best_iteration_ = int(doc["best_iteration"])
+        model.raw_offset_ = float(doc["raw_offset"])
+        model.metadata_ = doc["metadata"]
+        return model
