@@ -1,0 +1,98 @@
+"""Labels: freezes from the table or the idle rule, who is active, the label window."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from churnpredict.config import build_config, load_config
+from churnpredict.labels import build_spine, derive_freezes, snapshot_dates
+
+from .world import make_ds
+
+CFG = load_config()
+T = pd.Timestamp
+
+
+def _world(**extra):
+    return make_ds(
+        {
+            "clients": [
+                ("a", "2024-01-01", None, None, None, None, None, None),
+                ("b", "2024-01-01", None, None, None, None, None, None),
+                ("n", "2024-03-01", None, None, None, None, None, None),  # signs up later
+            ],
+            "campaign_events": [
+                ("a", "c1", T("2024-01-02 10:00"), "started", "client", None, None),
+                ("a", "c2", T("2024-01-03 10:00"), "started", "client", None, None),
+                ("a", "c1", T("2024-02-01 09:00"), "paused", "client", None, None),
+                ("a", "c2", T("2024-02-02 09:00"), "stopped", "client", None, None),  # idle
+                ("a", "c1", T("2024-03-01 12:00"), "resumed", "client", None, None),  # back
+                ("b", "d1", T("2024-01-02"), "started", "client", None, None),
+                ("b", "d1", T("2024-02-10"), "paused", "client", None, None),
+                ("b", "d1", T("2024-02-20"), "resumed", "client", None, None),  # 10 days: no
+                ("n", "e1", T("2024-03-05"), "started", "client", None, None),
+            ],
+            **extra,
+        },
+        end="2024-06-30",
+    )
+
+
+def test_idle_rule_freezes_after_idle_days_and_unfreezes_on_resume():
+    f = derive_freezes(_world(), CFG)
+    a = f[f.client_id == "a"]
+    assert len(a) == 1
+    assert a.frozen_at.iloc[0] == T("2024-02-16 09:00")  # 2024-02-02 09:00 + 14 days
+    assert a.unfrozen_at.iloc[0] == T("2024-03-01 12:00")
+    assert not (f.client_id == "b").any()  # a 10-day pause is not a freeze
+    assert not (f.client_id == "n").any()  # started 4 days after signup
+
+
+def test_active_and_label_windows():
+    ds = _world()
+    spine = build_spine(ds, CFG, [T("2024-01-20"), T("2024-02-16"), T("2024-02-17"), T("2024-03-01")])
+    got = {(r.client_id, r.as_of.strftime("%m-%d")): r.label for r in spine.itertuples()}
+    # label at T is 1 when the freeze is in (T, T + 30 days]: 02-16 09:00 is within
+    assert got[("a", "01-20")] == 1
+    # at 2024-02-16 00:00 the freeze (09:00 that day) has not happened: active, label 1
+    assert got[("a", "02-16")] == 1
+    # at 2024-02-17 a is frozen, so not active
+    assert ("a", "02-17") not in got
+    # unfreezes 03-01 12:00: still frozen at 03-01 00:00
+    assert ("a", "03-01") not in got
+    # n signed up on 03-01: not active at 03-01 (signup must be before T)
+    assert ("n", "03-01") not in got
+    assert got[("b", "01-20")] == 0
+
+
+def test_freezes_table_wins_when_present():
+    ds = _world(freezes=[("b", T("2024-04-01"), None)])
+    f = derive_freezes(ds, CFG)
+    assert list(f.client_id) == ["b"]
+    spine = build_spine(ds, CFG, [T("2024-03-10"), T("2024-04-02")])
+    got = {(r.client_id, r.as_of.strftime("%m-%d")): r.label for r in spine.itertuples()}
+    assert got[("b", "03-10")] == 1 and ("b", "04-02") not in got
+    assert got[("a", "03-10")] == 0  # the idle rule is not used when the table exists
+
+
+def test_idle_rule_over_an_event_table():
+    cfg = build_config({"label": {"idle_source": "activity", "idle_days": 30, "rule": "idle"}})
+    ds = make_ds(
+        {
+            "clients": [("x", "2024-01-01", None, None, None, None, None, None)],
+            "activity": [("x", T("2024-01-01"), "buy", 1.0), ("x", T("2024-01-20"), "buy", 1.0),
+                         ("x", T("2024-03-20"), "buy", 1.0)],
+        },
+        end="2024-06-30",
+    )
+    f = derive_freezes(ds, cfg)
+    assert list(f.frozen_at) == [T("2024-02-19"), T("2024-04-19")]
+    assert f.unfrozen_at.iloc[0] == T("2024-03-20") and pd.isna(f.unfrozen_at.iloc[1])
+
+
+def test_snapshot_dates_keep_label_windows_complete():
+    ds = _world()
+    dates = snapshot_dates(ds, CFG)
+    assert dates[0] == T("2024-01-01") + pd.Timedelta(days=CFG.snapshots.warmup_days)
+    assert dates[-1] + pd.Timedelta(days=CFG.label.horizon_days) <= T("2024-06-30")
+    assert all((b - a).days == 7 for a, b in zip(dates, dates[1:], strict=False))
