@@ -1,0 +1,964 @@
+"""The data contract: table specs, finding and reading the files, load and validate.
+
+Everything runs as DuckDB SQL over the files (nothing is loaded into pandas): each table
+is read once into a typed relation, checked with one aggregate pass over the row rules of
+:mod:`churnpredict.validation`, and materialised (valid rows, exact duplicates dropped) in
+the connection under the table's name with exactly the contract columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from churnpredict.config import Config, EventTableConfig
+from churnpredict.errors import DataError
+from churnpredict.validation import (
+    ERROR,
+    WARNING,
+    Problem,
+    Rule,
+    TableReport,
+    ValidationReport,
+    lit,
+    problem_sql,
+    q,
+    render_example,
+    row_rules,
+)
+
+# ------------------------------------------------------------------------ table specs
+EVENTS = ("created", "started", "paused", "resumed", "stopped", "budget_changed")
+INITIATORS = ("client", "manager", "system")
+CHANNELS = ("call", "email", "chat", "ticket", "meeting", "other")
+DIRECTIONS = ("inbound", "outbound")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One contract column: name, DuckDB type, whether it must exist and be filled."""
+
+    name: str
+    type: str  # VARCHAR | DOUBLE | TIMESTAMP | DATE
+    required: bool = True  # the column must exist in the file
+    nullable: bool = False  # empty values are allowed
+    allowed: tuple[str, ...] | None = None
+    min_value: float | None = None
+    min_exclusive: bool = False
+
+
+def _opt(name: str, type_: str, **kw) -> ColumnSpec:
+    return ColumnSpec(name, type_, required=False, nullable=True, **kw)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One contract table: its columns and table-wide constraints."""
+
+    name: str
+    columns: tuple[ColumnSpec, ...]
+    unique: str | None = None  # column whose values must be unique
+    time_columns: tuple[str, ...] = ()  # first = the event time; all count for the data span
+    order_rules: tuple[tuple[str, str, str], ...] = ()  # (later, earlier, message)
+    path: str | None = None  # declared tables: file or folder inside the data dir
+
+    def column(self, name: str) -> ColumnSpec:
+        """Return the column called ``name``."""
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def names(self) -> list[str]:
+        """Return the column names in order."""
+        return [c.name for c in self.columns]
+
+
+_CID = ColumnSpec("client_id", "VARCHAR")
+
+CONTRACT_TABLES: dict[str, TableSpec] = {
+    "clients": TableSpec(
+        "clients",
+        (
+            _CID,
+            ColumnSpec("signup_date", "DATE"),
+            _opt("name", "VARCHAR"),
+            _opt("segment", "VARCHAR"),
+            _opt("account_manager", "VARCHAR"),
+            _opt("monthly_revenue", "DOUBLE", min_value=0.0),
+            _opt("phone", "VARCHAR"),
+            _opt("email", "VARCHAR"),
+        ),
+        unique="client_id",
+    ),
+    "campaign_events": TableSpec(
+        "campaign_events",
+        (
+            _CID,
+            ColumnSpec("campaign_id", "VARCHAR"),
+            ColumnSpec("ts", "TIMESTAMP"),
+            ColumnSpec("event", "VARCHAR", allowed=EVENTS),
+            _opt("initiator", "VARCHAR", allowed=INITIATORS),
+            _opt("reason", "VARCHAR"),
+            _opt("daily_budget", "DOUBLE", min_value=0.0),
+        ),
+        time_columns=("ts",),
+    ),
+    "invoices": TableSpec(
+        "invoices",
+        (
+            _CID,
+            ColumnSpec("invoice_id", "VARCHAR"),
+            ColumnSpec("issued_at", "TIMESTAMP"),
+            ColumnSpec("due_at", "DATE"),
+            ColumnSpec("amount", "DOUBLE", min_value=0.0, min_exclusive=True),
+            _opt("paid_at", "TIMESTAMP"),
+        ),
+        unique="invoice_id",
+        time_columns=("issued_at", "paid_at"),
+        order_rules=(
+            ("paid_at", "issued_at", "paid before it was issued"),
+            ("due_at", "issued_at", "due before the issue date"),
+        ),
+    ),
+    "contacts": TableSpec(
+        "contacts",
+        (
+            _CID,
+            ColumnSpec("ts", "TIMESTAMP"),
+            ColumnSpec("channel", "VARCHAR", allowed=CHANNELS),
+            ColumnSpec("direction", "VARCHAR", allowed=DIRECTIONS),
+            _opt("topic", "VARCHAR"),
+            _opt("outcome", "VARCHAR"),
+            _opt("staff", "VARCHAR"),
+        ),
+        time_columns=("ts",),
+    ),
+    "spend": TableSpec(
+        "spend",
+        (
+            _CID,
+            ColumnSpec("date", "DATE"),
+            _opt("spend", "DOUBLE", min_value=0.0),
+            _opt("impressions", "DOUBLE", min_value=0.0),
+            _opt("clicks", "DOUBLE", min_value=0.0),
+            _opt("conversions", "DOUBLE", min_value=0.0),
+        ),
+        time_columns=("date",),
+    ),
+    "freezes": TableSpec(
+        "freezes",
+        (_CID, ColumnSpec("frozen_at", "TIMESTAMP"), _opt("unfrozen_at", "TIMESTAMP")),
+        time_columns=("frozen_at", "unfrozen_at"),
+        order_rules=(("unfrozen_at", "frozen_at", "unfrozen before it froze"),),
+    ),
+    "assignments": TableSpec(
+        "assignments",
+        (
+            _CID,
+            ColumnSpec("account_manager", "VARCHAR", nullable=True),
+            ColumnSpec("from_date", "DATE"),
+        ),
+    ),
+    "activity": TableSpec(
+        "activity",
+        (
+            _CID,
+            ColumnSpec("ts", "TIMESTAMP"),
+            ColumnSpec("event", "VARCHAR"),
+            _opt("value", "DOUBLE"),
+        ),
+        time_columns=("ts",),
+    ),
+}
+
+POLICIES = ("strict", "lenient")
+MEMORY_LIMIT = "3GB"  # for connections we open; DuckDB spills to disk beyond it
+
+
+def declared_spec(name: str, decl: EventTableConfig) -> TableSpec:
+    """Return the spec of a bring-your-own event table declared in ``data.event_tables``."""
+    cols = [_CID, ColumnSpec("ts", "TIMESTAMP")]
+    cols += [ColumnSpec(c, "VARCHAR", nullable=True) for c in decl.categories]
+    cols += [ColumnSpec(c, "DOUBLE", nullable=True) for c in decl.numerics]
+    return TableSpec(name, tuple(cols), time_columns=("ts",), path=decl.path)
+
+
+def table_specs(cfg: Config) -> dict[str, TableSpec]:
+    """Return every table spec: the contract's plus the declared event tables."""
+    specs = dict(CONTRACT_TABLES)
+    for name, decl in cfg.data.event_tables.items():
+        specs[name] = declared_spec(name, decl)
+    return specs
+
+
+def _renames(name: str, cfg: Config) -> dict[str, str]:
+    """Return ``{contract column: column in the file}`` for declared key/ts names."""
+    decl = cfg.data.event_tables.get(name)
+    if decl is None:
+        return {}
+    return {"client_id": decl.key, "ts": decl.ts}
+
+
+# -------------------------------------------------------------------------- the files
+@dataclass(frozen=True)
+class Source:
+    """Where a table's rows are: one format, one or more files."""
+
+    table: str
+    kind: str  # "csv" | "parquet"
+    files: tuple[Path, ...]
+    display: str  # file or folder path shown in messages
+
+
+_SUFFIXES = ((".parquet", "parquet"), (".csv", "csv"), (".csv.gz", "csv"))
+
+
+def _kind_of(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(".parquet") or name.endswith(".pq"):
+        return "parquet"
+    if name.endswith(".csv") or name.endswith(".csv.gz"):
+        return "csv"
+    return None
+
+
+def _folder_source(table: str, folder: Path) -> Source:
+    parts = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith((".", "_")) and _kind_of(p)
+    )
+    kinds = {_kind_of(p) for p in parts}
+    if not parts:
+        raise DataError(
+            f"table '{table}': the folder holds no part files",
+            file=str(folder),
+            expected="part files *.parquet, *.csv or *.csv.gz",
+        )
+    if len(kinds) > 1:
+        raise DataError(
+            f"table '{table}': the folder mixes Parquet and CSV part files",
+            file=str(folder),
+            expected="part files of one format",
+        )
+    return Source(table, kinds.pop(), tuple(parts), str(folder) + "/")
+
+
+def find_source(data_dir: Path, table: str, path: str | None = None) -> Source | None:
+    """Return where ``table`` is stored in ``data_dir``, or None when it is absent.
+
+    Looks for ``<table>.parquet``, ``<table>.csv``, ``<table>.csv.gz`` or a folder
+    ``<table>/`` of part files (or ``path`` for declared tables). Two candidates for one
+    table are an error: which one is meant would be a guess.
+    """
+    if path is not None:
+        p = data_dir / path
+        if p.is_dir():
+            return _folder_source(table, p)
+        if p.is_file():
+            kind = _kind_of(p)
+            if kind is None:
+                raise DataError(
+                    f"table '{table}': unknown file type",
+                    file=str(p),
+                    expected="a .parquet, .csv or .csv.gz file, or a folder of them",
+                )
+            return Source(table, kind, (p,), str(p))
+        table = Path(path).name
+    found: list[Source] = []
+    for suffix, kind in _SUFFIXES:
+        p = data_dir / f"{table}{suffix}"
+        if p.is_file():
+            found.append(Source(table, kind, (p,), str(p)))
+    folder = data_dir / table
+    if folder.is_dir():
+        found.append(_folder_source(table, folder))
+    if len(found) > 1:
+        raise DataError(
+            f"table '{table}' is stored more than once",
+            file=", ".join(s.display for s in found),
+            expected="exactly one of <table>.parquet, <table>.csv, <table>.csv.gz, <table>/",
+        )
+    return found[0] if found else None
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+def _header(path: Path, sep: str) -> tuple[list[str], str]:
+    """Return the header cells of a CSV file and the separator (detected when ``auto``)."""
+    try:
+        with _open_text(path) as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise DataError(
+            f"cannot read the file: {err}", file=str(path), expected="UTF-8 CSV text"
+        ) from None
+    if sep == "auto":
+        counts = {s: first.count(s) for s in (",", ";", "\t", "|")}
+        sep = max(counts, key=lambda s: (counts[s], s == ","))
+    if not first.strip():
+        return [], sep
+    cells = next(csv.reader([first.rstrip("\r\n")], delimiter=sep))
+    return [c.strip() for c in cells], sep
+
+
+# -------------------------------------------------------------------- typed relations
+def _typed_expr(raw: str, src_type: str | None, target: str) -> str:
+    """Return the SQL that turns a raw source column into the target type (NULL if bad)."""
+    if src_type is None:
+        return f"CAST(NULL AS {target})"
+    st = src_type.upper()
+    if target == "VARCHAR":
+        return f"CAST({raw} AS VARCHAR)"
+    if target == "DOUBLE":
+        x = f"TRY_CAST({raw} AS DOUBLE)"
+        return f"CASE WHEN isfinite({x}) THEN {x} END"
+    if target == "TIMESTAMP":
+        if st.startswith("TIMESTAMP WITH TIME ZONE") or st == "TIMESTAMPTZ":
+            x = f"timezone('UTC', {raw})"
+        elif st.startswith("TIMESTAMP") or st == "DATE":
+            x = f"CAST({raw} AS TIMESTAMP)"
+        elif st == "VARCHAR":
+            x = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
+        else:
+            x = "CAST(NULL AS TIMESTAMP)"
+        return f"CASE WHEN isfinite({x}) THEN {x} END"
+    if target == "DATE":
+        if st.startswith("TIMESTAMP WITH TIME ZONE") or st == "TIMESTAMPTZ":
+            x = f"CAST(timezone('UTC', {raw}) AS DATE)"
+        elif st.startswith("TIMESTAMP") or st == "DATE":
+            x = f"CAST({raw} AS DATE)"
+        elif st == "VARCHAR":
+            x = (
+                f"CASE WHEN regexp_full_match({raw}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+                f"THEN TRY_CAST({raw} AS DATE) END"
+            )
+        else:
+            x = "CAST(NULL AS DATE)"
+        return f"CASE WHEN isfinite({x}) THEN {x} END"
+    raise ValueError(f"unknown target type {target}")
+
+
+@dataclass
+class _Read:
+    """A table's source, resolved: columns found, SQL builders for the typed relation."""
+
+    spec: TableSpec
+    source: Source
+    sep: str
+    found: dict[str, tuple[str, str]]  # contract column -> (column in file, its type)
+
+    def _scan(self, files: tuple[Path, ...], line: bool) -> str:
+        flist = "[" + ", ".join(lit(str(f)) for f in files) + "]"
+        if self.source.kind == "parquet":
+            rel = f"read_parquet({flist}, union_by_name=true, filename=true, file_row_number=true)"
+            line_col = "file_row_number + 1" if line else "NULL"
+            return f"SELECT *, filename AS _file, {line_col} AS _line FROM {rel}"
+        header_cols = self._csv_columns(files[0])
+        cols = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header_cols) + "}"
+        rel = (
+            f"read_csv({flist}, header=true, delim={lit(self.sep)}, quote='\"', escape='\"', "
+            f"auto_detect=false, columns={cols}, filename=true, encoding='utf-8', "
+            f"union_by_name={'true' if len(files) > 1 else 'false'})"
+        )
+        line_col = "row_number() OVER () + 1" if line else "NULL"
+        return f"SELECT *, filename AS _file, {line_col} AS _line FROM {rel}"
+
+    def _csv_columns(self, path: Path) -> list[str]:
+        cols, _ = _header(path, self.sep)
+        # duplicate or empty header cells: make them unique so DuckDB accepts the header
+        out: list[str] = []
+        for i, c in enumerate(cols):
+            name = c or f"column{i}"
+            while name in out:
+                name += "_"
+            out.append(name)
+        return out
+
+    def source_sql(self, line: bool = False) -> str:
+        """Return a SELECT over the files with ``_file`` and ``_line`` (if asked for)."""
+        files = self.source.files
+        if line and self.source.kind == "csv" and len(files) > 1:
+            # line numbers need one ordered scan per file
+            return " UNION ALL BY NAME ".join(f"({self._scan((f,), True)})" for f in files)
+        return self._scan(files, line)
+
+    def typed_sql(self, line: bool = False) -> str:
+        """Return the typed relation: ``"c"`` typed, ``"raw.c"`` as read, ``_file``, ``_line``."""
+        sel = ["_file", "_line"]
+        for c in self.spec.columns:
+            if c.name in self.found:
+                src, st = self.found[c.name]
+                raw = q(src)
+                if st.upper() == "VARCHAR":
+                    raw = f"NULLIF(trim({raw}), '')"
+                raw_txt = f"CAST({raw} AS VARCHAR)"
+                sel.append(f"{_typed_expr(raw, st, c.type)} AS {q(c.name)}")
+                sel.append(f"{raw_txt} AS {q('raw.' + c.name)}")
+            else:
+                sel.append(f"CAST(NULL AS {c.type}) AS {q(c.name)}")
+                sel.append(f"CAST(NULL AS VARCHAR) AS {q('raw.' + c.name)}")
+        return f"SELECT {', '.join(sel)} FROM ({self.source_sql(line)})"
+
+
+def _describe(con: duckdb.DuckDBPyConnection, read: _Read) -> dict[str, str]:
+    rows = con.execute(f"DESCRIBE {read.source_sql(False)}").fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+_READ_ERRORS = (
+    duckdb.IOException,
+    duckdb.InvalidInputException,
+    duckdb.ConversionException,
+    duckdb.OutOfRangeException,
+)
+
+
+def _resolve(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, source: Source, cfg: Config, tr: TableReport
+) -> _Read | None:
+    """Find the contract columns in the source; record table-level problems in ``tr``."""
+    sep = cfg.data.csv_separator
+    if source.kind == "csv":
+        _, sep = _header(source.files[0], sep)
+    read = _Read(spec, source, sep, {})
+    try:
+        types = _describe(con, read)
+    except _READ_ERRORS as err:
+        tr.problems.append(_unreadable(spec.name, source.display, err))
+        return None
+    renames = _renames(spec.name, cfg)
+    missing = []
+    for c in spec.columns:
+        name = renames.get(c.name, c.name)
+        if name in types and name not in ("_file", "_line"):
+            read.found[c.name] = (name, types[name])
+        elif c.required:
+            missing.append((c.name, name))
+    for col, name in missing:
+        near = [t for t in types if t.strip().lower() == name.lower() and t != name]
+        hint = f" (found '{near[0]}': names are case-sensitive)" if near else ""
+        cols = [t for t in types if t not in ("filename", "_file", "_line", "file_row_number")]
+        tr.problems.append(
+            Problem(
+                spec.name,
+                source.display,
+                col,
+                "missing_column",
+                f"required column '{name}' is missing{hint}",
+                expected=f"a header with {name}; the file has: {', '.join(cols) or 'nothing'}",
+                table_level=True,
+            )
+        )
+    return None if missing else read
+
+
+def _unreadable(table: str, display: str, err: Exception) -> Problem:
+    text = str(err).strip().splitlines()
+    msg = " ".join(text[:3])[:400]
+    return Problem(
+        table,
+        display,
+        None,
+        "unreadable",
+        f"cannot read the file: {msg}",
+        expected="UTF-8 CSV with a header row (or Parquet) in the contract's shape",
+        table_level=True,
+    )
+
+
+# ----------------------------------------------------------------------------- checks
+@dataclass
+class _Ctx:
+    con: duckdb.DuckDBPyConnection
+    cfg: Config
+    data_dir: Path
+    policy: str
+    future_limit: str
+    quarantine_dir: Path | None
+    has_clients: bool = False
+    span: list[pd.Timestamp] = field(default_factory=list)
+
+
+def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materialize: bool) -> None:
+    """Check one table (one aggregate pass) and, if asked, materialise its valid rows."""
+    con, spec, name = ctx.con, read.spec, read.spec.name
+    typed = read.typed_sql(line=False)
+    keys_table = None
+    if spec.unique:
+        keys_table = f"_cp_keys_{name}"
+        cols = ", ".join(q(c) for c in spec.names)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {q(keys_table)} AS SELECT {q(spec.unique)} AS key "
+            f"FROM (SELECT DISTINCT {cols} FROM ({typed}) WHERE {q(spec.unique)} IS NOT NULL) "
+            f"GROUP BY 1 HAVING count(*) > 1"
+        )
+    rules = row_rules(spec, future_limit=ctx.future_limit, fk=fk, unique_keys=keys_table)
+
+    def checked(line: bool) -> str:
+        flags = ", ".join(f"coalesce({r.sql}, false) AS {q(r.key)}" for r in rules)
+        errs = [q(r.key) for r in rules if r.severity == ERROR]
+        joins, extra = "", ""
+        if fk:
+            joins += " LEFT JOIN clients AS _c ON t.client_id = _c.client_id"
+            extra += ", _c.client_id AS _c_client_id, _c.signup_date AS _c_signup"
+        if keys_table:
+            joins += f" LEFT JOIN {q(keys_table)} AS _k ON t.{q(spec.unique)} = _k.key"
+            extra += ", _k.key AS _k_key"
+        joined = f"SELECT t.*{extra} FROM ({read.typed_sql(line)}) AS t{joins}"
+        flagged = f"SELECT *{', ' + flags if flags else ''} FROM ({joined})"
+        bad = " OR ".join(errs) if errs else "false"
+        return f"SELECT *, ({bad}) AS _bad FROM ({flagged})"
+
+    chk = checked(False)
+    aggs = ["count(*)", "count_if(_bad)"] + [f"count_if({q(r.key)})" for r in rules]
+    for tcol in spec.time_columns:
+        aggs += [
+            f"min(CAST({q(tcol)} AS TIMESTAMP)) FILTER (WHERE NOT _bad)",
+            f"max(CAST({q(tcol)} AS TIMESTAMP)) FILTER (WHERE NOT _bad)",
+        ]
+    try:
+        row = con.execute(f"SELECT {', '.join(aggs)} FROM ({chk})").fetchone()
+    except _READ_ERRORS as err:
+        tr.problems.append(_unreadable(name, read.source.display, err))
+        return
+    tr.rows_read, n_bad = int(row[0]), int(row[1])
+    tr.rows_accepted = tr.rows_read - n_bad
+    counts = row[2 : 2 + len(rules)]
+    for i, _ in enumerate(spec.time_columns):
+        lo, hi = row[2 + len(rules) + 2 * i], row[3 + len(rules) + 2 * i]
+        ctx.span += [pd.Timestamp(v) for v in (lo, hi) if v is not None]
+    if tr.rows_read == 0:
+        tr.problems.append(
+            Problem(
+                name,
+                read.source.display,
+                None,
+                "empty_table",
+                "the table has no rows",
+                severity=WARNING,
+            )
+        )
+    shown = [c for c in spec.names if c in read.found]
+    fired = [(r, int(n)) for r, n in zip(rules, counts, strict=True) if n]
+    if fired:
+        chk_line = checked(True)
+        for r, n in fired:
+            ex = con.execute(
+                f"SELECT * FROM ({chk_line}) WHERE {q(r.key)} ORDER BY _file, _line LIMIT 5"
+            ).df()
+            examples = [
+                render_example(
+                    {**rec, "_kind": read.source.kind}, str(ctx.data_dir), shown, r.column
+                )
+                for rec in ex.astype(object).where(ex.notna(), None).to_dict("records")
+            ]
+            tr.problems.append(
+                Problem(
+                    name,
+                    read.source.display,
+                    r.column,
+                    r.code,
+                    r.message,
+                    severity=r.severity,
+                    count=n,
+                    expected=r.expected,
+                    examples=examples,
+                )
+            )
+    tr.rows_quarantined = n_bad
+    if n_bad and ctx.policy == "lenient" and materialize and ctx.quarantine_dir is not None:
+        tr.quarantine_file = _write_quarantine(ctx, read, checked(True), rules, shown)
+    cols = ", ".join(q(c) for c in spec.names)
+    if materialize:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {q(name)} AS "
+            f"SELECT DISTINCT {cols} FROM ({chk}) WHERE NOT _bad"
+        )
+        kept = con.execute(f"SELECT count(*) FROM {q(name)}").fetchone()[0]
+    else:
+        kept = con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT {cols} FROM ({chk}) WHERE NOT _bad)"
+        ).fetchone()[0]
+    tr.rows_duplicate = tr.rows_accepted - int(kept)
+    if tr.rows_duplicate:
+        tr.problems.append(
+            Problem(
+                name,
+                read.source.display,
+                None,
+                "duplicate_rows",
+                "exact duplicate rows (kept once)",
+                severity=WARNING,
+                count=tr.rows_duplicate,
+            )
+        )
+    if keys_table:
+        con.execute(f"DROP TABLE IF EXISTS {q(keys_table)}")
+
+
+def _write_quarantine(
+    ctx: _Ctx, read: _Read, chk_line: str, rules: list[Rule], shown: list[str]
+) -> str:
+    """Write the rejected rows (raw values, ``problem``, source file and line) to CSV."""
+    assert ctx.quarantine_dir is not None
+    ctx.quarantine_dir.mkdir(parents=True, exist_ok=True)
+    target = ctx.quarantine_dir / f"{read.spec.name}.quarantine.csv"
+    tmp = target.with_name(target.name + ".tmp")
+    cols = ", ".join(f"{q('raw.' + c)} AS {q(c)}" for c in shown)
+    ctx.con.execute(
+        f"COPY (SELECT {cols}, {problem_sql(rules)} AS problem, _file AS source_file, "
+        f"_line AS source_line FROM ({chk_line}) WHERE _bad ORDER BY _file, _line) "
+        f"TO {lit(str(tmp))} (FORMAT csv, HEADER true)"
+    )
+    tmp.replace(target)
+    return str(target)
+
+
+def _empty_table(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    cols = ", ".join(f"{q(c.name)} {c.type}" for c in spec.columns)
+    con.execute(f"CREATE OR REPLACE TABLE {q(spec.name)} ({cols})")
+
+
+def _derive_clients(ctx: _Ctx, source_table: str, spec: TableSpec) -> None:
+    tcol = q(spec.time_columns[0])
+    ctx.con.execute(
+        f"CREATE OR REPLACE TABLE clients AS SELECT client_id, "
+        f"CAST(min({tcol}) AS DATE) AS signup_date, CAST(NULL AS VARCHAR) AS name, "
+        f"CAST(NULL AS VARCHAR) AS segment, CAST(NULL AS VARCHAR) AS account_manager, "
+        f"CAST(NULL AS DOUBLE) AS monthly_revenue, CAST(NULL AS VARCHAR) AS phone, "
+        f"CAST(NULL AS VARCHAR) AS email FROM {q(source_table)} "
+        f"WHERE {tcol} IS NOT NULL GROUP BY client_id"
+    )
+
+
+# ------------------------------------------------------------------------ public API
+@dataclass
+class Dataset:
+    """Typed, validated contract tables in a DuckDB connection.
+
+    Attributes
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Holds one table per present contract/declared table, with exactly the
+        contract columns (missing optional columns are NULL); timestamps naive UTC.
+    data_dir : Path
+        The data directory read.
+    present : set of str
+        Tables that exist (contract and declared; ``clients`` also when derived).
+    files : dict
+        Table -> file or folder path shown in messages.
+    data_start, data_end : pandas.Timestamp
+        Oldest and newest timestamp/date over the event tables (naive UTC).
+    report : ValidationReport
+        What was read, accepted, rejected and warned about.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    data_dir: Path
+    present: set[str]
+    files: dict[str, str]
+    data_end: pd.Timestamp
+    data_start: pd.Timestamp
+    report: ValidationReport
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """Return an in-memory DuckDB connection set up for the pipeline (UTC, memory cap)."""
+    con = duckdb.connect(
+        config={
+            "memory_limit": MEMORY_LIMIT,
+            "temp_directory": str(Path(tempfile.gettempdir()) / "churnpredict-duckdb"),
+        }
+    )
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _run(
+    data_dir: Path,
+    cfg: Config,
+    *,
+    policy: str | None,
+    quarantine_dir: Path | None,
+    con: duckdb.DuckDBPyConnection,
+    materialize: bool,
+    today: date | None,
+) -> tuple[ValidationReport, dict[str, str], list[pd.Timestamp]]:
+    """Check (and materialise) every table; raise only on a strict load."""
+    policy = policy or cfg.data.policy
+    if policy not in POLICIES:
+        raise DataError(f"unknown data policy '{policy}'", expected="strict or lenient")
+    data_dir = Path(data_dir)
+    report = ValidationReport(str(data_dir), policy)
+    if not data_dir.is_dir():
+        report.tables["clients"] = TableReport("clients", str(data_dir), present=False)
+        report.tables["clients"].problems.append(
+            Problem(
+                "clients",
+                str(data_dir),
+                None,
+                "no_data_dir",
+                "the data directory does not exist",
+                expected="a directory of contract tables",
+                table_level=True,
+            )
+        )
+        return report, {}, []
+    con.execute("SET TimeZone = 'UTC'")
+    today = today or datetime.now(UTC).date()
+    limit = datetime.combine(
+        today + timedelta(days=cfg.data.future_tolerance_days + 1), datetime.min.time()
+    )
+    ctx = _Ctx(
+        con, cfg, data_dir, policy, f"TIMESTAMP '{limit:%Y-%m-%d %H:%M:%S}'", quarantine_dir
+    )
+    specs = table_specs(cfg)
+    required = set(cfg.data.required_tables)
+    files: dict[str, str] = {}
+
+    sources: dict[str, Source | None] = {}
+    for name, spec in specs.items():
+        try:
+            sources[name] = find_source(data_dir, name, spec.path)
+        except DataError as err:
+            tr = report.tables.setdefault(name, TableReport(name, err.file or name))
+            tr.problems.append(
+                Problem(
+                    name,
+                    err.file or name,
+                    None,
+                    "ambiguous",
+                    str(err).splitlines()[0],
+                    expected=err.expected,
+                    table_level=True,
+                )
+            )
+            sources[name] = None
+    derive = cfg.data.derive_clients_from
+    if derive is not None and derive not in specs:
+        raise DataError(
+            f"data.derive_clients_from names an unknown table '{derive}'",
+            expected=", ".join(specs),
+        )
+    order = ["clients"] + [n for n in specs if n != "clients"]
+    if sources.get("clients") is None and derive is not None:
+        order = [derive, "clients"] + [n for n in specs if n not in ("clients", derive)]
+
+    def fail_fast(tr: TableReport) -> None:
+        if not materialize:
+            return
+        errs = [p for p in tr.problems if p.severity == ERROR]
+        if any(p.table_level for p in errs) or (errs and policy == "strict"):
+            raise _data_error(report, tr)
+
+    for name in order:
+        spec = specs[name]
+        if name in report.tables:  # ambiguous: already reported
+            fail_fast(report.tables[name])
+            continue
+        if name == "clients" and sources["clients"] is None and derive is not None:
+            if derive in files:
+                _derive_clients(ctx, derive, specs[derive])
+                files["clients"] = f"derived from {files[derive]}"
+                ctx.has_clients = True
+                n = con.execute("SELECT count(*) FROM clients").fetchone()[0]
+                tr = TableReport("clients", files["clients"], rows_read=n, rows_accepted=n)
+                report.tables["clients"] = tr
+                if n == 0:
+                    tr.problems.append(
+                        Problem(
+                            "clients",
+                            tr.file,
+                            "client_id",
+                            "empty_clients",
+                            "no clients could be derived",
+                            expected=f"rows in {derive}",
+                            table_level=True,
+                        )
+                    )
+                    fail_fast(tr)
+            continue
+        source = sources[name]
+        if source is None:
+            display = str(data_dir / (spec.path or name))
+            tr = TableReport(name, display + "{.parquet,.csv,.csv.gz,/}", present=False)
+            report.tables[name] = tr
+            if name in required or name == "clients" or name == derive:
+                tr.problems.append(
+                    Problem(
+                        name,
+                        tr.file,
+                        None,
+                        "missing_table",
+                        f"required table '{name}' not found",
+                        expected=f"{name}.parquet, {name}.csv, {name}.csv.gz or a folder {name}/",
+                        table_level=True,
+                    )
+                )
+                fail_fast(tr)
+            if materialize and name in CONTRACT_TABLES:
+                _empty_table(con, spec)
+            continue
+        tr = TableReport(name, source.display)
+        report.tables[name] = tr
+        read = _resolve(con, spec, source, cfg, tr)
+        if read is None:
+            fail_fast(tr)
+            continue
+        fk = ctx.has_clients and name != "clients"
+        _check_table(ctx, read, tr, fk=fk, materialize=materialize or name in ("clients", derive))
+        if name == "clients" and not any(p.table_level for p in tr.problems):
+            if tr.rows_accepted == 0:
+                tr.problems.append(
+                    Problem(
+                        name,
+                        source.display,
+                        "client_id",
+                        "empty_clients",
+                        "the clients table has no valid rows",
+                        expected="at least one client",
+                        table_level=True,
+                    )
+                )
+            else:
+                ctx.has_clients = True
+        fail_fast(tr)
+        files[name] = source.display
+    return report, files, ctx.span
+
+
+def _data_error(report: ValidationReport, tr: TableReport) -> DataError:
+    """Return the DataError for a table's first error, with the full report attached."""
+    p = next(p for p in tr.problems if p.severity == ERROR)
+    head = (
+        f"Data breaks the contract: {p.message}"
+        + ("" if p.table_level else f" in {p.count} row(s)")
+        + f" (file {p.file}"
+        + (f", column {p.column})" if p.column else ")")
+    )
+    parts = [head]
+    if p.expected:
+        parts.append(f"expected: {p.expected}")
+    if p.examples:
+        parts.append("examples:\n  " + "\n  ".join(p.examples))
+    parts.append("")
+    parts.append(report.render_text())
+    err = DataError(head)
+    err.args = ("\n".join(parts),)
+    err.file, err.column, err.examples, err.expected = (
+        p.file,
+        p.column,
+        list(p.examples),
+        p.expected,
+    )
+    err.report = report  # type: ignore[attr-defined]
+    return err
+
+
+def validate(
+    data_dir: Path, cfg: Config, *, policy: str | None = None, today: date | None = None
+) -> ValidationReport:
+    """Check a data directory against the contract and return the report (never raises).
+
+    Only ``clients`` (and a ``derive_clients_from`` table) are materialised, for the
+    foreign-key checks; every other table is checked by aggregate SQL over its files.
+
+    Parameters
+    ----------
+    data_dir : Path
+        The data directory.
+    cfg : Config
+        The configuration (``data`` section).
+    policy : {"strict", "lenient"}, optional
+        Default ``cfg.data.policy``. Under ``lenient`` row problems do not make the data
+        unusable (they would be quarantined).
+    today : date, optional
+        Reference date for the far-future rule (default: today in UTC).
+    """
+    con = connect()
+    try:
+        report, _, _ = _run(
+            Path(data_dir),
+            cfg,
+            policy=policy,
+            quarantine_dir=None,
+            con=con,
+            materialize=False,
+            today=today,
+        )
+    finally:
+        con.close()
+    return report
+
+
+def load_dataset(
+    data_dir: Path,
+    cfg: Config,
+    *,
+    policy: str | None = None,
+    quarantine_dir: Path | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    today: date | None = None,
+) -> Dataset:
+    """Read, validate and materialise the data directory's tables in DuckDB.
+
+    Parameters
+    ----------
+    data_dir : Path
+        The data directory.
+    cfg : Config
+        The configuration (``data`` section).
+    policy : {"strict", "lenient"}, optional
+        Default ``cfg.data.policy``. ``strict`` raises :class:`DataError` on the first
+        table with a row problem; ``lenient`` drops bad rows (written to
+        ``quarantine_dir/<table>.quarantine.csv`` when a directory is given) and goes on.
+    quarantine_dir : Path, optional
+        Where lenient loading writes rejected rows.
+    con : duckdb.DuckDBPyConnection, optional
+        Connection to create the tables in (its TimeZone is set to UTC); default a new
+        in-memory connection from :func:`connect`.
+    today : date, optional
+        Reference date for the far-future rule (default: today in UTC).
+
+    Raises
+    ------
+    DataError
+        A table-level problem (missing required table or column, unreadable file, no
+        clients), or any row problem under the strict policy. The message names the
+        file, column, examples and what was expected, followed by the full report.
+    """
+    con = con if con is not None else connect()
+    report, files, span = _run(
+        Path(data_dir),
+        cfg,
+        policy=policy,
+        quarantine_dir=quarantine_dir,
+        con=con,
+        materialize=True,
+        today=today,
+    )
+    if not report.usable:  # e.g. problems recorded before any table was read
+        bad = next(t for t in report.tables.values() if t.errors)
+        raise _data_error(report, bad)
+    if not span:
+        span = [pd.Timestamp(con.execute("SELECT min(signup_date) FROM clients").fetchone()[0])]
+    return Dataset(
+        con=con,
+        data_dir=Path(data_dir),
+        present=set(files),
+        files=files,
+        data_end=max(span),
+        data_start=min(span),
+        report=report,
+    )
