@@ -113,10 +113,8 @@ def psi(train_stats: dict[str, dict], X_today: pd.DataFrame) -> pd.DataFrame:
         tr = np.append(np.asarray(st["shares"], dtype=np.float64) * (1 - tr_null), tr_null)
         x = _values(X_today[feat])
         shares, null = _shares(x, edges)
-        if np.isnan(null):
-            value = float("nan")
-        else:
-            value = _psi(tr, np.append(shares * (1 - null), null))
+        today = np.append(shares * (1 - null), null)
+        value = float("nan") if np.isnan(null) else _psi(tr, today)
         rows.append((feat, value, tr_null, null))
     df = pd.DataFrame(rows, columns=["feature", "psi", "null_share_train", "null_share_today"])
     return df.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)

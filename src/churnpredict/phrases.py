@@ -284,7 +284,7 @@ def column_label(feature: Feature) -> Label:
         )
         return Label(one, many, ru)
     h = _humanize(col)
-    return Label(h, h, h)
+    return Label(h, h, f"показатель «{h}»")
 
 
 # -------------------------------------------------------------------- phrases
@@ -721,7 +721,7 @@ class PhraseBook:
             if _isnan(v):
                 val = nodata
             elif kind == "category":
-                val = str(v)
+                val = fmt_num(v, L) if isinstance(v, float) else str(v)
             elif pct_like or (kind == "ratio" and 0 <= v <= 1 and "per" not in label.en_many):
                 val = fmt_pct(v, L)
             elif kind == "state" and label.en_many.endswith("days"):

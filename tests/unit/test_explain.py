@@ -1,0 +1,246 @@
+"""Reasons: grouping by family, phrasing with the client's numbers, both languages."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnpredict.explain import Reason, top_reasons
+from churnpredict.features.catalog import Feature
+from churnpredict.phrases import PhraseBook, plural_ru
+
+CATALOG = [
+    Feature("invoices__days_overdue__now", "invoices", "days overdue", "state", None, (),
+            "days_overdue"),
+    Feature("invoices__overdue_amount__now", "invoices", "overdue amount", "amount", None, (),
+            "overdue_amount"),
+    Feature("campaigns__paused_client__7d", "campaigns", "pauses by client", "count", 7,
+            ("paused", "client")),
+    Feature("campaigns__n_campaigns__now", "campaigns", "campaigns", "state", None, (),
+            "n_campaigns"),
+    Feature("contacts__technical__30d", "contacts", "technical", "count", 30, ("technical",)),
+    Feature("spend__conversions__30d__trend", "spend", "conv trend", "trend", 30, (),
+            "conversions"),
+]
+NAMES = [f.name for f in CATALOG]
+
+
+def _world(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    overdue = np.where(rng.random(n) < 0.2, rng.integers(1, 60, n), 0).astype(float)
+    X = pd.DataFrame(
+        {
+            "invoices__days_overdue__now": overdue,
+            "invoices__overdue_amount__now": np.where(overdue > 0, 1000.0, 0.0),
+            "campaigns__paused_client__7d": rng.integers(0, 3, n).astype(float),
+            "campaigns__n_campaigns__now": rng.integers(1, 5, n).astype(float),
+            "contacts__technical__30d": rng.poisson(0.3, n).astype(float),
+            "spend__conversions__30d__trend": rng.normal(0, 0.3, n),
+        }
+    )
+    logit = (-2 + 0.08 * X["invoices__days_overdue__now"] + 0.9 * X["campaigns__paused_client__7d"]
+             + 0.8 * X["contacts__technical__30d"] - 1.5 * X["spend__conversions__30d__trend"])
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def booster_and_data():
+    X, y = _world()
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "seed": 1, "num_leaves": 8,
+         "min_data_in_leaf": 20, "deterministic": True, "num_threads": 1},
+        lgb.Dataset(X, y), num_boost_round=60,
+    )
+    return booster, X
+
+
+def _contrib(booster, X: pd.DataFrame) -> pd.DataFrame:
+    c = booster.predict(X, pred_contrib=True)
+    return pd.DataFrame(c, columns=[*X.columns, "bias"])
+
+
+def test_overdue_only_client_gets_money_reason(booster_and_data):
+    booster, X = booster_and_data
+    probe = pd.DataFrame(
+        [{"invoices__days_overdue__now": 40.0, "invoices__overdue_amount__now": 1000.0,
+          "campaigns__paused_client__7d": 0.0, "campaigns__n_campaigns__now": 3.0,
+          "contacts__technical__30d": 0.0, "spend__conversions__30d__trend": 0.0}]
+    )
+    (reasons,) = top_reasons(_contrib(booster, probe), probe, CATALOG, language="en", k=3)
+    assert reasons, "an overdue invoice must produce a reason"
+    assert reasons[0].family == "invoices"
+    assert reasons[0].feature.startswith("invoices__")
+    assert "40" in reasons[0].text and "overdue" in reasons[0].text
+    (ru,) = top_reasons(_contrib(booster, probe), probe, CATALOG, language="ru", k=3)
+    assert "просроч" in ru[0].text and "40" in ru[0].text
+
+
+def test_reasons_sorted_positive_and_grouped(booster_and_data):
+    booster, X = booster_and_data
+    C = _contrib(booster, X.head(500))
+    out = top_reasons(C, X.head(500), CATALOG, language="en", k=2)
+    assert len(out) == 500
+    fam = {f.name: f.family for f in CATALOG}
+    for i, rs in enumerate(out):
+        assert len(rs) <= 2
+        assert all(isinstance(r, Reason) for r in rs)
+        assert [r.contribution for r in rs] == sorted((r.contribution for r in rs), reverse=True)
+        assert all(r.contribution > 0 for r in rs)
+        assert len({r.family for r in rs}) == len(rs)
+        for r in rs:  # the family weight is the sum of its positive contributions
+            cols = [c for c in NAMES if fam[c] == r.family]
+            row = C.loc[i, cols]
+            assert r.contribution == pytest.approx(row[row > 0].sum())
+            assert r.feature == row.idxmax()
+
+
+def test_paired_phrase_paused_of_campaigns(booster_and_data):
+    booster, _ = booster_and_data
+    probe = pd.DataFrame(
+        [{"invoices__days_overdue__now": 0.0, "invoices__overdue_amount__now": 0.0,
+          "campaigns__paused_client__7d": 2.0, "campaigns__n_campaigns__now": 3.0,
+          "contacts__technical__30d": 0.0, "spend__conversions__30d__trend": 0.0}]
+    )
+    (rs,) = top_reasons(_contrib(booster, probe), probe, CATALOG, language="en", k=3)
+    texts = [r.text for r in rs]
+    assert "2 of 3 campaigns paused by the client in the last 7 days" in texts
+
+
+def test_array_input_and_no_positive_contribution():
+    X = pd.DataFrame({"a__x__7d": [1.0, 2.0]})
+    cat = [Feature("a__x__7d", "a", "x", "count", 7, ("x",))]
+    out = top_reasons(np.array([[-1.0, 0.5], [0.3, 0.1]]), X, cat, feature_names=["a__x__7d"])
+    assert out[0] == []
+    assert out[1][0].feature == "a__x__7d" and out[1][0].text.startswith("2 ")
+
+
+def _big_catalog() -> list[Feature]:
+    """Many names and kinds, as the engine and declared tables produce them."""
+    feats: list[Feature] = []
+    slices = {
+        "campaigns": [("paused", "client"), ("paused", "low_balance"), ("stopped", "manager"),
+                      ("created",), ("budget_changed", "client"), ("resumed", "system"),
+                      ("weird_event",), ()],
+        "contacts": [("call", "outbound", "reached"), ("call", "outbound", "no_answer"),
+                     ("email", "inbound"), ("complaint",), ("technical",), ("billing",),
+                     ("inbound",), ("ticket", "inbound", "billing"), ("carrier_pigeon",), ()],
+        "activity": [("login",), ("report_view",), ()],
+        "orders": [("returned", "web"), ()],
+    }
+    for fam, svs in slices.items():
+        for sv in svs:
+            s = "_".join(sv) or "events"
+            for w in (7, 30, 90):
+                feats.append(Feature(f"{fam}__{s}__{w}d", fam, "d", "count", w, sv))
+                feats.append(Feature(f"{fam}__{s}__{w}d__trend", fam, "d", "trend", w, sv))
+            feats.append(Feature(f"{fam}__{s}__days_since", fam, "d", "days_since", None, sv))
+    for fam, cols in {"spend": ["spend", "impressions", "clicks", "conversions"],
+                      "activity": ["value"], "orders": ["basket"]}.items():
+        for c in cols:
+            for w in (7, 30):
+                feats.append(Feature(f"{fam}__{c}__{w}d", fam, "d", "sum", w, (), c))
+                feats.append(Feature(f"{fam}__{c}_mean__{w}d", fam, "d", "mean", w, (), c))
+                feats.append(Feature(f"{fam}__{c}__{w}d__trend", fam, "d", "trend", w, (), c))
+    for c in ("cost_per_conversion", "conversion_rate", "ctr", "mystery_ratio"):
+        feats.append(Feature(f"spend__{c}__30d", "spend", "d", "ratio", 30, (), c))
+    state = [("campaigns", c, k) for c, k in [
+        ("running", "state"), ("paused", "state"), ("n_campaigns", "state"),
+        ("share_running", "ratio"), ("budget", "amount"), ("running_budget", "amount"),
+        ("longest_pause", "state")]]
+    state += [("invoices", c, k) for c, k in [
+        ("unpaid_amount", "amount"), ("unpaid", "state"), ("overdue_amount", "amount"),
+        ("overdue", "state"), ("share_paid_late", "ratio"), ("delay_max", "state"),
+        ("days_overdue", "state")]]
+    for fam, c, k in state:
+        feats.append(Feature(f"{fam}__{c}__now", fam, "d", k, None, (), c))
+    feats += [
+        Feature("campaigns__running_change__7d", "campaigns", "d", "trend", "running" and 7, (),
+                "running"),
+        Feature("campaigns__budget_change__7d", "campaigns", "d", "trend", 7, (),
+                "running_budget"),
+        Feature("invoices__payment__days_since", "invoices", "d", "days_since", None, (),
+                "payment"),
+        Feature("invoices__paid_late__90d", "invoices", "d", "count", 90, (), "paid_late"),
+        Feature("invoices__delay_mean__30d", "invoices", "d", "mean", 30, (), "delay"),
+        Feature("profile__tenure_days", "profile", "d", "state", None, (), "tenure_days"),
+        Feature("profile__first_month", "profile", "d", "flag", None, (), "first_month"),
+        Feature("profile__monthly_revenue", "profile", "d", "amount", None, (),
+                "monthly_revenue"),
+        Feature("profile__segment_key", "profile", "d", "flag", None, ("key",), "segment"),
+        Feature("profile__days_since_manager_change", "profile", "d", "days_since", None, (),
+                "days_since_manager_change"),
+        Feature("profile__manager_changes__90d", "profile", "d", "count", 90, (),
+                "manager_changes"),
+        Feature("profile__rfm_recency", "profile", "d", "days_since", None, (), "rfm_recency"),
+        Feature("profile__rfm_score", "profile", "d", "state", None, (), "rfm_score"),
+        Feature("profile__plan", "profile", "d", "category", None, (), "plan"),
+        Feature("orders__flagged", "orders", "d", "flag", None, (), None),
+    ]
+    return feats
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_every_feature_renders(language):
+    cat = _big_catalog()
+    book = PhraseBook(cat, language)
+    values = [0.0, 1.0, 2.0, 5.0, 12.0, 45.0, 400.0, -3.0, -0.4, 0.25, 1234.5, float("nan")]
+    for f in cat:
+        p = book.phrase(f.name)
+        for v, cv in itertools.product(values, [0.0, 3.0, float("nan")]):
+            text = p(v, [cv] * len(p.companions))
+            assert isinstance(text, str) and text.strip(), (f.name, v)
+            assert "None" not in text and "{" not in text, (f.name, v, text)
+        if language == "ru":  # a Russian phrase has Cyrillic unless it is a bare number label
+            assert any("а" <= ch <= "я" for ch in p(5.0, [3.0] * len(p.companions)).lower()), \
+                (f.name, p(5.0, [3.0] * len(p.companions)))
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "comp", "en", "ru"),
+    [
+        (CATALOG[0], 12, [4500], "invoice 12 days overdue", "счёт просрочен на 12 дн."),
+        (Feature("contacts__call_outbound_reached__days_since", "contacts", "d", "days_since",
+                 None, ("call", "outbound", "reached")), 45, [],
+         "no reached call for 45 days", "нет дозвона 45 дн."),
+        (Feature("profile__days_since_manager_change", "profile", "d", "days_since", None, (),
+                 "days_since_manager_change"), 21, [], "manager changed 3 weeks ago",
+         "менеджер сменился 3 нед. назад"),
+        (CATALOG[5], -0.4, [], "conversions down 40% vs the previous 30 days",
+         "конверсии: снижение на 40% к предыдущим 30 дн."),
+        (Feature("contacts__complaint__30d", "contacts", "d", "count", 30, ("complaint",)), 3,
+         [], "3 complaints in the last 30 days", "3 жалобы за последние 30 дн."),
+        (CATALOG[2], 2, [3], "2 of 3 campaigns paused by the client in the last 7 days",
+         "2 из 3 кампаний поставлены на паузу по инициативе клиента за последние 7 дн."),
+    ],
+)
+def test_key_templates(feature, value, comp, en, ru):
+    cat = [*CATALOG, feature]
+    for lang, want in (("en", en), ("ru", ru)):
+        p = PhraseBook(cat, lang).phrase(feature.name)
+        assert p(value, comp[: len(p.companions)]).startswith(want)
+
+
+def test_plural_ru():
+    forms = ("жалоба", "жалобы", "жалоб")
+    assert [plural_ru(n, forms) for n in (1, 2, 5, 11, 21, 22, 112)] == [
+        "жалоба", "жалобы", "жалоб", "жалоб", "жалоба", "жалобы", "жалоб"
+    ]
+
+
+@pytest.mark.slow
+def test_speed_100k_by_250():
+    rng = np.random.default_rng(0)
+    cat = _big_catalog()[:250]
+    n = 100_000
+    X = pd.DataFrame(rng.poisson(2, (n, len(cat))).astype(float), columns=[f.name for f in cat])
+    C = pd.DataFrame(rng.normal(0, 0.1, (n, len(cat))), columns=X.columns)
+    t0 = time.perf_counter()
+    out = top_reasons(C, X, cat, language="ru", k=3)
+    assert time.perf_counter() - t0 < 15
+    assert len(out) == n and all(len(r) == 3 for r in out[:100])
