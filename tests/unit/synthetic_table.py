@@ -9,7 +9,9 @@ from churnpredict.config import build_config
 from churnpredict.features.catalog import Feature
 
 FEATURES = [
-    Feature("campaigns__paused__7d", "campaigns", "campaign pauses in the last 7 days", "count", 7),
+    Feature(
+        "campaigns__paused__7d", "campaigns", "campaign pauses in the last 7 days", "count", 7
+    ),
     Feature("profile__rfm_recency", "profile", "days since the last event", "days_since"),
     Feature("profile__rfm_frequency__90d", "profile", "events in the last 90 days", "count", 90),
     Feature("profile__rfm_monetary__90d", "profile", "spend in the last 90 days", "sum", 90),
@@ -73,11 +75,7 @@ def make_table(n_clients: int = 400, n_dates: int = 20, seed: int = 0):
     noise_b = rng.normal(0, 1, n)
     noise_b[rng.random(n) < 0.2] = np.nan
     logit = (
-        -3.2
-        + 0.9 * z
-        + 0.4 * paused
-        + 0.03 * overdue
-        + 0.8 * ((overdue > 20) & (complaints > 0))
+        -3.2 + 0.9 * z + 0.4 * paused + 0.03 * overdue + 0.8 * ((overdue > 20) & (complaints > 0))
     )
     p_true = 1 / (1 + np.exp(-logit))
     label = (rng.random(n) < p_true).astype(int)

@@ -131,9 +131,7 @@ def _check_table(table: pd.DataFrame) -> None:
     bad = ~lab.isin([0, 1])
     if bad.any():
         ex = table.loc[bad, list(KEYS)].head(5).astype(str).agg(", ".join, axis=1).tolist()
-        raise DataError(
-            "label must be 0 or 1", file="training table", column="label", examples=ex
-        )
+        raise DataError("label must be 0 or 1", file="training table", column="label", examples=ex)
 
 
 def feature_columns(table: pd.DataFrame, catalog: Sequence[Feature]) -> list[str]:
@@ -155,11 +153,7 @@ def feature_columns(table: pd.DataFrame, catalog: Sequence[Feature]) -> list[str
         if extra:
             log.warning("ignoring %d table columns not in the catalog: %s", len(extra), extra[:5])
         return names
-    return [
-        c
-        for c in table.columns
-        if c not in KEYS and pd.api.types.is_numeric_dtype(table[c])
-    ]
+    return [c for c in table.columns if c not in KEYS and pd.api.types.is_numeric_dtype(table[c])]
 
 
 def _as_ns(s: pd.Series) -> pd.Series:
@@ -173,7 +167,9 @@ def _truth_for(rows: pd.DataFrame, truth: pd.DataFrame | None) -> np.ndarray | N
     need = {"client_id", "as_of", "p_true"}
     if not need <= set(truth.columns):
         raise DataError(
-            "truth lacks columns", file="truth", column=", ".join(sorted(need - set(truth.columns)))
+            "truth lacks columns",
+            file="truth",
+            column=", ".join(sorted(need - set(truth.columns))),
         )
     left = pd.DataFrame(
         {"client_id": rows["client_id"].astype(str).to_numpy(), "as_of": _as_ns(rows["as_of"])}

@@ -279,18 +279,21 @@ class ChurnModel:
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Return raw log-odds (booster output plus the sampling offset)."""
-        return self.booster_.predict(self._matrix(X), raw_score=True) + self.raw_offset_
+        arr = self._matrix(X)
+        return self.booster_.predict(arr, raw_score=True) + self.raw_offset_
 
     def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
         """Return the calibrated probability of a freeze within the horizon."""
-        return self.calibrator_.predict(self.predict_raw(X))
+        raw = self.predict_raw(X)
+        return self.calibrator_.predict(raw)
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return per-feature SHAP contributions in raw log-odds, plus a ``bias`` column.
 
         Each row sums to :meth:`predict_raw` for that row.
         """
-        arr = self.booster_.predict(self._matrix(X), pred_contrib=True)
+        arr = self._matrix(X)
+        arr = self.booster_.predict(arr, pred_contrib=True)
         out = pd.DataFrame(arr, columns=[*self.feature_names_, "bias"], index=X.index)
         out["bias"] = out["bias"] + self.raw_offset_
         return out
@@ -366,7 +369,9 @@ class ChurnModel:
                 f"this churnpredict reads format {FORMAT_VERSION}: retrain"
             )
         known = set(ModelConfig.model_fields)
-        model = cls(ModelConfig.model_validate({k: v for k, v in doc["params"].items() if k in known}))
+        model = cls(
+            ModelConfig.model_validate({k: v for k, v in doc["params"].items() if k in known})
+        )
         model.booster_ = lgb.Booster(
             model_str=(directory / "booster.txt").read_text(encoding="utf-8")
         )

@@ -110,8 +110,7 @@ def fit_valid_calib(
     empty = [k for k, m in masks.items() if not m.any()]
     if empty:
         raise DataError(
-            f"not enough history for a time split: the {', '.join(empty)} fold(s) would be "
-            "empty",
+            f"not enough history for a time split: the {', '.join(empty)} fold(s) would be empty",
             column="as_of",
             expected=(
                 f"as-of dates spanning more than gap ({_gap(cfg, h)} d) + validation "
