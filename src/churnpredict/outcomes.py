@@ -229,7 +229,10 @@ def evaluate_outcomes(
     fr = pd.DataFrame(
         {
             "client_id": freezes["client_id"].astype(str),
-            "frozen_at": pd.to_datetime(freezes["frozen_at"], errors="coerce"),
+            "frozen_at": (
+                freezes["frozen_at"] if pd.api.types.is_datetime64_any_dtype(freezes["frozen_at"])
+                else pd.to_datetime(freezes["frozen_at"], format="ISO8601")
+            ),
         }
     ).dropna()
     if observed_until is None:
