@@ -208,11 +208,149 @@ class TrackingConfig(Section):
 
 
 # ------------------------------------------------------------------------- simulate
+class SegmentParams(Section):
+    """One client segment of the synthetic world."""
+
+    share: float = Field(gt=0)  # relative share of new clients
+    daily_budget: float = Field(gt=0)  # median daily budget per campaign
+    monthly_revenue: float = Field(gt=0)  # median expected revenue per month
+    campaigns_mean: float = Field(ge=0)  # campaigns at signup = 1 + Poisson(campaigns_mean)
+    hazard_offset: float = 0.0  # added to the log-hazard of deciding to leave
+    call_factor: float = Field(default=1.0, gt=0)  # scales the manager's call rate
+
+
+class SimSignupParams(Section):
+    """Signups: when clients arrive, their segments, names and first campaigns."""
+
+    initial_share: float = Field(default=0.4, ge=0, le=1)  # signed up on day 0
+    segments: dict[str, SegmentParams] = {
+        "low-cost": SegmentParams(
+            share=0.55, daily_budget=15, monthly_revenue=400, campaigns_mean=0.3,
+            hazard_offset=0.3, call_factor=0.6,
+        ),
+        "smb": SegmentParams(
+            share=0.35, daily_budget=60, monthly_revenue=1800, campaigns_mean=1.2,
+            hazard_offset=0.0, call_factor=1.0,
+        ),
+        "key": SegmentParams(
+            share=0.10, daily_budget=300, monthly_revenue=9000, campaigns_mean=3.0,
+            hazard_offset=-0.4, call_factor=2.5,
+        ),
+    }
+    max_campaigns: int = Field(default=8, ge=1)
+    cyrillic_share: float = Field(default=0.35, ge=0, le=1)  # names like «ООО Ромашка»
+    never_start_share: float = Field(default=0.03, ge=0, le=1)  # sign up, never start
+    max_start_delay_days: int = Field(default=5, ge=0)  # first start within this many days
+
+
+class SimManagerParams(Section):
+    """Account managers: ownership, departures and their effect on clients."""
+
+    clients_per_manager: int = Field(default=150, ge=1)
+    departures_per_year: float = Field(default=0.35, ge=0)  # per manager seat
+    calls_per_client_month: float = Field(default=1.2, ge=0)  # mean outbound call rate
+    diligence_sd: float = Field(default=0.5, ge=0)  # log-sd of call rates between managers
+    emails_per_client_month: float = Field(default=0.8, ge=0)
+    sat_drop: float = Field(default=0.4, ge=0)  # satisfaction lost at a manager change
+    hazard_boost: float = Field(default=1.2, ge=0)  # log-hazard bump right after a change
+    boost_days: float = Field(default=45.0, gt=0)  # e-folding time of that bump
+
+
+class SimSatisfactionParams(Section):
+    """Hidden satisfaction: an AR(1) walk towards a client-specific level."""
+
+    reversion: float = Field(default=0.03, gt=0, lt=1)  # daily pull towards the level
+    noise_sd: float = Field(default=0.06, ge=0)  # daily Gaussian noise
+    init_sd: float = Field(default=0.5, ge=0)  # start = level + N(0, init_sd)
+    results_sd: float = Field(default=0.6, ge=0)  # spread of hidden results quality
+    results_weight: float = 0.6  # level += results_weight × results quality
+    breadth_weight: float = 0.4  # level += breadth_weight × log(campaigns)
+    reached_call_gain: float = Field(default=0.12, ge=0)  # jump after a reached call
+    incident_rate: float = Field(default=0.01, ge=0, le=1)  # daily chance of a bad incident
+    incident_loss: float = Field(default=0.25, ge=0)  # jump down at an incident
+
+
+class SimChurnParams(Section):
+    """Deciding to leave, being rescued by a call, and coming back."""
+
+    base_log_hazard: float = -7.0  # daily log-hazard at satisfaction 0
+    sat_slope: float = Field(default=1.6, ge=0)  # log-hazard falls by this per unit of sat
+    newcomer_boost: float = Field(default=1.0, ge=0)  # log-hazard bump in the first days
+    newcomer_days: int = Field(default=30, ge=0)
+    results_reason_share: float = Field(default=0.6, ge=0, le=1)  # else reason `budget`
+    paused_call_rate: float = Field(default=0.12, ge=0, le=1)  # extra daily call chance
+    rescue_prob: float = Field(default=0.45, ge=0, le=1)  # reached call during idle -> resume
+    comeback_rate: float = Field(default=0.003, ge=0, le=1)  # daily chance a frozen client returns
+
+
+class SimPauseParams(Section):
+    """Harmless pauses (season, budget) that end before the idle rule bites."""
+
+    client_rate: float = Field(default=0.0028, ge=0, le=1)  # daily chance, client-initiated
+    manager_rate: float = Field(default=0.0008, ge=0, le=1)  # daily chance, manager-initiated
+    partial_share: float = Field(default=0.4, ge=0, le=1)  # pause one campaign, not all
+    season_share: float = Field(default=0.5, ge=0, le=1)  # reason `season` (else `budget`)
+    season_amplitude: float = Field(default=0.6, ge=0, le=1)  # seasonal swing of season pauses
+    season_peak_doy: int = Field(default=200, ge=1, le=366)  # day of year of the peak
+    min_days: int = Field(default=1, ge=1)  # shortest pause; longest = idle_days - 1
+    budget_change_rate: float = Field(default=0.01, ge=0, le=1)  # daily budget_changed chance
+    stop_rate: float = Field(default=0.0004, ge=0, le=1)  # daily chance to stop one of 2+
+
+
+class SimBillingParams(Section):
+    """Prepaid monthly invoices, late and missing payments, system pauses."""
+
+    every_days: int = Field(default=30, ge=1)
+    due_days: int = Field(default=7, ge=0)
+    grace_days: int = Field(default=3, ge=0)  # overdue this long -> system pause
+    bad_payer_share: float = Field(default=0.12, ge=0, le=1)
+    late_prob_good: float = Field(default=0.05, ge=0, le=1)
+    late_prob_bad: float = Field(default=0.35, ge=0, le=1)
+    never_prob_good: float = Field(default=0.001, ge=0, le=1)
+    never_prob_bad: float = Field(default=0.03, ge=0, le=1)
+    late_mean_days: float = Field(default=6.0, ge=1)  # days after due, geometric
+    receivables_staff: int = Field(default=3, ge=1)
+
+
+class SimContactParams(Section):
+    """Contacts besides the managers' calls: tickets, complaints, sales, meetings."""
+
+    reach_prob: float = Field(default=0.6, ge=0, le=1)  # outbound call -> reached
+    ticket_prob: float = Field(default=0.6, ge=0, le=1)  # incident -> technical ticket
+    ticket_rate: float = Field(default=0.004, ge=0, le=1)  # other technical questions
+    complaint_rate: float = Field(default=0.002, ge=0, le=1)  # daily at satisfaction 0
+    complaint_sat_slope: float = Field(default=1.5, ge=0)  # unhappy clients complain more
+    sales_rate: float = Field(default=0.004, ge=0, le=1)  # business development calls
+    resale_prob: float = Field(default=0.2, ge=0, le=1)  # a reached sales call adds a campaign
+    meeting_rate_key: float = Field(default=0.01, ge=0, le=1)  # meetings with key clients
+
+
+class SimUsageParams(Section):
+    """Daily spend results and product activity."""
+
+    cpm: float = Field(default=2.0, gt=0)  # cost per 1000 impressions
+    ctr: float = Field(default=0.02, gt=0, lt=1)
+    conversion_rate: float = Field(default=0.04, gt=0, lt=1)
+    login_rate: float = Field(default=0.25, ge=0)  # per day when engaged
+    report_rate: float = Field(default=0.1, ge=0)
+    settings_rate: float = Field(default=0.03, ge=0)
+
+
 class SimulateConfig(Section):
+    """The synthetic ad-platform world (see :mod:`churnpredict.simulate`)."""
+
     clients: int = Field(default=20000, ge=1)
     days: int = Field(default=730, ge=30)
     seed: int = 42
     start_date: date = date(2024, 1, 1)
+    signup: SimSignupParams = SimSignupParams()
+    managers: SimManagerParams = SimManagerParams()
+    satisfaction: SimSatisfactionParams = SimSatisfactionParams()
+    churn: SimChurnParams = SimChurnParams()
+    pauses: SimPauseParams = SimPauseParams()
+    billing: SimBillingParams = SimBillingParams()
+    contacts: SimContactParams = SimContactParams()
+    usage: SimUsageParams = SimUsageParams()
 
 
 # --------------------------------------------------------------------------- root
