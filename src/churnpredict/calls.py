@@ -33,6 +33,7 @@ Control group
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from datetime import date, datetime
@@ -338,7 +339,12 @@ def _slug(name: str) -> str:
 
 
 def write_call_list(
-    df: pd.DataFrame, out: Path, cfg: Config, *, split_by: str | None = None
+    df: pd.DataFrame,
+    out: Path,
+    cfg: Config,
+    *,
+    split_by: str | None = None,
+    locked: bool = False,
 ) -> list[Path]:
     """Write the call list (and per-owner files) atomically under the output lock.
 
@@ -355,6 +361,8 @@ def write_call_list(
     split_by : {"account_manager", "owner_role"}, optional
         Also write one file per value of this column (empty account manager ->
         ``unassigned``).
+    locked : bool
+        True when the caller already holds the output lock (e.g. for a whole scoring run).
 
     Returns
     -------
@@ -372,7 +380,7 @@ def write_call_list(
     sep, bom = cfg.calls.separator, cfg.calls.bom
     cols = CALL_LIST_COLUMNS + [c for c in EXTRA_COLUMNS if c in df.columns]
     written: list[Path] = []
-    with output_lock(out):
+    with contextlib.nullcontext() if locked else output_lock(out):
         written.append(atomic_write_csv(df, out, sep=sep, bom=bom, columns=cols))
         if split_by:
             folder = out.parent / f"{out.stem}_by_{split_by}"
