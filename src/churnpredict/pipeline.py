@@ -162,3 +162,224 @@ def default_as_of(cfg: Config) -> date:
 def day_after_last_event(ds) -> date:
     """Return the default training cut-off: the day after the newest event."""
     return (pd.Timestamp(ds.data_end).normalize() + timedelta(days=1)).date()
+
+
+def resolve_as_of(value: date | str | None, ds, cfg: Config) -> pd.Timestamp:
+    """Return the as-of date: given, ``latest`` (day after the newest event) or today."""
+    if value == "latest":
+        return pd.Timestamp(day_after_last_event(ds))
+    if value is None:
+        return pd.Timestamp(default_as_of(cfg))
+    return pd.Timestamp(value)
+
+
+def _metrics_text(metrics: pd.DataFrame, title: str) -> str:
+    cols = [c for c in ("pr_auc", "roc_auc", "precision_at_capacity", "recall_at_capacity",
+                        "lift_at_10pct", "brier", "ece") if c in metrics.columns]
+    shown = metrics[cols].copy()
+    return f"{title}\n" + shown.to_string(float_format=lambda v: f"{v:.3f}")
+
+
+# ------------------------------------------------------------------------------ train
+def run_train(
+    data_dir: Path,
+    cfg: Config,
+    *,
+    as_of: date | None = None,
+    policy: str = "strict",
+    report_dir: Path = Path("reports/train"),
+) -> str:
+    """Train on snapshots before ``as_of``, evaluate on the latest ones, register in MLflow."""
+    from churnpredict.modeling.backtest import train_and_evaluate
+    from churnpredict.report import write_report
+    from churnpredict.tracking import log_training_run
+
+    t0 = time.perf_counter()
+    ds = load(data_dir, cfg, policy=policy, quarantine_dir=Path(report_dir))
+    until = as_of or day_after_last_event(ds)
+    table, catalog, spec = training_table(ds, cfg, until=until)
+    truth = load_truth(data_dir)
+    result = train_and_evaluate(table, catalog, cfg, truth)
+    result.model.metadata_["feature_spec"] = spec
+    result.model.metadata_["trained_until"] = str(until)
+    report = write_report(result, Path(report_dir))
+    reg = log_training_run(
+        result,
+        cfg,
+        data_fingerprint=data_fingerprint(ds),
+        config_hash=cfg.fingerprint(),
+        report_dir=Path(report_dir),
+    )
+    lines = [
+        f"Trained on {len(table):,} snapshots of {table['client_id'].nunique():,} clients "
+        f"({len(catalog)} features, label rate {table['label'].mean():.3f}) "
+        f"in {time.perf_counter() - t0:.0f}s.",
+        _metrics_text(
+            result.metrics,
+            f"Test fold (latest {cfg.model.test_days} days of as-of dates; precision/recall at "
+            f"{_capacity_text(cfg)} per as-of date):",
+        ),
+        f"Registered {reg.model_name} version {reg.version} (@challenger). {reg.reason}",
+        f"Report: {report}",
+        f"MLflow: {reg.tracking_uri}",
+    ]
+    return "\n".join(lines)
+
+
+def _capacity_text(cfg: Config) -> str:
+    ev = cfg.evaluation
+    if ev.top_pct:
+        return f"the top {ev.top_pct:.0%}"
+    return f"{ev.calls_per_day * ev.capacity_days} calls"
+
+
+def run_backtest(
+    data_dir: Path,
+    cfg: Config,
+    *,
+    policy: str = "strict",
+    report_dir: Path = Path("reports/backtest"),
+) -> str:
+    """Run the rolling-origin backtest and write its report."""
+    from churnpredict.modeling.backtest import run_backtest as backtest
+    from churnpredict.report import write_backtest_report
+
+    ds = load(data_dir, cfg, policy=policy, quarantine_dir=Path(report_dir))
+    table, catalog, _ = training_table(ds, cfg, until=day_after_last_event(ds))
+    result = backtest(table, catalog, cfg, load_truth(data_dir))
+    report = write_backtest_report(result, Path(report_dir))
+    per_cut = result.per_cut
+    lines = [_metrics_text(result.pooled, f"Backtest, {len(result.cuts)} cuts, pooled:")]
+    if len(per_cut):
+        cols = [c for c in ("cut", "scorer", "pr_auc", "precision_at_capacity", "ece")
+                if c in per_cut.columns]
+        lines.append("Per cut:\n" + per_cut[cols].to_string(
+            index=False, float_format=lambda v: f"{v:.3f}"))
+    for name, why in result.skipped.items():
+        lines.append(f"skipped {name}: {why}")
+    lines.append(f"Report: {report}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ score
+def _scored_frame(ds, table: pd.DataFrame, risk, T: pd.Timestamp) -> pd.DataFrame:
+    """Join risk with what the call list shows from `clients` and `contacts`."""
+    con = ds.con
+    con.register("_ids", pd.DataFrame({"client_id": table["client_id"].to_numpy()}))
+    has_contacts = "contacts" in ds.present
+    last_contact = (
+        "(SELECT max(ts) FROM contacts k WHERE k.client_id = c.client_id "
+        f"AND k.ts < TIMESTAMP '{T}') AS last_contact_at"
+        if has_contacts
+        else "NULL::TIMESTAMP AS last_contact_at"
+    )
+    info = con.execute(
+        f"SELECT c.client_id, c.name, c.account_manager, c.monthly_revenue, {last_contact} "
+        "FROM clients c JOIN _ids USING (client_id)"
+    ).df()
+    con.unregister("_ids")
+    scored = pd.DataFrame({"client_id": table["client_id"].astype(str).to_numpy(), "risk": risk})
+    scored = scored.merge(info.astype({"client_id": str}), on="client_id", how="left")
+    for col in ("campaigns__n_campaigns__now", "contacts__call_outbound_reached__days_since"):
+        if col in table.columns:
+            scored[col] = table[col].to_numpy()
+    return scored
+
+
+def run_score(
+    data_dir: Path,
+    cfg: Config,
+    *,
+    as_of: date | str | None,
+    out: Path,
+    sort: str = "risk",
+    top: int | None = None,
+    split_by: str | None = None,
+    policy: str = "strict",
+    model_version: str | None = None,
+) -> str:
+    """Score every active client at ``as_of`` with the champion and write the call list."""
+    from churnpredict.calls import build_call_list, find_previous_list, write_call_list
+    from churnpredict.drift import check_drift
+    from churnpredict.explain import top_reasons
+    from churnpredict.io import output_lock
+    from churnpredict.labels import build_spine, derive_freezes
+    from churnpredict.tracking import load_champion, load_version
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        if model_version:
+            model, version = load_version(cfg, model_version)
+        else:
+            model, version = load_champion(cfg)
+        ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
+        T = resolve_as_of(as_of, ds, cfg)
+        stale = (T - pd.Timestamp(ds.data_end).normalize()).days
+        if stale > 2:
+            log.warning(
+                "the data ends %s, %d days before the as-of date %s: recent activity is "
+                "missing, so clients will look silent", ds.data_end, stale, T.date(),
+            )
+        derive_freezes(ds, cfg)
+        spine = build_spine(ds, cfg, [T], with_label=False)
+        if spine.empty:
+            raise DataError(
+                f"no active clients at {T.date()}",
+                file=str(data_dir),
+                expected="clients who signed up before the as-of date and are not frozen",
+            )
+        spec = model.metadata_.get("feature_spec")
+        table, _, _ = build_features(ds, spine, cfg, spec)
+        drift = check_drift(model.train_stats_, table, model.feature_names_, cfg)
+        if not drift.ok:
+            log.warning("%s", drift.text())
+        X = table[model.feature_names_]
+        risk = model.predict_risk(X)
+        contrib = model.contributions(X)
+        reasons = top_reasons(
+            contrib, X, model.catalog_, language=cfg.calls.language, k=cfg.calls.top_reasons
+        )
+        scored = _scored_frame(ds, table, risk, T)
+        calls = build_call_list(
+            scored,
+            reasons,
+            cfg,
+            as_of=T.date(),
+            model_version=f"{cfg.tracking.model_name}/{version}",
+            sort=sort,
+            top=top,
+            previous=find_previous_list(out, T.date()),
+        )
+        paths = write_call_list(calls, out, cfg, split_by=split_by, locked=True)
+    bands = calls["risk_band"].value_counts()
+    in_cap = int(calls["in_capacity"].sum()) if "in_capacity" in calls else len(calls)
+    return (
+        f"Scored {len(calls):,} active clients as of {T.date()} with "
+        f"{cfg.tracking.model_name} v{version} in {time.perf_counter() - t0:.1f}s: "
+        f"{bands.get('high', 0):,} high, {bands.get('medium', 0):,} medium, "
+        f"{bands.get('low', 0):,} low risk; {in_cap:,} calls fit today's capacity.\n"
+        f"Call list: {paths[0]}"
+        + (f" (+{len(paths) - 1} per-owner files)" if len(paths) > 1 else "")
+    )
+
+
+def run_outcomes(lists_dir: Path, data_dir: Path, cfg: Config, *, policy: str = "strict") -> str:
+    """Compare past call lists with the freezes that followed."""
+    from churnpredict.labels import derive_freezes
+    from churnpredict.outcomes import evaluate_outcomes
+
+    if not Path(lists_dir).is_dir():
+        raise UsageError(f"--lists {lists_dir} is not a folder of call lists")
+    ds = load(data_dir, cfg, policy=policy)
+    freezes = derive_freezes(ds, cfg)
+    report = evaluate_outcomes(
+        Path(lists_dir),
+        freezes,
+        cfg.label.horizon_days,
+        cfg.calls.calls_per_owner_per_day,
+        observed_until=pd.Timestamp(ds.data_end).date(),
+        risk_bands_medium=cfg.calls.risk_bands.medium,
+    )
+    return report.text()
