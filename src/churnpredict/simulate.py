@@ -123,7 +123,16 @@ EVENTS = ["created", "started", "paused", "resumed", "stopped", "budget_changed"
 EV_CREATED, EV_STARTED, EV_PAUSED, EV_RESUMED, EV_STOPPED, EV_BUDGET = range(6)
 INITIATORS = ["client", "manager", "system"]
 IN_CLIENT, IN_MANAGER, IN_SYSTEM = range(3)
-REASONS = ["season", "budget", "results", "low_balance", "payment", "call", "return", "new_service"]
+REASONS = [
+    "season",
+    "budget",
+    "results",
+    "low_balance",
+    "payment",
+    "call",
+    "return",
+    "new_service",
+]
 RS_SEASON, RS_BUDGET, RS_RESULTS, RS_LOW_BALANCE, RS_PAYMENT, RS_CALL, RS_RETURN, RS_NEW = range(8)
 CHANNELS = ["call", "email", "chat", "ticket", "meeting"]
 CH_CALL, CH_EMAIL, CH_CHAT, CH_TICKET, CH_MEETING = range(5)
@@ -156,22 +165,76 @@ _N_STEPS = 16
 ) = range(1, 16)
 
 _CYR_WORDS = [
-    "Ромашка", "Вектор", "Север", "Гранит", "Капитал", "Альфа", "Восход", "Меридиан",
-    "Сфера", "Берёзка", "Интеграл", "Садовник", "Пекарня №1", "Ёлка", "Уют",
+    "Ромашка",
+    "Вектор",
+    "Север",
+    "Гранит",
+    "Капитал",
+    "Альфа",
+    "Восход",
+    "Меридиан",
+    "Сфера",
+    "Берёзка",
+    "Интеграл",
+    "Садовник",
+    "Пекарня №1",
+    "Ёлка",
+    "Уют",
 ]
 _CYR_FORMS = ["ООО", "ИП", "АО"]
 _LAT_WORDS = [
-    "Acme", "Nordic", "Bluebird", "Summit", "Harbor", "Pixel", "Evergreen", "Lumen",
-    "Orbit", "Maple", "Atlas", "Quartz", "Cedar", "Nova", "Sterling",
+    "Acme",
+    "Nordic",
+    "Bluebird",
+    "Summit",
+    "Harbor",
+    "Pixel",
+    "Evergreen",
+    "Lumen",
+    "Orbit",
+    "Maple",
+    "Atlas",
+    "Quartz",
+    "Cedar",
+    "Nova",
+    "Sterling",
 ]
 _LAT_FORMS = ["LLC", "Ltd", "GmbH", "Inc."]
 _FIRST = [
-    "Анна", "Иван", "Мария", "Олег", "Елена", "Дмитрий", "Ольга", "Сергей",
-    "Anna", "John", "Maria", "Peter", "Laura", "David", "Sofia", "Mark",
+    "Анна",
+    "Иван",
+    "Мария",
+    "Олег",
+    "Елена",
+    "Дмитрий",
+    "Ольга",
+    "Сергей",
+    "Anna",
+    "John",
+    "Maria",
+    "Peter",
+    "Laura",
+    "David",
+    "Sofia",
+    "Mark",
 ]
 _LAST = [
-    "Иванова", "Петров", "Смирнова", "Кузнецов", "Соколова", "Попов", "Лебедева", "Новиков",
-    "Miller", "Smith", "Garcia", "Brown", "Novak", "Weber", "Rossi", "Moreau",
+    "Иванова",
+    "Петров",
+    "Смирнова",
+    "Кузнецов",
+    "Соколова",
+    "Попов",
+    "Лебедева",
+    "Новиков",
+    "Miller",
+    "Smith",
+    "Garcia",
+    "Brown",
+    "Novak",
+    "Weber",
+    "Rossi",
+    "Moreau",
 ]
 
 
@@ -238,8 +301,11 @@ class _World:
         self.seg_budget = np.array([s.daily_budget for s in segs])[self.seg]
         rev = np.array([s.monthly_revenue for s in segs])[self.seg]
         self.revenue = np.round(
-            rev * np.exp(rng.normal(0, 0.4, n)) * (self.n0 / (1 + np.array(
-                [s.campaigns_mean for s in segs])[self.seg])), 2)
+            rev
+            * np.exp(rng.normal(0, 0.4, n))
+            * (self.n0 / (1 + np.array([s.campaigns_mean for s in segs])[self.seg])),
+            2,
+        )
         self.hz_off = np.array([s.hazard_offset for s in segs])[self.seg]
         self.call_factor = np.array([s.call_factor for s in segs])[self.seg]
         self.is_key = np.array([name == "key" for name in seg_names])[self.seg]
@@ -253,8 +319,11 @@ class _World:
         gens = self.depart.sum(axis=0).max() + 1
         self.G = int(gens)
         self.diligence = (
-            mg.calls_per_client_month / 30.0
-            * np.exp(rng.normal(-0.5 * mg.diligence_sd**2, mg.diligence_sd, (self.n_seats, self.G)))
+            mg.calls_per_client_month
+            / 30.0
+            * np.exp(
+                rng.normal(-0.5 * mg.diligence_sd**2, mg.diligence_sd, (self.n_seats, self.G))
+            )
         )
         self.gen = np.zeros(self.n_seats, np.int64)
         # next departure day >= t per seat (BIG if none)
@@ -273,8 +342,7 @@ class _World:
         self.alive = self.exists.copy()
         self.running = np.zeros((n, C), bool)
         self.started = np.zeros((n, C), bool)
-        self.budget = np.round(
-            self.seg_budget[:, None] * np.exp(rng.normal(0, 0.5, (n, C))), 2)
+        self.budget = np.round(self.seg_budget[:, None] * np.exp(rng.normal(0, 0.5, (n, C))), 2)
         self.pend = np.full((n, C), -1, np.int64)
 
         # client state
@@ -316,7 +384,9 @@ class _World:
         if k == 0:
             return
         self.ev.add(
-            client=cl, slot=slot, sec=sec,
+            client=cl,
+            slot=slot,
+            sec=sec,
             event=np.broadcast_to(np.asarray(event, np.int64), (k,)),
             init=np.broadcast_to(np.asarray(init, np.int64), (k,)),
             reason=np.broadcast_to(np.asarray(reason, np.int64), (k,)),
@@ -331,8 +401,15 @@ class _World:
         def b(v):
             return np.broadcast_to(np.asarray(v, np.int64), (k,))
 
-        self.con.add(client=cl, sec=sec, channel=b(channel), direction=b(direction),
-                     topic=b(topic), outcome=b(outcome), staff=b(staff))
+        self.con.add(
+            client=cl,
+            sec=sec,
+            channel=b(channel),
+            direction=b(direction),
+            topic=b(topic),
+            outcome=b(outcome),
+            staff=b(staff),
+        )
 
     def _pause_all(self, idx, sec, init, reason) -> None:
         r, c = np.nonzero(self.running[idx])
@@ -381,7 +458,9 @@ class _World:
         lb = ch.base_log_hazard + self.hz_off[idx]
         lb = lb + ch.newcomer_boost * ((tenure >= 0) & (tenure < ch.newcomer_days))
         since = t - chg - 1
-        lb = lb + np.where(since >= 0, mg.hazard_boost * np.exp(-np.maximum(since, 0) / mg.boost_days), 0.0)
+        lb = lb + np.where(
+            since >= 0, mg.hazard_boost * np.exp(-np.maximum(since, 0) / mg.boost_days), 0.0
+        )
         return lb
 
     # ------------------------------------------------------------------ truth
@@ -469,8 +548,13 @@ class _World:
         n = cfg.clients
         L = self.idle
         ch, pz, bl, cn, st, mg, us = (
-            cfg.churn, cfg.pauses, cfg.billing, cfg.contacts, cfg.satisfaction,
-            cfg.managers, cfg.usage,
+            cfg.churn,
+            cfg.pauses,
+            cfg.billing,
+            cfg.contacts,
+            cfg.satisfaction,
+            cfg.managers,
+            cfg.usage,
         )
         if as_of:
             self._truth(t)
@@ -488,7 +572,9 @@ class _World:
             self.asg.add(client=new, staff=self._staff_manager(new), day=np.full(len(new), t))
 
         # freezes: the idle span reaches idle_days during this day
-        fr = np.nonzero((self.freeze_day == t) & np.isin(mode, (PENDING, HPAUSE, MONEY, LEAVING)))[0]
+        fr = np.nonzero((self.freeze_day == t) & np.isin(mode, (PENDING, HPAUSE, MONEY, LEAVING)))[
+            0
+        ]
         if len(fr):
             if np.any(mode[fr] == HPAUSE):
                 raise RuntimeError("internal: a harmless pause reached the idle rule")
@@ -527,8 +613,9 @@ class _World:
                 self.sat[back] = np.maximum(self.sat[back], self._level()[back])
                 self.money_frozen[back] = False
                 self.start_day[back] = np.minimum(self.start_day[back], t)
-                self.next_inv[back] = np.where(self.next_inv[back] >= BIG, t,
-                                               np.maximum(self.next_inv[back], t))
+                self.next_inv[back] = np.where(
+                    self.next_inv[back] >= BIG, t, np.maximum(self.next_inv[back], t)
+                )
 
         # harmless pauses end; partial pauses end
         he = np.nonzero((mode == HPAUSE) & (self.hp_end == t))[0]
@@ -555,16 +642,24 @@ class _World:
             self.pend[r, c] = -1
 
         # system pause for an overdue invoice
-        sp = np.nonzero(self.out & (t >= self.out_due + bl.grace_days)
-                        & np.isin(mode, (NORMAL, HPAUSE)))[0]
+        sp = np.nonzero(
+            self.out & (t >= self.out_due + bl.grace_days) & np.isin(mode, (NORMAL, HPAUSE))
+        )[0]
         if len(sp):
             nm = sp[mode[sp] == NORMAL]
             sec = self._sec(t, ST_SYSTEM, len(nm))
             self._pause_all(nm, sec, IN_SYSTEM, RS_LOW_BALANCE)
             mode[sp] = MONEY
             reached = rng.random(len(sp)) < cn.reach_prob
-            self._contact(sp, self._sec(t, ST_SYSTEM, len(sp)), CH_CALL, DIR_OUT, TP_BILLING,
-                          np.where(reached, 0, 1), self.staff_recv0 + sp % bl.receivables_staff)
+            self._contact(
+                sp,
+                self._sec(t, ST_SYSTEM, len(sp)),
+                CH_CALL,
+                DIR_OUT,
+                TP_BILLING,
+                np.where(reached, 0, 1),
+                self.staff_recv0 + sp % bl.receivables_staff,
+            )
 
         # decisions to leave
         el = np.nonzero(np.isin(mode, (NORMAL, HPAUSE, MONEY)))[0]
@@ -586,13 +681,27 @@ class _World:
         reached_c = rng.random(len(called)) < cn.reach_prob
         staff = self._staff_manager(called)
         topic = np.where(rng.random(len(called)) < 0.85, TP_RESULTS, TP_SALES)
-        self._contact(called, self._sec(t, ST_CALLS, len(called)), CH_CALL, DIR_OUT, topic,
-                      np.where(reached_c, 0, 1), staff)
+        self._contact(
+            called,
+            self._sec(t, ST_CALLS, len(called)),
+            CH_CALL,
+            DIR_OUT,
+            topic,
+            np.where(reached_c, 0, 1),
+            staff,
+        )
         paused = np.nonzero(np.isin(mode, (HPAUSE, MONEY, LEAVING)))[0]
         xc = paused[rng.random(len(paused)) < ch.paused_call_rate]
         reached_x = rng.random(len(xc)) < cn.reach_prob
-        self._contact(xc, self._sec(t, ST_CALLS, len(xc)), CH_CALL, DIR_OUT, TP_RESULTS,
-                      np.where(reached_x, 0, 1), self._staff_manager(xc))
+        self._contact(
+            xc,
+            self._sec(t, ST_CALLS, len(xc)),
+            CH_CALL,
+            DIR_OUT,
+            TP_RESULTS,
+            np.where(reached_x, 0, 1),
+            self._staff_manager(xc),
+        )
         gain = np.zeros(n)
         gain[called[reached_c]] = st.reached_call_gain
         incident = np.zeros(n, bool)
@@ -614,13 +723,17 @@ class _World:
         nm = np.nonzero(mode == NORMAL)[0]
         if len(nm):
             doy = (self.start_doy + t) % 365
-            season = 1 + pz.season_amplitude * math.cos(2 * math.pi * (doy - pz.season_peak_doy) / 365)
-            rates = np.array([
-                pz.client_rate * pz.season_share * season,
-                pz.client_rate * (1 - pz.season_share),
-                pz.manager_rate * pz.season_share * season,
-                pz.manager_rate * (1 - pz.season_share),
-            ])
+            season = 1 + pz.season_amplitude * math.cos(
+                2 * math.pi * (doy - pz.season_peak_doy) / 365
+            )
+            rates = np.array(
+                [
+                    pz.client_rate * pz.season_share * season,
+                    pz.client_rate * (1 - pz.season_share),
+                    pz.manager_rate * pz.season_share * season,
+                    pz.manager_rate * (1 - pz.season_share),
+                ]
+            )
             u = rng.random(len(nm))
             kind = np.searchsorted(np.cumsum(rates), u, side="right")
             hit = kind < 4
@@ -628,7 +741,9 @@ class _World:
             if len(pi_):
                 init = np.where(kind < 2, IN_CLIENT, IN_MANAGER)
                 reason = np.where(kind % 2 == 0, RS_SEASON, RS_BUDGET)
-                dur = rng.integers(max(1, min(pz.min_days, L - 1)), max(L, 2), len(pi_))  # <= idle_days - 1
+                dur = rng.integers(
+                    max(1, min(pz.min_days, L - 1)), max(L, 2), len(pi_)
+                )  # <= idle_days - 1
                 nrun = self.running[pi_].sum(axis=1)
                 no_pend = (self.pend[pi_] < 0).all(axis=1)
                 partial = (rng.random(len(pi_)) < pz.partial_share) & (nrun >= 2) & no_pend
@@ -656,7 +771,8 @@ class _World:
         if len(bc):
             slot = np.argmax(self.running[bc] * rng.random((len(bc), self.C)), axis=1)
             self.budget[bc, slot] = np.round(
-                self.budget[bc, slot] * np.exp(rng.normal(0, 0.25, len(bc))), 2)
+                self.budget[bc, slot] * np.exp(rng.normal(0, 0.25, len(bc))), 2
+            )
             init = np.where(rng.random(len(bc)) < 0.7, IN_CLIENT, IN_MANAGER)
             self._emit(bc, slot, self._sec(t, ST_BUDGET, len(bc)), EV_BUDGET, init, -1)
         nrun = self.running[nm].sum(axis=1)
@@ -673,8 +789,15 @@ class _World:
         if len(sl):
             reached = rng.random(len(sl)) < cn.reach_prob
             sec = self._sec(t, ST_SALES, len(sl))
-            self._contact(sl, sec, CH_CALL, DIR_OUT, TP_SALES, np.where(reached, 0, 1),
-                          self.staff_biz0 + sl % 2)
+            self._contact(
+                sl,
+                sec,
+                CH_CALL,
+                DIR_OUT,
+                TP_SALES,
+                np.where(reached, 0, 1),
+                self.staff_biz0 + sl % 2,
+            )
             room = ~self.exists[sl].all(axis=1)
             buy = sl[reached & room & (rng.random(len(sl)) < cn.resale_prob)]
             if len(buy):
@@ -696,14 +819,20 @@ class _World:
             moved = np.nonzero(np.isin(self.seat, dep) & (mode != NOTYET))[0]
             changed[moved] = True
             self.chg_day[moved] = t
-            self.asg.add(client=moved, staff=self._staff_manager(moved),
-                         day=np.full(len(moved), t))
+            self.asg.add(
+                client=moved, staff=self._staff_manager(moved), day=np.full(len(moved), t)
+            )
 
         # satisfaction walk
         lvl = self._level()
         eps = rng.normal(0, st.noise_sd, n)
-        self.sat += (st.reversion * (lvl - self.sat) + eps + gain
-                     - st.incident_loss * incident - mg.sat_drop * changed)
+        self.sat += (
+            st.reversion * (lvl - self.sat)
+            + eps
+            + gain
+            - st.incident_loss * incident
+            - mg.sat_drop * changed
+        )
 
         # invoices
         iv = np.nonzero(~self.out & (t >= self.next_inv) & np.isin(mode, (NORMAL, HPAUSE)))[0]
@@ -720,37 +849,77 @@ class _World:
             u = rng.random(k)
             late_days = rng.geometric(1.0 / bl.late_mean_days, k)
             ontime = t + 1 + rng.integers(0, max(bl.due_days, 1), k)
-            pay = np.where(u < p_never, BIG,
-                           np.where(u < p_never + p_late, t + bl.due_days + late_days, ontime))
+            pay = np.where(
+                u < p_never,
+                BIG,
+                np.where(u < p_never + p_late, t + bl.due_days + late_days, ontime),
+            )
             self.out[iv] = True
             self.out_idx[iv] = j
             self.out_due[iv] = t + bl.due_days
             self.out_pay[iv] = pay
             self.next_inv[iv] = t + bl.every_days
         rem = np.nonzero(self.out & (t == self.out_due + 1))[0]
-        self._contact(rem, self._sec(t, ST_OTHER, len(rem)), CH_EMAIL, DIR_OUT, TP_BILLING, -1,
-                      self.staff_recv0 + rem % bl.receivables_staff)
+        self._contact(
+            rem,
+            self._sec(t, ST_OTHER, len(rem)),
+            CH_EMAIL,
+            DIR_OUT,
+            TP_BILLING,
+            -1,
+            self.staff_recv0 + rem % bl.receivables_staff,
+        )
 
         # other contacts: emails, tickets, complaints, meetings
         sat_l = self.sat[live]
         em = live[rng.random(len(live)) < mg.emails_per_client_month / 30.0]
-        self._contact(em, self._sec(t, ST_OTHER, len(em)), CH_EMAIL, DIR_OUT, TP_RESULTS, -1,
-                      self._staff_manager(em))
+        self._contact(
+            em,
+            self._sec(t, ST_OTHER, len(em)),
+            CH_EMAIL,
+            DIR_OUT,
+            TP_RESULTS,
+            -1,
+            self._staff_manager(em),
+        )
         inc = np.nonzero(incident)[0]
-        tk = np.union1d(inc[rng.random(len(inc)) < cn.ticket_prob],
-                        live[rng.random(len(live)) < cn.ticket_rate])
-        self._contact(tk, self._sec(t, ST_OTHER, len(tk)), CH_TICKET, DIR_IN, TP_TECHNICAL, -1,
-                      self.staff_support)
+        tk = np.union1d(
+            inc[rng.random(len(inc)) < cn.ticket_prob],
+            live[rng.random(len(live)) < cn.ticket_rate],
+        )
+        self._contact(
+            tk,
+            self._sec(t, ST_OTHER, len(tk)),
+            CH_TICKET,
+            DIR_IN,
+            TP_TECHNICAL,
+            -1,
+            self.staff_support,
+        )
         p_comp = cn.complaint_rate * np.exp(-cn.complaint_sat_slope * sat_l)
         p_comp = p_comp + incident[live] * 0.3 / (1 + np.exp(2 * sat_l))
         cp = live[rng.random(len(live)) < p_comp]
         chan = np.array([CH_CALL, CH_EMAIL, CH_CHAT])[rng.integers(0, 3, len(cp))]
-        self._contact(cp, self._sec(t, ST_OTHER, len(cp)), chan, DIR_IN, TP_COMPLAINT, -1,
-                      self._staff_manager(cp))
+        self._contact(
+            cp,
+            self._sec(t, ST_OTHER, len(cp)),
+            chan,
+            DIR_IN,
+            TP_COMPLAINT,
+            -1,
+            self._staff_manager(cp),
+        )
         kk = live[self.is_key[live] & (mode[live] != FROZEN)]
         mt = kk[rng.random(len(kk)) < cn.meeting_rate_key]
-        self._contact(mt, self._sec(t, ST_OTHER, len(mt)), CH_MEETING, DIR_OUT, TP_RESULTS,
-                      -1, self._staff_manager(mt))
+        self._contact(
+            mt,
+            self._sec(t, ST_OTHER, len(mt)),
+            CH_MEETING,
+            DIR_OUT,
+            TP_RESULTS,
+            -1,
+            self._staff_manager(mt),
+        )
 
         # spend while something runs
         run = np.nonzero(self.running.any(axis=1))[0]
@@ -761,8 +930,14 @@ class _World:
             clicks = rng.binomial(impr, us.ctr)
             cr = np.minimum(us.conversion_rate * np.exp(0.5 * self.results[run]), 0.9)
             conv = rng.binomial(clicks, cr)
-            self.spend.add(client=run, day=np.full(k, t), spend=np.round(sp_, 2),
-                           impressions=impr, clicks=clicks, conversions=conv)
+            self.spend.add(
+                client=run,
+                day=np.full(k, t),
+                spend=np.round(sp_, 2),
+                impressions=impr,
+                clicks=clicks,
+                conversions=conv,
+            )
 
         # activity
         eng = np.select([mode[live] == NORMAL, mode[live] == FROZEN], [1.0, 0.1], 0.5)
@@ -771,10 +946,17 @@ class _World:
             cnt = rng.poisson(rate * eng)
             who = np.repeat(live, cnt)
             if len(who):
-                val = (np.round(rng.lognormal(3, 1, len(who)), 2) if code == 2
-                       else np.full(len(who), np.nan))
-                self.act.add(client=who, sec=self._sec(t, ST_OTHER, len(who)),
-                             event=np.full(len(who), code), value=val)
+                val = (
+                    np.round(rng.lognormal(3, 1, len(who)), 2)
+                    if code == 2
+                    else np.full(len(who), np.nan)
+                )
+                self.act.add(
+                    client=who,
+                    sec=self._sec(t, ST_OTHER, len(who)),
+                    event=np.full(len(who), code),
+                    value=val,
+                )
 
 
 # --------------------------------------------------------------------------- the rule
@@ -834,11 +1016,13 @@ def freezes_from_events(
     frozen_at = spans["ts_start"] + idle
     closed = spans["ts_end"].notna()
     is_freeze = np.where(closed, spans["ts_end"] - spans["ts_start"] >= idle, frozen_at < data_end)
-    out = pd.DataFrame({
-        "client_id": spans["client_id"].to_numpy(),
-        "frozen_at": frozen_at.to_numpy(),
-        "unfrozen_at": spans["ts_end"].to_numpy(),
-    })[np.asarray(is_freeze, bool)]
+    out = pd.DataFrame(
+        {
+            "client_id": spans["client_id"].to_numpy(),
+            "frozen_at": frozen_at.to_numpy(),
+            "unfrozen_at": spans["ts_end"].to_numpy(),
+        }
+    )[np.asarray(is_freeze, bool)]
     return out.sort_values(["client_id", "frozen_at"], kind="stable").reset_index(drop=True)
 
 
@@ -916,7 +1100,7 @@ def simulate(cfg: SimulateConfig, out_dir: Path, *, label_cfg: LabelConfig) -> d
     rng_names = np.random.default_rng([cfg.seed, 1])
     n_mgr = world.n_seats * world.G
     fi = rng_names.integers(0, len(_FIRST), n_mgr)
-    la = rng_names.integers(0, len(_LAST), n_mgr)
+    la = fi // 8 * 8 + rng_names.integers(0, 8, n_mgr)  # same script for both names
     staff = [f"{_FIRST[fi[i]]} {_LAST[la[i]]} #{i + 1}" for i in range(n_mgr)]
     world.staff_recv0 = len(staff)
     staff += [f"Receivables {i + 1}" for i in range(cfg.billing.receivables_staff)]
@@ -942,115 +1126,175 @@ def simulate(cfg: SimulateConfig, out_dir: Path, *, label_cfg: LabelConfig) -> d
     names = _names(rng_names, n, cfg.signup.cyrillic_share)
     phones = rng_names.integers(0, 10**10, n)
     cur_mgr = world.seat * world.G + world.gen[world.seat]
-    clients = pa.table({
-        "client_id": cid(signed),
-        "signup_date": _dates(world.signup_day[signed], epoch_day),
-        "name": pa.array([names[i] for i in signed], pa.string()),
-        "segment": _codes(world.seg[signed], world.seg_names),
-        "account_manager": staff_pa.take(pa.array(cur_mgr[signed])),
-        "monthly_revenue": pa.array(world.revenue[signed], pa.float64()),
-        "phone": pa.array([f"+7 9{p // 10**8 % 100:02d} {p // 10**5 % 1000:03d}-"
-                           f"{p // 1000 % 100:02d}-{p % 100:02d}" for p in phones[signed]]),
-        "email": pa.array([f"info@{ids[i].lower()}.example.com" for i in signed]),
-    })
+    clients = pa.table(
+        {
+            "client_id": cid(signed),
+            "signup_date": _dates(world.signup_day[signed], epoch_day),
+            "name": pa.array([names[i] for i in signed], pa.string()),
+            "segment": _codes(world.seg[signed], world.seg_names),
+            "account_manager": staff_pa.take(pa.array(cur_mgr[signed])),
+            "monthly_revenue": pa.array(world.revenue[signed], pa.float64()),
+            "phone": pa.array(
+                [
+                    f"+7 9{p // 10**8 % 100:02d} {p // 10**5 % 1000:03d}-"
+                    f"{p // 1000 % 100:02d}-{p % 100:02d}"
+                    for p in phones[signed]
+                ]
+            ),
+            "email": pa.array([f"info@{ids[i].lower()}.example.com" for i in signed]),
+        }
+    )
 
-    e = world.ev.frame({"client": np.int64, "slot": np.int64, "sec": np.int64,
-                        "event": np.int64, "init": np.int64, "reason": np.int64,
-                        "budget": float})
+    e = world.ev.frame(
+        {
+            "client": np.int64,
+            "slot": np.int64,
+            "sec": np.int64,
+            "event": np.int64,
+            "init": np.int64,
+            "reason": np.int64,
+            "budget": float,
+        }
+    )
     order = np.lexsort((np.arange(len(e["sec"])), e["sec"], e["client"]))
     e = {k: v[order] for k, v in e.items()}
-    events = pa.table({
-        "client_id": cid(e["client"]),
-        "campaign_id": camp_pa.take(pa.array(e["client"] * C + e["slot"])),
-        "ts": _ts(e["sec"], epoch_s),
-        "event": _codes(e["event"], EVENTS),
-        "initiator": _codes(e["init"], INITIATORS),
-        "reason": _codes(e["reason"], REASONS),
-        "daily_budget": pa.array(e["budget"], pa.float64()),
-    })
+    events = pa.table(
+        {
+            "client_id": cid(e["client"]),
+            "campaign_id": camp_pa.take(pa.array(e["client"] * C + e["slot"])),
+            "ts": _ts(e["sec"], epoch_s),
+            "event": _codes(e["event"], EVENTS),
+            "initiator": _codes(e["init"], INITIATORS),
+            "reason": _codes(e["reason"], REASONS),
+            "daily_budget": pa.array(e["budget"], pa.float64()),
+        }
+    )
 
     k = world.n_inv
-    invoices = pa.table({
-        "client_id": cid(world.inv_client[:k]),
-        "invoice_id": pa.array([f"INV{i + 1:08d}" for i in range(k)], pa.string()),
-        "issued_at": _ts(world.inv_issue[:k], epoch_s),
-        "due_at": _dates(world.inv_due_day[:k], epoch_day),
-        "amount": pa.array(world.inv_amount[:k], pa.float64()),
-        "paid_at": _ts(world.inv_paid[:k], epoch_s),
-    })
+    invoices = pa.table(
+        {
+            "client_id": cid(world.inv_client[:k]),
+            "invoice_id": pa.array([f"INV{i + 1:08d}" for i in range(k)], pa.string()),
+            "issued_at": _ts(world.inv_issue[:k], epoch_s),
+            "due_at": _dates(world.inv_due_day[:k], epoch_day),
+            "amount": pa.array(world.inv_amount[:k], pa.float64()),
+            "paid_at": _ts(world.inv_paid[:k], epoch_s),
+        }
+    )
 
-    c = world.con.frame({"client": np.int64, "sec": np.int64, "channel": np.int64,
-                         "direction": np.int64, "topic": np.int64, "outcome": np.int64,
-                         "staff": np.int64})
+    c = world.con.frame(
+        {
+            "client": np.int64,
+            "sec": np.int64,
+            "channel": np.int64,
+            "direction": np.int64,
+            "topic": np.int64,
+            "outcome": np.int64,
+            "staff": np.int64,
+        }
+    )
     order = np.lexsort((np.arange(len(c["sec"])), c["sec"], c["client"]))
     c = {k2: v[order] for k2, v in c.items()}
-    contacts = pa.table({
-        "client_id": cid(c["client"]),
-        "ts": _ts(c["sec"], epoch_s),
-        "channel": _codes(c["channel"], CHANNELS),
-        "direction": _codes(c["direction"], DIRECTIONS),
-        "topic": _codes(c["topic"], TOPICS),
-        "outcome": _codes(c["outcome"], OUTCOMES),
-        "staff": staff_pa.take(pa.array(c["staff"])),
-    })
+    contacts = pa.table(
+        {
+            "client_id": cid(c["client"]),
+            "ts": _ts(c["sec"], epoch_s),
+            "channel": _codes(c["channel"], CHANNELS),
+            "direction": _codes(c["direction"], DIRECTIONS),
+            "topic": _codes(c["topic"], TOPICS),
+            "outcome": _codes(c["outcome"], OUTCOMES),
+            "staff": staff_pa.take(pa.array(c["staff"])),
+        }
+    )
 
-    s = world.spend.frame({"client": np.int64, "day": np.int64, "spend": float,
-                           "impressions": float, "clicks": float, "conversions": float})
+    s = world.spend.frame(
+        {
+            "client": np.int64,
+            "day": np.int64,
+            "spend": float,
+            "impressions": float,
+            "clicks": float,
+            "conversions": float,
+        }
+    )
     order = np.lexsort((s["day"], s["client"]))
-    spend = pa.table({
-        "client_id": cid(s["client"][order]),
-        "date": _dates(s["day"][order], epoch_day),
-        **{k2: pa.array(s[k2][order], pa.float64())
-           for k2 in ("spend", "impressions", "clicks", "conversions")},
-    })
+    spend = pa.table(
+        {
+            "client_id": cid(s["client"][order]),
+            "date": _dates(s["day"][order], epoch_day),
+            **{
+                k2: pa.array(s[k2][order], pa.float64())
+                for k2 in ("spend", "impressions", "clicks", "conversions")
+            },
+        }
+    )
 
     a = world.asg.frame({"client": np.int64, "staff": np.int64, "day": np.int64})
     order = np.lexsort((a["day"], a["client"]))
-    assignments = pa.table({
-        "client_id": cid(a["client"][order]),
-        "account_manager": staff_pa.take(pa.array(a["staff"][order])),
-        "from_date": _dates(a["day"][order], epoch_day),
-    })
+    assignments = pa.table(
+        {
+            "client_id": cid(a["client"][order]),
+            "account_manager": staff_pa.take(pa.array(a["staff"][order])),
+            "from_date": _dates(a["day"][order], epoch_day),
+        }
+    )
 
-    ac = world.act.frame({"client": np.int64, "sec": np.int64, "event": np.int64,
-                          "value": float})
+    ac = world.act.frame({"client": np.int64, "sec": np.int64, "event": np.int64, "value": float})
     order = np.lexsort((np.arange(len(ac["sec"])), ac["sec"], ac["client"]))
-    activity = pa.table({
-        "client_id": cid(ac["client"][order]),
-        "ts": _ts(ac["sec"][order], epoch_s),
-        "event": _codes(ac["event"][order], ACT_EVENTS),
-        "value": pa.array(ac["value"][order], pa.float64(), from_pandas=True),
-    })
+    activity = pa.table(
+        {
+            "client_id": cid(ac["client"][order]),
+            "ts": _ts(ac["sec"][order], epoch_s),
+            "event": _codes(ac["event"][order], ACT_EVENTS),
+            "value": pa.array(ac["value"][order], pa.float64(), from_pandas=True),
+        }
+    )
 
     # freezes: the idle rule on the written events, checked against the simulator's log
-    ev_df = pd.DataFrame({
-        "client_id": np.asarray(ids, object)[e["client"]],
-        "campaign_id": e["client"] * C + e["slot"],
-        "ts": e["sec"],
-        "event": np.asarray(EVENTS, object)[e["event"]],
-    })
-    cl_df = pd.DataFrame({"client_id": np.asarray(ids, object)[signed],
-                          "signup_date": world.signup_day[signed] * DAY})
+    ev_df = pd.DataFrame(
+        {
+            "client_id": np.asarray(ids, object)[e["client"]],
+            "campaign_id": e["client"] * C + e["slot"],
+            "ts": e["sec"],
+            "event": np.asarray(EVENTS, object)[e["event"]],
+        }
+    )
+    cl_df = pd.DataFrame(
+        {
+            "client_id": np.asarray(ids, object)[signed],
+            "signup_date": world.signup_day[signed] * DAY,
+        }
+    )
     fz = _freezes_sec(ev_df, cl_df, L, cfg.days * DAY)
     _check_freezes(world, fz, ids)
-    freezes = pa.table({
-        "client_id": pa.array(fz["client_id"].to_numpy(object), pa.string()),
-        "frozen_at": _ts(fz["frozen_sec"].to_numpy(np.int64), epoch_s),
-        "unfrozen_at": _ts(fz["unfrozen_sec"].to_numpy(np.int64), epoch_s),
-    })
+    freezes = pa.table(
+        {
+            "client_id": pa.array(fz["client_id"].to_numpy(object), pa.string()),
+            "frozen_at": _ts(fz["frozen_sec"].to_numpy(np.int64), epoch_s),
+            "unfrozen_at": _ts(fz["unfrozen_sec"].to_numpy(np.int64), epoch_s),
+        }
+    )
 
     truth_df = _truth_frame(world, fz, ids, L, H)
-    truth = pa.table({
-        "client_id": pa.array(truth_df["client_id"].to_numpy(object), pa.string()),
-        "as_of": _dates(truth_df["day"].to_numpy(np.int64), epoch_day),
-        "p_true": pa.array(truth_df["p_true"].to_numpy(float), pa.float64()),
-        "label": pa.array(truth_df["label"].to_numpy(np.int64), pa.int64()),
-    })
+    truth = pa.table(
+        {
+            "client_id": pa.array(truth_df["client_id"].to_numpy(object), pa.string()),
+            "as_of": _dates(truth_df["day"].to_numpy(np.int64), epoch_day),
+            "p_true": pa.array(truth_df["p_true"].to_numpy(float), pa.float64()),
+            "label": pa.array(truth_df["label"].to_numpy(np.int64), pa.int64()),
+        }
+    )
 
     tables = {
-        "clients": clients, "campaign_events": events, "invoices": invoices,
-        "contacts": contacts, "spend": spend, "assignments": assignments,
-        "activity": activity, "freezes": freezes, "truth": truth,
+        "clients": clients,
+        "campaign_events": events,
+        "invoices": invoices,
+        "contacts": contacts,
+        "spend": spend,
+        "assignments": assignments,
+        "activity": activity,
+        "freezes": freezes,
+        "truth": truth,
     }
     for name, tab in tables.items():
         _write(tab, out_dir / f"{name}.parquet")
@@ -1077,15 +1321,20 @@ def _freezes_sec(ev_df, cl_df, L: int, end_sec: int) -> pd.DataFrame:
     fsec = ((out["frozen_at"] - base) // pd.Timedelta(seconds=1)).astype(np.int64)
     un = out["unfrozen_at"]
     usec = np.where(un.notna(), ((un.fillna(base) - base) // pd.Timedelta(seconds=1)), -1)
-    return pd.DataFrame({"client_id": out["client_id"].astype(object).to_numpy(),
-                         "frozen_sec": fsec.to_numpy(np.int64),
-                         "unfrozen_sec": np.asarray(usec, np.int64)})
+    return pd.DataFrame(
+        {
+            "client_id": out["client_id"].astype(object).to_numpy(),
+            "frozen_sec": fsec.to_numpy(np.int64),
+            "unfrozen_sec": np.asarray(usec, np.int64),
+        }
+    )
 
 
 def _check_freezes(world: _World, fz: pd.DataFrame, ids: list[str]) -> None:
     log = world.freeze_log.frame({"client": np.int64, "sec": np.int64})
-    mine = sorted(zip(np.asarray(ids, object)[log["client"]].tolist(), log["sec"].tolist(),
-                      strict=True))
+    mine = sorted(
+        zip(np.asarray(ids, object)[log["client"]].tolist(), log["sec"].tolist(), strict=True)
+    )
     rule = sorted(zip(fz["client_id"].tolist(), fz["frozen_sec"].tolist(), strict=True))
     if mine != rule:
         diff = sorted(set(mine) ^ set(rule))[:5]
@@ -1094,8 +1343,9 @@ def _check_freezes(world: _World, fz: pd.DataFrame, ids: list[str]) -> None:
 
 def _truth_frame(world: _World, fz: pd.DataFrame, ids, L: int, H: int) -> pd.DataFrame:
     tr = world.truth.frame({"client": np.int64, "day": np.int64, "p": float})
-    tr_df = pd.DataFrame({"client_id": np.asarray(ids, object)[tr["client"]],
-                          "day": tr["day"], "p_true": tr["p"]})
+    tr_df = pd.DataFrame(
+        {"client_id": np.asarray(ids, object)[tr["client"]], "day": tr["day"], "p_true": tr["p"]}
+    )
     if len(tr_df) == 0:
         return tr_df.assign(label=np.zeros(0, np.int64))
     as_of = np.unique(tr["day"])
@@ -1116,13 +1366,21 @@ def _truth_frame(world: _World, fz: pd.DataFrame, ids, L: int, H: int) -> pd.Dat
 
 def _pause_episode_share(ev_df, e, fz: pd.DataFrame, L: int) -> tuple[int, float]:
     sel = (e["event"] == EV_PAUSED) & (e["init"] == IN_CLIENT)
-    ep = pd.DataFrame({"client_id": ev_df["client_id"].to_numpy()[sel],
-                       "sec": e["sec"][sel]}).drop_duplicates()
+    ep = pd.DataFrame(
+        {"client_id": ev_df["client_id"].to_numpy()[sel], "sec": e["sec"][sel]}
+    ).drop_duplicates()
     if len(ep) == 0:
         return 0, float("nan")
     ep = ep.sort_values("sec", kind="stable")
     f = fz[["client_id", "frozen_sec"]].sort_values("frozen_sec", kind="stable")
-    m = pd.merge_asof(ep, f, left_on="sec", right_on="frozen_sec", by="client_id",
-                      direction="forward", allow_exact_matches=False)
+    m = pd.merge_asof(
+        ep,
+        f,
+        left_on="sec",
+        right_on="frozen_sec",
+        by="client_id",
+        direction="forward",
+        allow_exact_matches=False,
+    )
     ends = m["frozen_sec"].notna() & (m["frozen_sec"] <= m["sec"] + (L + 1) * DAY)
     return len(ep), float(ends.mean())
