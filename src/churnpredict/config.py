@@ -144,7 +144,7 @@ class EvaluationConfig(Section):
         "rfm",
         "logistic",
     ]
-    logistic_max_rows: int = Field(default=200_000, ge=100)  # fit-row subsample for the LR
+    logistic_max_rows: int = Field(default=100_000, ge=100)  # fit-row subsample for the LR
     shap_sample_rows: int = Field(default=2000, ge=10)  # test rows for mean |SHAP| in the report
 
 

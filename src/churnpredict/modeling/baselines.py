@@ -60,7 +60,7 @@ class LogisticBaseline:
     random_state : int
     """
 
-    def __init__(self, max_rows: int = 200_000, random_state: int = 0) -> None:
+    def __init__(self, max_rows: int = 100_000, random_state: int = 0) -> None:
         self.max_rows = max_rows
         self.random_state = random_state
 
@@ -76,7 +76,7 @@ class LogisticBaseline:
         self.pipeline_ = make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True),
             StandardScaler(),
-            LogisticRegression(C=1.0, max_iter=300, tol=1e-4),
+            LogisticRegression(C=1.0, max_iter=200, tol=1e-4),
         )
         self.pipeline_.fit(A, y[idx])
         return self
@@ -122,7 +122,7 @@ def fit_baselines(
     y_fit: np.ndarray,
     *,
     wanted: Sequence[str] = ("paused_rule", "rfm", "logistic"),
-    logistic_max_rows: int = 200_000,
+    logistic_max_rows: int = 100_000,
     random_state: int = 0,
 ) -> Baselines:
     """Fit (or check the columns of) the wanted baselines on the fit rows.
