@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from churnpredict.config import Config, EventTableConfig
@@ -308,7 +309,12 @@ def _header(path: Path, sep: str) -> tuple[list[str], str]:
         sep = max(counts, key=lambda s: (counts[s], s == ","))
     if not first.strip():
         return [], sep
-    cells = next(csv.reader([first.rstrip("\r\n")], delimiter=sep))
+    try:
+        cells = next(csv.reader([first.rstrip("\r\n")], delimiter=sep))
+    except csv.Error as err:
+        raise DataError(
+            f"cannot read the header row: {err}", file=str(path), expected="a CSV header row"
+        ) from None
     return [c.strip() for c in cells], sep
 
 
@@ -360,17 +366,20 @@ class _Read:
 
     def _scan(self, files: tuple[Path, ...], line: bool) -> str:
         flist = "[" + ", ".join(lit(str(f)) for f in files) + "]"
-        if self.source.kind == "parquet":
-            rel = f"read_parquet({flist}, union_by_name=true, filename=true, file_row_number=true)"
-            line_col = "file_row_number + 1" if line else "NULL"
-            return f"SELECT *, filename AS _file, {line_col} AS _line FROM {rel}"
-        header_cols = self._csv_columns(files[0])
-        cols = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header_cols) + "}"
+        rel = f"read_parquet({flist}, union_by_name=true, filename=true, file_row_number=true)"
+        line_col = "file_row_number + 1" if line else "NULL"
+        return f"SELECT *, filename AS _file, {line_col} AS _line FROM {rel}"
+
+    def _scan_csv(self, path: Path, line: bool) -> str:
+        """Return a SELECT over one CSV file; ``_line`` is the data row's line number."""
+        cols = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in self._csv_columns(path)) + "}"
         rel = (
-            f"read_csv({flist}, header=true, delim={lit(self.sep)}, quote='\"', escape='\"', "
-            f"auto_detect=false, columns={cols}, filename=true, encoding='utf-8', "
-            f"union_by_name={'true' if len(files) > 1 else 'false'})"
+            f"read_csv({lit(str(path))}, header=true, delim={lit(self.sep)}, quote='\"', "
+            f"escape='\"', auto_detect=false, columns={cols}, filename=true, "
+            "encoding='utf-8')"
         )
+        # the scan of one file keeps file order, so row_number() OVER () is the row index;
+        # the line number assumes no field spans several lines
         line_col = "row_number() OVER () + 1" if line else "NULL"
         return f"SELECT *, filename AS _file, {line_col} AS _line FROM {rel}"
 
@@ -383,32 +392,43 @@ class _Read:
             while name in out:
                 name += "_"
             out.append(name)
-        return out
+        return out or ["column0"]
 
     def source_sql(self, line: bool = False) -> str:
         """Return a SELECT over the files with ``_file`` and ``_line`` (if asked for)."""
         files = self.source.files
-        if line and self.source.kind == "csv" and len(files) > 1:
-            # line numbers need one ordered scan per file
-            return " UNION ALL BY NAME ".join(f"({self._scan((f,), True)})" for f in files)
-        return self._scan(files, line)
+        if self.source.kind == "parquet":
+            return self._scan(files, line)
+        return " UNION ALL BY NAME ".join(f"({self._scan_csv(f, line)})" for f in files)
 
     def typed_sql(self, line: bool = False) -> str:
-        """Return the typed relation: ``"c"`` typed, ``"raw.c"`` as read, ``_file``, ``_line``."""
-        sel = ["_file", "_line"]
+        """Return the typed relation: ``"c"`` typed, ``"raw.c"`` as read, ``_file``, ``_line``.
+
+        ``"raw.c"`` keeps the source's type (strings with empty values as NULL; in CSV
+        also trimmed), so checks stay cheap; it is rendered as text only for examples.
+        """
+        raws, typed = ["_file", "_line"], []
         for c in self.spec.columns:
+            rc = q("raw." + c.name)
             if c.name in self.found:
                 src, st = self.found[c.name]
                 raw = q(src)
                 if st.upper() == "VARCHAR":
-                    raw = f"NULLIF(trim({raw}), '')"
-                raw_txt = f"CAST({raw} AS VARCHAR)"
-                sel.append(f"{_typed_expr(raw, st, c.type)} AS {q(c.name)}")
-                sel.append(f"{raw_txt} AS {q('raw.' + c.name)}")
+                    raw = (
+                        f"NULLIF(trim({raw}), '')"
+                        if self.source.kind == "csv"
+                        else f"NULLIF({raw}, '')"
+                    )
+                raws.append(f"{raw} AS {rc}")
+                if c.type == "VARCHAR" and st.upper() == "VARCHAR":
+                    typed.append(f"{rc} AS {q(c.name)}")
+                else:
+                    typed.append(f"{_typed_expr(rc, st, c.type)} AS {q(c.name)}")
             else:
-                sel.append(f"CAST(NULL AS {c.type}) AS {q(c.name)}")
-                sel.append(f"CAST(NULL AS VARCHAR) AS {q('raw.' + c.name)}")
-        return f"SELECT {', '.join(sel)} FROM ({self.source_sql(line)})"
+                raws.append(f"CAST(NULL AS VARCHAR) AS {rc}")
+                typed.append(f"CAST(NULL AS {c.type}) AS {q(c.name)}")
+        inner = f"SELECT {', '.join(raws)} FROM ({self.source_sql(line)})"
+        return f"SELECT *, {', '.join(typed)} FROM ({inner})"
 
 
 def _describe(con: duckdb.DuckDBPyConnection, read: _Read) -> dict[str, str]:
@@ -429,11 +449,26 @@ def _resolve(
 ) -> _Read | None:
     """Find the contract columns in the source; record table-level problems in ``tr``."""
     sep = cfg.data.csv_separator
-    if source.kind == "csv":
-        _, sep = _header(source.files[0], sep)
-    read = _Read(spec, source, sep, {})
     try:
+        if source.kind == "csv":
+            _, sep = _header(source.files[0], sep)
+            for f in source.files:
+                _header(f, sep)  # every part must be UTF-8 text with a header
+        read = _Read(spec, source, sep, {})
         types = _describe(con, read)
+    except DataError as err:
+        tr.problems.append(
+            Problem(
+                spec.name,
+                err.file or source.display,
+                None,
+                "unreadable",
+                str(err).splitlines()[0],
+                expected=err.expected,
+                table_level=True,
+            )
+        )
+        return None
     except _READ_ERRORS as err:
         tr.problems.append(_unreadable(spec.name, source.display, err))
         return None
@@ -510,7 +545,7 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
         errs = [q(r.key) for r in rules if r.severity == ERROR]
         joins, extra = "", ""
         if fk:
-            joins += " LEFT JOIN clients AS _c ON t.client_id = _c.client_id"
+            joins += " LEFT JOIN _cp_client_keys AS _c ON t.client_id = _c.client_id"
             extra += ", _c.client_id AS _c_client_id, _c.signup_date AS _c_signup"
         if keys_table:
             joins += f" LEFT JOIN {q(keys_table)} AS _k ON t.{q(spec.unique)} = _k.key"
@@ -521,7 +556,8 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
         return f"SELECT *, ({bad}) AS _bad FROM ({flagged})"
 
     chk = checked(False)
-    aggs = ["count(*)", "count_if(_bad)"] + [f"count_if({q(r.key)})" for r in rules]
+    aggs = ["count(*)", "coalesce(count_if(_bad), 0)"]
+    aggs += [f"coalesce(count_if({q(r.key)}), 0)" for r in rules]
     for tcol in spec.time_columns:
         aggs += [
             f"min(CAST({q(tcol)} AS TIMESTAMP)) FILTER (WHERE NOT _bad)",
@@ -579,17 +615,15 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
     tr.rows_quarantined = n_bad
     if n_bad and ctx.policy == "lenient" and materialize and ctx.quarantine_dir is not None:
         tr.quarantine_file = _write_quarantine(ctx, read, checked(True), rules, shown)
-    cols = ", ".join(q(c) for c in spec.names)
     if materialize:
+        cols = ", ".join(q(c) for c in spec.names)
         con.execute(
-            f"CREATE OR REPLACE TABLE {q(name)} AS "
-            f"SELECT DISTINCT {cols} FROM ({chk}) WHERE NOT _bad"
+            f"CREATE OR REPLACE TABLE {q(name)} AS SELECT {cols} FROM ({chk}) WHERE NOT _bad"
         )
-        kept = con.execute(f"SELECT count(*) FROM {q(name)}").fetchone()[0]
+        kept = tr.rows_accepted - _drop_duplicates(con, name, spec.names)
     else:
-        kept = con.execute(
-            f"SELECT count(*) FROM (SELECT DISTINCT {cols} FROM ({chk}) WHERE NOT _bad)"
-        ).fetchone()[0]
+        rel, where = (typed, "true") if n_bad == 0 else (chk, "NOT _bad")
+        kept = tr.rows_accepted - _count_duplicates(con, rel, where, spec.names)
     tr.rows_duplicate = tr.rows_accepted - int(kept)
     if tr.rows_duplicate:
         tr.problems.append(
@@ -605,6 +639,59 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
         )
     if keys_table:
         con.execute(f"DROP TABLE IF EXISTS {q(keys_table)}")
+
+
+def _duplicate_hashes(con: duckdb.DuckDBPyConnection, rel: str, cols: list[str]) -> np.ndarray:
+    """Return the row hashes that occur more than once in ``rel`` (sorted in NumPy).
+
+    DuckDB's hash aggregate is slow for tens of millions of distinct groups; fetching one
+    uint64 per row and sorting it is several times faster and needs 8 bytes a row.
+    """
+    sel = ", ".join(q(c) for c in cols)
+    h = con.execute(f"SELECT hash({sel}) AS h FROM ({rel})").fetchnumpy()["h"]
+    h = np.asarray(h, dtype=np.uint64)
+    if len(h) < 2:
+        return np.empty(0, dtype=np.uint64)
+    h.sort()
+    return np.unique(h[1:][h[1:] == h[:-1]])
+
+
+def _register_hashes(con: duckdb.DuckDBPyConnection, hashes: np.ndarray) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE _cp_dup_hashes (h UBIGINT)")
+    con.executemany("INSERT INTO _cp_dup_hashes VALUES (?)", [(int(x),) for x in hashes])
+
+
+def _count_duplicates(
+    con: duckdb.DuckDBPyConnection, rel: str, where: str, cols: list[str]
+) -> int:
+    """Return how many rows of ``rel`` (filtered by ``where``) repeat an earlier row exactly."""
+    hashes = _duplicate_hashes(con, f"SELECT * FROM ({rel}) WHERE {where}", cols)
+    if len(hashes) == 0:
+        return 0
+    _register_hashes(con, hashes)
+    sel = ", ".join(q(c) for c in cols)
+    n = con.execute(
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({rel}) WHERE {where} "
+        f"AND hash({sel}) IN (SELECT h FROM _cp_dup_hashes) GROUP BY {sel})"
+    ).fetchone()[0]
+    return int(n)
+
+
+def _drop_duplicates(con: duckdb.DuckDBPyConnection, table: str, cols: list[str]) -> int:
+    """Delete exact duplicate rows of ``table`` in place (one copy kept); return how many."""
+    hashes = _duplicate_hashes(con, f"SELECT * FROM {q(table)}", cols)
+    if len(hashes) == 0:
+        return 0
+    _register_hashes(con, hashes)
+    sel = ", ".join(q(c) for c in cols)
+    before = con.execute(f"SELECT count(*) FROM {q(table)}").fetchone()[0]
+    con.execute(
+        f"DELETE FROM {q(table)} WHERE rowid IN (SELECT rid FROM (SELECT rowid AS rid, "
+        f"row_number() OVER (PARTITION BY {sel}) AS rn FROM {q(table)} "
+        f"WHERE hash({sel}) IN (SELECT h FROM _cp_dup_hashes)) WHERE rn > 1)"
+    )
+    after = con.execute(f"SELECT count(*) FROM {q(table)}").fetchone()[0]
+    return int(before - after)
 
 
 def _write_quarantine(
@@ -628,6 +715,24 @@ def _write_quarantine(
 def _empty_table(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
     cols = ", ".join(f"{q(c.name)} {c.type}" for c in spec.columns)
     con.execute(f"CREATE OR REPLACE TABLE {q(spec.name)} ({cols})")
+
+
+def _client_keys(ctx: _Ctx, read: _Read | None) -> None:
+    """Create ``_cp_client_keys(client_id, signup_date)``, the target of foreign keys.
+
+    Under the strict policy every non-empty client_id in the clients file counts, so a bad
+    client row is reported once (in clients) rather than again in every table that
+    mentions the client. Under the lenient policy only accepted clients count, so the
+    loaded tables never mention a client that is not in ``clients``.
+    """
+    if read is None or ctx.policy == "lenient":
+        sql = "SELECT client_id, signup_date FROM clients"
+    else:
+        sql = (
+            f"SELECT client_id, min(signup_date) AS signup_date FROM ({read.typed_sql()}) "
+            "WHERE client_id IS NOT NULL GROUP BY client_id"
+        )
+    ctx.con.execute(f"CREATE OR REPLACE TEMP TABLE _cp_client_keys AS {sql}")
 
 
 def _derive_clients(ctx: _Ctx, source_table: str, spec: TableSpec) -> None:
@@ -771,6 +876,7 @@ def _run(
             if derive in files:
                 _derive_clients(ctx, derive, specs[derive])
                 files["clients"] = f"derived from {files[derive]}"
+                _client_keys(ctx, None)
                 ctx.has_clients = True
                 n = con.execute("SELECT count(*) FROM clients").fetchone()[0]
                 tr = TableReport("clients", files["clients"], rows_read=n, rows_accepted=n)
@@ -792,7 +898,7 @@ def _run(
         source = sources[name]
         if source is None:
             display = str(data_dir / (spec.path or name))
-            tr = TableReport(name, display + "{.parquet,.csv,.csv.gz,/}", present=False)
+            tr = TableReport(name, display, present=False)
             report.tables[name] = tr
             if name in required or name == "clients" or name == derive:
                 tr.problems.append(
@@ -832,6 +938,7 @@ def _run(
                     )
                 )
             else:
+                _client_keys(ctx, read)
                 ctx.has_clients = True
         fail_fast(tr)
         files[name] = source.display

@@ -131,10 +131,7 @@ class ValidationReport:
     @property
     def usable(self) -> bool:
         """Return whether the data can be loaded under the report's policy."""
-        for p in self.errors:
-            if p.table_level or self.policy == "strict":
-                return False
-        return True
+        return all(not (p.table_level or self.policy == "strict") for p in self.errors)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-ready mapping (for ``--format json``)."""
