@@ -104,7 +104,7 @@ class FeaturesConfig(Section):
 # ---------------------------------------------------------------------------- model
 class ModelConfig(Section):
     seed: int = 42
-    learning_rate: float = Field(default=0.05, gt=0)
+    learning_rate: float = Field(default=0.1, gt=0)
     n_estimators: int = Field(default=1000, ge=1)
     num_leaves: int = Field(default=31, ge=2)
     min_child_samples: int = Field(default=100, ge=1)
@@ -123,7 +123,7 @@ class ModelConfig(Section):
     # Keep this share of the fit fold's negatives (calibration on the untouched later
     # fold undoes the shift), and at most max_fit_rows fit rows in all (null = no cap).
     negative_sample_rate: float = Field(default=0.5, gt=0, le=1)
-    max_fit_rows: int | None = Field(default=600_000, ge=1000)
+    max_fit_rows: int | None = Field(default=400_000, ge=1000)
     max_bin: int = Field(default=127, ge=15, le=255)
 
 

@@ -47,7 +47,8 @@ def test_logistic_learns_the_signal_and_subsamples():
     b = fit_baselines(X, y, wanted=["logistic"], logistic_max_rows=1000)
     p = b.score(X)["logistic"]
     assert np.corrcoef(p, x)[0, 1] > 0.8
-    assert b.logistic.pipeline_[-1].n_features_in_ == 2
+    assert b.logistic.lr_.n_features_in_ == 2
+    assert b.logistic.medians_[1] == pytest.approx(np.nanmedian(X["noise"]), abs=0.2)
 
 
 @pytest.fixture(scope="module")

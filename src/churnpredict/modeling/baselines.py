@@ -13,15 +13,14 @@ A baseline whose columns are missing is skipped with a reason.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.impute import SimpleImputer
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from churnpredict.modeling.model import to_matrix
 
@@ -73,18 +72,30 @@ class LogisticBaseline:
             rng = np.random.default_rng(self.random_state)
             idx = np.sort(rng.choice(len(y), self.max_rows, replace=False))
         A = to_matrix(X.iloc[idx], self.feature_names_).astype(np.float64)
-        self.pipeline_ = make_pipeline(
-            SimpleImputer(strategy="median", keep_empty_features=True),
-            StandardScaler(),
-            LogisticRegression(C=1.0, max_iter=200, tol=1e-4),
-        )
-        self.pipeline_.fit(A, y[idx])
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            med = np.nanmedian(A, axis=0)
+        self.medians_ = np.where(np.isnan(med), 0.0, med)
+        A = self._impute(A)
+        self.mean_ = A.mean(axis=0)
+        sd = A.std(axis=0)
+        self.scale_ = np.where(sd > 0, sd, 1.0)
+        self.lr_ = LogisticRegression(C=1.0, max_iter=200, tol=1e-4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.lr_.fit((A - self.mean_) / self.scale_, y[idx])
         return self
+
+    def _impute(self, A: np.ndarray) -> np.ndarray:
+        miss = np.isnan(A)
+        if miss.any():
+            A = np.where(miss, self.medians_, A)
+        return A
 
     def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
         """Return the predicted probability of a freeze."""
-        A = to_matrix(X, self.feature_names_).astype(np.float64)
-        return self.pipeline_.predict_proba(A)[:, 1]
+        A = self._impute(to_matrix(X, self.feature_names_).astype(np.float64))
+        return self.lr_.predict_proba((A - self.mean_) / self.scale_)[:, 1]
 
 
 @dataclass

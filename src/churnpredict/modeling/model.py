@@ -140,7 +140,7 @@ class ChurnModel:
             "feature_fraction_seed": p.seed + 2,
             "data_random_seed": p.seed + 3,
             "deterministic": True,
-            "force_row_wise": True,
+            "force_col_wise": True,
             "verbosity": -1,
         }
 
