@@ -350,8 +350,9 @@ def write_report(
     body.append(_metrics_html(m))
     body.append(
         f'<p class="note">Capacity: {cap}. Precision and recall count the top of each day\'s '
-        "list (ties split evenly); ECE uses 10 equal-size bins. Rule-based scores (paused "
-        "rule, RFM) are rankings, not probabilities, so Brier and ECE do not apply.</p>"
+        "list (ties split evenly); ECE uses equal-size bins of rows sorted by risk. "
+        "Rule-based scores (paused rule, RFM) are rankings, not probabilities, so Brier and "
+        "ECE do not apply.</p>"
     )
     skipped = result.skipped
     if skipped:
