@@ -249,7 +249,7 @@ class SimManagerParams(Section):
     clients_per_manager: int = Field(default=150, ge=1)
     departures_per_year: float = Field(default=0.35, ge=0)  # per manager seat
     calls_per_client_month: float = Field(default=1.2, ge=0)  # mean outbound call rate
-    diligence_sd: float = Field(default=0.5, ge=0)  # log-sd of call rates between managers
+    diligence_sd: float = Field(default=0.8, ge=0)  # log-sd of call rates between managers
     emails_per_client_month: float = Field(default=0.8, ge=0)
     sat_drop: float = Field(default=0.4, ge=0)  # satisfaction lost at a manager change
     hazard_boost: float = Field(default=1.2, ge=0)  # log-hazard bump right after a change
@@ -265,7 +265,7 @@ class SimSatisfactionParams(Section):
     results_sd: float = Field(default=0.6, ge=0)  # spread of hidden results quality
     results_weight: float = 0.6  # level += results_weight × results quality
     breadth_weight: float = 0.4  # level += breadth_weight × log(campaigns)
-    reached_call_gain: float = Field(default=0.12, ge=0)  # jump after a reached call
+    reached_call_gain: float = Field(default=0.5, ge=0)  # jump after a reached call
     incident_rate: float = Field(default=0.01, ge=0, le=1)  # daily chance of a bad incident
     incident_loss: float = Field(default=0.25, ge=0)  # jump down at an incident
 
@@ -273,13 +273,13 @@ class SimSatisfactionParams(Section):
 class SimChurnParams(Section):
     """Deciding to leave, being rescued by a call, and coming back."""
 
-    base_log_hazard: float = -7.0  # daily log-hazard at satisfaction 0
+    base_log_hazard: float = -6.7  # daily log-hazard at satisfaction 0
     sat_slope: float = Field(default=1.6, ge=0)  # log-hazard falls by this per unit of sat
     newcomer_boost: float = Field(default=1.0, ge=0)  # log-hazard bump in the first days
     newcomer_days: int = Field(default=30, ge=0)
     results_reason_share: float = Field(default=0.6, ge=0, le=1)  # else reason `budget`
-    paused_call_rate: float = Field(default=0.12, ge=0, le=1)  # extra daily call chance
-    rescue_prob: float = Field(default=0.45, ge=0, le=1)  # reached call during idle -> resume
+    paused_call_rate: float = Field(default=0.08, ge=0, le=1)  # extra daily call chance
+    rescue_prob: float = Field(default=0.55, ge=0, le=1)  # reached call during idle -> resume
     comeback_rate: float = Field(default=0.003, ge=0, le=1)  # daily chance a frozen client returns
 
 
@@ -319,7 +319,7 @@ class SimContactParams(Section):
     ticket_prob: float = Field(default=0.6, ge=0, le=1)  # incident -> technical ticket
     ticket_rate: float = Field(default=0.004, ge=0, le=1)  # other technical questions
     complaint_rate: float = Field(default=0.002, ge=0, le=1)  # daily at satisfaction 0
-    complaint_sat_slope: float = Field(default=1.5, ge=0)  # unhappy clients complain more
+    complaint_sat_slope: float = Field(default=2.0, ge=0)  # unhappy clients complain more
     sales_rate: float = Field(default=0.004, ge=0, le=1)  # business development calls
     resale_prob: float = Field(default=0.2, ge=0, le=1)  # a reached sales call adds a campaign
     meeting_rate_key: float = Field(default=0.01, ge=0, le=1)  # meetings with key clients

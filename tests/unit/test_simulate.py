@@ -316,23 +316,51 @@ def test_naive_pause_rule_is_far_less_precise_than_truth(moderate):
     assert naive_precision > 2 * r["label"].mean()  # but pauses do carry signal
 
 
+def _flagged(truth: pd.DataFrame, rows: pd.DataFrame, ts: str, days: int) -> np.ndarray:
+    """Mark truth rows whose client has a row in ``[T - days, T)``."""
+    t = truth[["client_id", "as_of"]].assign(
+        T=pd.to_datetime(truth["as_of"]).dt.tz_localize("UTC")
+    )
+    m = t.merge(rows[["client_id", ts]], on="client_id")
+    m = m[(m[ts] < m["T"]) & (m[ts] >= m["T"] - pd.Timedelta(days=days))]
+    keys = set(zip(m["client_id"], m["as_of"], strict=True))
+    return np.array([k in keys for k in zip(truth["client_id"], truth["as_of"], strict=True)])
+
+
 def test_signals_point_the_right_way(moderate):
     out, _ = moderate
     truth = read(out, "truth")
-    t = truth.assign(t=pd.to_datetime(truth["as_of"]).dt.tz_localize("UTC"))
+    y = truth["label"].to_numpy()
     con = read(out, "contacts")
-    comp = con.loc[con["topic"] == "complaint", ["client_id", "ts"]]
-    m = t.merge(comp, on="client_id", how="left")
-    m["hit"] = (m["ts"] < m["t"]) & (m["ts"] >= m["t"] - pd.Timedelta(days=30))
-    had = m.groupby(["client_id", "as_of"])["hit"].any()
-    r = truth.set_index(["client_id", "as_of"]).join(had.rename("hit"))
-    assert r.loc[r["hit"], "label"].mean() > 1.3 * r.loc[~r["hit"], "label"].mean()
-    signup = read(out, "clients").set_index("client_id")["signup_date"]
-    tenure = (
-        pd.to_datetime(truth["as_of"]) - pd.to_datetime(signup.loc[truth["client_id"]].to_numpy())
-    ).dt.days.to_numpy()
-    new = tenure < 30
-    assert truth["label"][new].mean() > 1.3 * truth["label"][~new].mean()
+    ev = read(out, "campaign_events")
+    asg = read(out, "assignments").sort_values(["client_id", "from_date"], kind="stable")
+    changes = asg[asg.groupby("client_id").cumcount() > 0]
+    changes = changes.assign(ts=pd.to_datetime(changes["from_date"]).dt.tz_localize("UTC"))
+    clients = read(out, "clients")
+    signups = clients.assign(ts=pd.to_datetime(clients["signup_date"]).dt.tz_localize("UTC"))
+    risky = {
+        "complaint": _flagged(truth, con[con["topic"] == "complaint"], "ts", 30),
+        "system pause": _flagged(
+            truth, ev[(ev["event"] == "paused") & (ev["initiator"] == "system")], "ts", 14
+        ),
+        "client pause": _flagged(
+            truth, ev[(ev["event"] == "paused") & (ev["initiator"] == "client")], "ts", 7
+        ),
+        "manager change": _flagged(truth, changes, "ts", 60),
+        "newcomer": _flagged(truth, signups, "ts", 30),
+    }
+    for name, f in risky.items():
+        assert y[f].mean() > 1.3 * y[~f].mean(), name
+    reached = (con["channel"] == "call") & (con["outcome"] == "reached")
+    f = _flagged(truth, con[reached], "ts", 30)
+    assert y[f].mean() < 0.9 * y[~f].mean()  # a reached call in the last month protects
+
+
+def test_default_yaml_mirrors_the_simulate_defaults():
+    from churnpredict.config import load_config
+
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "default.yaml", environ={})
+    assert cfg.simulate == SimulateConfig()
 
 
 def test_no_temporary_files_left_and_summary(small):
