@@ -55,7 +55,8 @@ running before its first event). The client's running count is evaluated after a
 events that share one timestamp. An *idle span* starts at the client's signup date
 00:00 UTC (when nothing runs then) or at the timestamp of the event that brings the
 running count to 0, and ends at the timestamp of the event that brings it above 0.
-A span of length ``>= idle_days`` (exact timedelta) is a freeze with
+A span longer than ``idle_days`` (exact timedelta; a span ending exactly at
+``start + idle_days`` is no freeze) is a freeze with
 ``frozen_at = span start + idle_days`` and ``unfrozen_at = span end``; a span still
 open at the end of the data is a freeze when ``frozen_at < data_end`` (``data_end`` =
 ``start_date + days`` 00:00 UTC, after every written row), with ``unfrozen_at`` null.
@@ -1015,7 +1016,7 @@ def freezes_from_events(
     spans = starts.merge(ends, on=["client_id", "k"], how="left", suffixes=("_start", "_end"))
     frozen_at = spans["ts_start"] + idle
     closed = spans["ts_end"].notna()
-    is_freeze = np.where(closed, spans["ts_end"] - spans["ts_start"] >= idle, frozen_at < data_end)
+    is_freeze = np.where(closed, spans["ts_end"] - spans["ts_start"] > idle, frozen_at < data_end)
     out = pd.DataFrame(
         {
             "client_id": spans["client_id"].to_numpy(),

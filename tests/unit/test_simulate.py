@@ -188,7 +188,7 @@ def _idle_rule_by_hand(ev: pd.DataFrame, clients: pd.DataFrame, idle_days: int, 
                     elif e in ("paused", "stopped"):
                         running.discard(camp)
                 if before == 0 and running:
-                    if ts - start >= idle:
+                    if ts - start > idle:
                         rows.append((cid, start + idle, ts))
                     start = None
                 elif before and not running:
