@@ -111,7 +111,7 @@ class ModelConfig(Section):
     subsample: float = Field(default=0.8, gt=0, le=1)
     colsample_bytree: float = Field(default=0.5, gt=0, le=1)
     reg_lambda: float = Field(default=1.0, ge=0)
-    early_stopping_rounds: int = Field(default=50, ge=1)
+    early_stopping_rounds: int = Field(default=30, ge=1)
     n_jobs: int = 2
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     class_weight: Literal["none", "balanced"] = "none"
