@@ -381,6 +381,33 @@ def load_champion(cfg: Config) -> tuple[ChurnModel, str]:
         return _download_model(mlflow, f"models:/{name}/{mv.version}"), str(mv.version)
 
 
+def load_version(cfg: Config, version: str | int) -> tuple[ChurnModel, str]:
+    """Return the registered :class:`ChurnModel` of ``version`` (a number or an alias).
+
+    Raises
+    ------
+    ModelNotFoundError
+        When the version or alias does not exist.
+    """
+    name = cfg.tracking.model_name
+    version = str(version)
+    with _mlflow(cfg) as mlflow:
+        from mlflow.exceptions import MlflowException
+
+        client = mlflow.MlflowClient()
+        try:
+            if version.isdigit():
+                mv = client.get_model_version(name, version)
+            else:
+                mv = client.get_model_version_by_alias(name, version)
+        except MlflowException:
+            raise ModelNotFoundError(
+                f"model {name!r} has no version {version}: see `churnpredict models` "
+                f"(store: {tracking_uri(cfg)})"
+            ) from None
+        return _download_model(mlflow, f"models:/{name}/{mv.version}"), str(mv.version)
+
+
 def list_models(cfg: Config) -> pd.DataFrame:
     """Return one row per registered version: version, aliases, created, key metrics."""
     name = cfg.tracking.model_name
@@ -446,6 +473,7 @@ __all__ = [
     "git_commit",
     "list_models",
     "load_champion",
+    "load_version",
     "log_training_run",
     "promote",
     "tracking_uri",

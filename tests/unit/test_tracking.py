@@ -11,6 +11,7 @@ from churnpredict.modeling.backtest import train_and_evaluate
 from churnpredict.tracking import (
     list_models,
     load_champion,
+    load_version,
     log_training_run,
     promote,
     tracking_uri,
@@ -84,6 +85,10 @@ def test_register_champion_rule_promote(tmp_path, table, monkeypatch):
         models.set_index("version").loc["2", "pr_auc"]
         < models.set_index("version").loc["1", "pr_auc"]
     )
+    assert load_version(cfg, 2)[1] == "2"
+    assert load_version(cfg, "challenger")[1] == "3"
+    with pytest.raises(ModelNotFoundError, match="no version 7"):
+        load_version(cfg, 7)
     assert promote(cfg, 2) == "2"
     assert load_champion(cfg)[1] == "2"
     with pytest.raises(ModelNotFoundError, match="no version 9"):
