@@ -397,3 +397,8 @@ def write_report(
     path = out_dir / "report.html"
     _atomic_write(path, doc.encode("utf-8"))
     return path
+
+
+def write_backtest_report(result: BacktestResult, out_dir: Path) -> Path:
+    """Write the report of a backtest alone (see :func:`write_report`)."""
+    return write_report(result, out_dir)

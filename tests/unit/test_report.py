@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from churnpredict.modeling.backtest import run_backtest, train_and_evaluate
-from churnpredict.report import explain_in_plain_words, write_report
+from churnpredict.report import explain_in_plain_words, write_backtest_report, write_report
 
 from .synthetic_table import make_table, small_config
 
@@ -58,7 +58,7 @@ def test_rewriting_replaces_files_and_leaves_no_temp_files(results, tmp_path):
 
 
 def test_backtest_alone(results, tmp_path):
-    path = write_report(results.backtest, tmp_path)
+    path = write_backtest_report(results.backtest, tmp_path)
     assert (tmp_path / "backtest.png").exists() and not (tmp_path / "importance.png").exists()
     assert "Metrics per backtest cut" in path.read_text(encoding="utf-8")
 
