@@ -174,8 +174,8 @@ def resolve_as_of(value: date | str | None, ds, cfg: Config) -> pd.Timestamp:
 
 
 def _metrics_text(metrics: pd.DataFrame, title: str) -> str:
-    cols = [c for c in ("pr_auc", "roc_auc", "precision_at_capacity", "recall_at_capacity",
-                        "lift_at_10pct", "brier", "ece") if c in metrics.columns]
+    cols = [c for c in ("pr_auc", "roc_auc", "precision_at_k", "recall_at_k",
+                        "lift_at_10", "brier", "ece", "paused_recall_at_k") if c in metrics.columns]
     shown = metrics[cols].copy()
     return f"{title}\n" + shown.to_string(float_format=lambda v: f"{v:.3f}")
 
@@ -201,7 +201,6 @@ def run_train(
     truth = load_truth(data_dir)
     result = train_and_evaluate(table, catalog, cfg, truth)
     result.model.metadata_["feature_spec"] = spec
-    result.model.metadata_["trained_until"] = str(until)
     report = write_report(result, Path(report_dir))
     reg = log_training_run(
         result,
@@ -251,7 +250,7 @@ def run_backtest(
     per_cut = result.per_cut
     lines = [_metrics_text(result.pooled, f"Backtest, {len(result.cuts)} cuts, pooled:")]
     if len(per_cut):
-        cols = [c for c in ("cut", "scorer", "pr_auc", "precision_at_capacity", "ece")
+        cols = [c for c in ("cut", "scorer", "pr_auc", "precision_at_k", "ece")
                 if c in per_cut.columns]
         lines.append("Per cut:\n" + per_cut[cols].to_string(
             index=False, float_format=lambda v: f"{v:.3f}"))

@@ -92,6 +92,10 @@ def test_campaign_families_hand_computed():
     assert a21["campaigns__longest_pause__now"] == 1
     assert a20["campaigns__budget__now"] == 15 and a21["campaigns__running_budget__now"] == 5
     assert np.isnan(a20["campaigns__longest_pause__now"])
+    # a slice with no rows yet has no "days since" (NaN), even when other slices have rows
+    b20 = t.loc[("b", pd.Timestamp("2024-01-20"))]
+    assert np.isnan(b20["campaigns__paused__days_since"])
+    assert b20["campaigns__started__days_since"] == 15
 
 
 def test_invoice_family_and_paid_after_as_of_is_unpaid():

@@ -180,8 +180,9 @@ def build_features(
     Returns
     -------
     table : DataFrame
-        ``client_id``, ``as_of``, then one float column per feature (catalog order),
-        plus any other spine columns (e.g. ``label``) carried over.
+        ``client_id``, ``as_of``, any other spine columns (e.g. ``label``), then one
+        float32 column per feature (catalog order); rows sorted by client_id, as_of
+        (the order in which the engine's look-ups are sequential in memory).
     catalog : list of Feature
     spec : dict
         The resolved spec (pass it back in to rebuild the same columns later).
@@ -189,11 +190,16 @@ def build_features(
     if spec is None:
         spec = resolve_spec(ds, cfg)
     plan, catalog = make_plan(spec)
+    spine = spine.assign(client_id=spine["client_id"].astype(str))
+    spine = spine.sort_values(["client_id", "as_of"], kind="stable").reset_index(drop=True)
     feats = compute(ds.con, spine[["client_id", "as_of"]], plan)
     cols = [f.name for f in catalog]
-    out = feats[["client_id", "as_of"]].copy()
     extra = [c for c in spine.columns if c not in ("client_id", "as_of")]
-    for c in extra:
-        out[c] = spine[c].to_numpy()
-    out = pd.concat([out, feats[cols].astype("float32")], axis=1)
+    head = feats[["client_id", "as_of"]]
+    if extra:
+        head = pd.concat([head, spine[extra]], axis=1)
+    missing = [c for c in cols if c not in feats.columns]
+    if missing:
+        raise ValueError(f"engine did not produce features: {missing[:5]}")
+    out = pd.concat([head, feats[cols]], axis=1)
     return out, catalog, spec

@@ -14,13 +14,14 @@ the windows for trends). A row with timestamp ``ts`` is known at ``T`` iff
 
 1. The set of cut-off dates ``B = {T - o}`` over all as-of dates and offsets is
    sorted into boundaries ``b_1 < ... < b_K``.
-2. Each stream row goes to bucket ``k`` = number of boundaries ``<= day`` (one ASOF
-   join against the tiny boundary table) and rows are aggregated per
-   ``(client_id, k, group columns)`` — the single scan over the events.
-3. Measures (counts per slice, sums, last day) are pivoted from that small table,
-   then accumulated over ``k`` per client (running sums / running max).
-4. "Rows with ``day < b_j``" are exactly buckets ``0..j-1``, so each lookup is an
-   ASOF join of the spine on ``k <= j - 1``.
+2. Each stream row goes to bucket ``k`` = number of boundaries ``<= day`` (a join
+   with a tiny day -> bucket table) and rows are aggregated per
+   ``(client, k, group columns)`` — the single scan over the events, in DuckDB.
+3. Measures (counts per slice, sums, last day) are pivoted from that small table
+   (DuckDB), then accumulated over ``k`` per client (running sums / maxima, NumPy).
+4. "Rows with ``day < b_j``" are exactly buckets ``0..j-1``, so each lookup is a
+   binary search for the client's last bucket ``<= j - 1`` (NumPy), and feature
+   expressions are evaluated on the looked-up columns (DuckDB SQL).
 
 A training table of many snapshots therefore costs one scan plus lookups: K grows
 with the number of distinct cut-off dates, not with the number of rows.
@@ -32,7 +33,9 @@ import re
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 _REF = re.compile(r"\bo(\d+)_([a-z0-9_]+)\b")
 
@@ -106,6 +109,10 @@ def _refs(features: list[FeatureExpr]) -> dict[str, set[tuple[int, str]]]:
     return out
 
 
+def _epoch_days(values) -> np.ndarray:
+    return pd.to_datetime(values).to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
 def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """Compute every feature of ``plan`` for each ``(client_id, as_of)`` row of ``spine``.
 
@@ -121,124 +128,194 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
     Returns
     -------
     DataFrame
-        ``client_id``, ``as_of`` and one column per feature, in spine order.
+        ``client_id``, ``as_of`` and one float32 column per feature, in spine order.
     """
+    client_id = spine["client_id"].astype(str).to_numpy()
+    as_of_day = _epoch_days(spine["as_of"])
     sp = pd.DataFrame(
         {
-            "rid": range(len(spine)),
-            "client_id": spine["client_id"].astype(str).to_numpy(),
-            "as_of": pd.to_datetime(spine["as_of"]).dt.date.to_numpy(),
+            "rid": np.arange(len(spine), dtype=np.int64),
+            "client_id": client_id,
+            "as_of": as_of_day.astype("datetime64[D]"),
         }
     )
     con.register("_spine_df", sp)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _spine AS "
         "SELECT rid::BIGINT AS rid, client_id::VARCHAR AS client_id, as_of::DATE AS as_of "
-        "FROM _spine_df"
+        "FROM _spine_df ORDER BY rid"
     )
     con.unregister("_spine_df")
+    codes, uniques = pd.factorize(client_id, sort=True)
+    con.register("_cidx_df", pd.DataFrame({"client_id": uniques, "cidx": np.arange(len(uniques))}))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _cidx AS "
+        "SELECT client_id::VARCHAR AS client_id, cidx::BIGINT AS cidx FROM _cidx_df"
+    )
+    con.unregister("_cidx_df")
+    temp = ["_spine", "_cidx"]
+
     refs = _refs(plan.features)
     streams = {s.name: s for s in plan.streams}
     unknown = set(refs) - set(streams)
     if unknown:
         raise ValueError(f"feature expressions refer to unknown streams: {sorted(unknown)}")
 
-    offsets = sorted({o for pairs in refs.values() for o, _ in pairs})
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _bnd AS "
-        "SELECT row_number() OVER (ORDER BY b)::INTEGER AS k, b FROM ("
-        "  SELECT DISTINCT (s.as_of - o.o::INTEGER) AS b FROM (SELECT DISTINCT as_of FROM _spine) s"
-        f"  CROSS JOIN (SELECT unnest({offsets or [0]}) AS o) o)"
-    )
-    max_b = con.execute("SELECT max(b) FROM _bnd").fetchall()[0][0]
-
-    lookup_tables: list[tuple[str, list[str]]] = []
-    for sname, pairs in sorted(refs.items()):
-        stream = streams[sname]
-        used = {m for _, m in pairs}
-        measures = [m for m in stream.measures if m.name in used]
-        missing = used - {m.name for m in measures}
-        if missing:
-            raise ValueError(f"stream {sname} has no measures {sorted(missing)}")
-        _accumulate(con, stream, measures, max_b)
-        for off in sorted({o for o, _ in pairs}):
-            cols = sorted(m for o, m in pairs if o == off)
-            tname = f"_lk_{sname}_{off}"
-            sel = ", ".join(f"c.{m} AS o{off}_{sname}__{m}" for m in cols)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {tname} AS "
-                f"SELECT q.rid, {sel} FROM ("
-                f"  SELECT s.rid, s.client_id, b.k - 1 AS j FROM _spine s "
-                f"  JOIN _bnd b ON b.b = s.as_of - {off}::INTEGER) q "
-                f"ASOF LEFT JOIN _cum_{sname} c ON q.client_id = c.client_id AND q.j >= c.k"
-            )
-            lookup_tables.append((tname, [f"o{off}_{sname}__{m}" for m in cols]))
-
-    # Measures that never accumulated (client without rows) are 0 for sums, NULL for max.
-    hows = {f"{s.name}__{m.name}": m.how for s in plan.streams for m in s.measures}
-    select_cols = []
-    for tname, cols in lookup_tables:
-        for c in cols:
-            how = hows[c.split("_", 1)[1]]
-            select_cols.append(f"COALESCE({tname}.{c}, 0) AS {c}" if how == "sum" else f"{tname}.{c}")
-    joins = " ".join(f"LEFT JOIN {t} USING (rid)" for t, _ in lookup_tables)
-    base_cols = ", ".join(["s.rid", "s.client_id", "s.as_of", *select_cols])
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _lk AS SELECT {base_cols} FROM _spine s {joins}")
-
-    feat_sql = ", ".join(f"({f.expr})::DOUBLE AS \"{f.name}\"" for f in plan.features)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _feat AS SELECT rid, client_id, as_of"
-        + (f", {feat_sql}" if feat_sql else "")
-        + " FROM _lk"
-    )
-    for i, sql in enumerate(plan.extra_sql):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _x{i} AS {sql}")
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _feat AS SELECT f.*, x.* EXCLUDE (rid) "
-            f"FROM _feat f LEFT JOIN _x{i} x USING (rid)"
+    parts: list[pa.Table] = []
+    if refs:
+        offsets = sorted({o for pairs in refs.values() for o, _ in pairs})
+        bounds = np.unique(
+            (np.unique(as_of_day)[:, None] - np.array(offsets)[None, :]).ravel()
+        )  # sorted b_1 < ... < b_K (epoch days)
+        # day -> bucket k (number of boundaries <= day) for days in [b_1, b_K)
+        days = np.arange(bounds[0], bounds[-1], dtype=np.int64)
+        con.register(
+            "_daymap_df",
+            pd.DataFrame(
+                {
+                    "day": days.astype("datetime64[D]"),
+                    "k": np.searchsorted(bounds, days, side="right"),
+                }
+            ),
         )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _daymap AS "
+            "SELECT day::DATE AS day, k::BIGINT AS k FROM _daymap_df"
+        )
+        con.unregister("_daymap_df")
+        temp.append("_daymap")
+        max_b = str(np.datetime64(int(bounds[-1]), "D"))
+        by_stream: dict[str, list[FeatureExpr]] = {}
+        for f in plan.features:
+            first = _REF.search(f.expr)
+            by_stream.setdefault(first.group(2).partition("__")[0] if first else "", []).append(f)
+        for sname, pairs in sorted(refs.items()):
+            lookups = _lookups(con, streams[sname], pairs, codes, as_of_day, bounds, max_b)
+            lookups["as_of"] = as_of_day
+            parts.append(_evaluate(con, lookups, by_stream.pop(sname, [])))
+            del lookups
+        leftover = [f for fs in by_stream.values() for f in fs]
+        if leftover:
+            raise ValueError(f"features without a stream reference: {[f.name for f in leftover]}")
+
+    for sql in plan.extra_sql:
+        parts.append(
+            _arrow(
+                con,
+                f"SELECT COLUMNS(* EXCLUDE (rid))::FLOAT FROM (SELECT x.* EXCLUDE (rid), s.rid "
+                f"FROM _spine s LEFT JOIN ({sql}) x USING (rid)) ORDER BY rid",
+            )
+        )
+    cols: dict[str, pa.Array] = {
+        "client_id": pa.array(client_id),
+        "as_of": pa.array(as_of_day.astype("datetime64[D]")),
+    }
+    for part in parts:
+        for name in part.column_names:
+            cols[name] = part.column(name)
+    table = pa.table(cols)
     for stage in plan.post:
-        if not stage:
-            continue
-        post_sql = ", ".join(f"({p.expr})::DOUBLE AS \"{p.name}\"" for p in stage)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _feat AS SELECT *, {post_sql} FROM _feat")
-    out = con.execute("SELECT * EXCLUDE (rid) FROM _feat ORDER BY rid").df()
-    for t in ["_spine", "_bnd", "_lk", "_feat"] + [t for t, _ in lookup_tables]:
+        if stage:
+            con.register("_feat_df", table.append_column("__rid", pa.array(np.arange(len(sp)))))
+            post_sql = ", ".join(f'({p.expr})::FLOAT AS "{p.name}"' for p in stage)
+            # window functions do not keep row order: restore it explicitly
+            extra = _arrow(con, f"SELECT {post_sql} FROM _feat_df ORDER BY __rid")
+            con.unregister("_feat_df")
+            for name in extra.column_names:
+                table = table.append_column(name, extra.column(name))
+    out = table.to_pandas()
+    out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[ns]")
+    for t in temp:
         con.execute(f"DROP TABLE IF EXISTS {t}")
-    for s in refs:
-        con.execute(f"DROP TABLE IF EXISTS _cum_{s}")
-    for i in range(len(plan.extra_sql)):
-        con.execute(f"DROP TABLE IF EXISTS _x{i}")
-    out["as_of"] = pd.to_datetime(out["as_of"])
     return out
 
 
-def _accumulate(
-    con: duckdb.DuckDBPyConnection, stream: Stream, measures: list[Measure], max_b
-) -> None:
-    """Build ``_cum_<stream>``: running measures per (client_id, bucket k)."""
-    group = ", ".join(stream.group_cols)
-    sums = "".join(f", sum({c})::DOUBLE AS s_{c}" for c in stream.sum_cols)
-    sums += "".join(f", max({c})::DOUBLE AS x_{c}" for c in stream.max_cols)
-    stage1 = (
-        f"SELECT e.client_id, COALESCE(b.k, 0) AS k{', ' + group if group else ''}, "
-        f"count(*)::DOUBLE AS n{sums}, max(e.day) AS last_day "
-        f"FROM (SELECT * FROM ({stream.sql}) WHERE day < DATE '{max_b}') e "
-        f"ASOF LEFT JOIN _bnd b ON e.day >= b.b "
-        f"GROUP BY ALL"
-    )
-    pivot = ", ".join(f"{m.expr} AS {m.name}" for m in measures)
-    running = ", ".join(
-        (
-            f"sum({m.name}) OVER w AS {m.name}"
-            if m.how == "sum"
-            else f"max({m.name}) OVER w AS {m.name}"
-        )
+def _lookups(
+    con: duckdb.DuckDBPyConnection,
+    stream: Stream,
+    pairs: set[tuple[int, str]],
+    codes: np.ndarray,
+    as_of_day: np.ndarray,
+    bounds: np.ndarray,
+    max_b: str,
+) -> dict[str, np.ndarray]:
+    """Return ``o{off}_{stream}__{measure}`` arrays (one value per spine row)."""
+    used = {m for _, m in pairs}
+    measures = [m for m in stream.measures if m.name in used]
+    missing = used - {m.name for m in measures}
+    if missing:
+        raise ValueError(f"stream {stream.name} has no measures {sorted(missing)}")
+    group = "".join(f", {g}" for g in stream.group_cols)
+    aggs = "".join(f", sum({c})::DOUBLE AS s_{c}" for c in stream.sum_cols)
+    aggs += "".join(f", max({c})::DOUBLE AS x_{c}" for c in stream.max_cols)
+    pivot = ", ".join(
+        f"({m.expr})::DOUBLE AS {m.name}"
+        if m.how == "sum"
+        else f"date_diff('day', DATE '1970-01-01', ({m.expr})::DATE)::DOUBLE AS {m.name}"
+        if "last_day" in m.expr
+        else f"({m.expr})::DOUBLE AS {m.name}"
         for m in measures
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _cum_{stream.name} AS "
-        f"SELECT client_id, k, {running} FROM ("
-        f"  SELECT client_id, k, {pivot} FROM ({stage1}) GROUP BY client_id, k) "
-        f"WINDOW w AS (PARTITION BY client_id ORDER BY k ROWS UNBOUNDED PRECEDING)"
-    )
+    sparse = con.execute(
+        f"""
+        WITH e AS (SELECT * FROM ({stream.sql}) WHERE day < DATE '{max_b}'),
+        s1 AS (
+            SELECT c.cidx, COALESCE(m.k, 0) AS k{group},
+                   count(*)::DOUBLE AS n{aggs}, max(e.day) AS last_day
+            FROM e JOIN _cidx c ON e.client_id = c.client_id
+            LEFT JOIN _daymap m ON e.day = m.day
+            GROUP BY ALL)
+        SELECT cidx, k, {pivot} FROM s1 GROUP BY cidx, k ORDER BY cidx, k
+        """
+    ).fetchnumpy()
+    cidx = np.asarray(sparse["cidx"], dtype=np.int64)
+    k = np.asarray(sparse["k"], dtype=np.int64)
+    width = len(bounds) + 1
+    key = cidx * width + k
+    starts = np.flatnonzero(np.r_[True, cidx[1:] != cidx[:-1]]) if len(cidx) else np.array([], int)
+    group_id = np.cumsum(np.r_[True, cidx[1:] != cidx[:-1]]) - 1 if len(cidx) else cidx
+    running: dict[str, np.ndarray] = {}
+    for m in measures:
+        v = sparse[m.name]
+        v = v.astype(np.float64).filled(np.nan) if np.ma.isMaskedArray(v) else v.astype(np.float64)
+        if m.how == "sum":
+            cs = np.cumsum(np.nan_to_num(v, nan=0.0))
+            before = np.r_[0.0, cs][starts] if len(starts) else np.array([])
+            running[m.name] = cs - before[group_id] if len(cs) else cs
+        else:
+            s = pd.Series(v)
+            running[m.name] = s.groupby(group_id).cummax().groupby(group_id).ffill().to_numpy()
+    out: dict[str, np.ndarray] = {}
+    for off in sorted({o for o, _ in pairs}):
+        uniq, inverse = np.unique(as_of_day, return_inverse=True)
+        pos = np.searchsorted(bounds, uniq - off)[inverse]  # exact: T - off is a boundary
+        q = codes.astype(np.int64) * width + pos
+        idx = np.searchsorted(key, q, side="right") - 1
+        ok = idx >= 0
+        ok[ok] = cidx[idx[ok]] == codes[ok]
+        safe = np.where(ok, idx, 0)
+        for m in measures:
+            if (off, m.name) not in pairs:
+                continue
+            vals = running[m.name][safe] if len(key) else np.zeros(len(q))
+            fill = 0.0 if m.how == "sum" else np.nan
+            out[f"o{off}_{stream.name}__{m.name}"] = np.where(ok, vals, fill)
+    return out
+
+
+def _evaluate(
+    con: duckdb.DuckDBPyConnection, lookups: dict[str, np.ndarray], features: list[FeatureExpr]
+) -> pa.Table:
+    """Evaluate feature expressions over looked-up measure columns (float32 result)."""
+    if not features:
+        return pa.table({})
+    con.register("_lk_df", pa.table(lookups))
+    sql = ", ".join(f'({f.expr})::FLOAT AS "{f.name}"' for f in features)
+    res = _arrow(con, f"SELECT {sql} FROM _lk_df")
+    con.unregister("_lk_df")
+    return res
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """Run ``sql`` and return the result as an Arrow table (no pandas round trip)."""
+    return con.sql(sql).to_arrow_table()
