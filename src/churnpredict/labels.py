@@ -130,11 +130,14 @@ def derive_freezes(ds, cfg: Config) -> pd.DataFrame:
 def snapshot_dates(ds, cfg: Config, *, until: pd.Timestamp | None = None) -> list[pd.Timestamp]:
     """Return training as-of dates: every ``snapshots.every_days`` with complete labels.
 
-    The first date is ``warmup_days`` after the start of the data; the last is the
-    latest with ``T + horizon_days <= min(data_end, until)`` so every label window
-    is observed.
+    The first date is ``warmup_days`` after the start of the data — moved on to the
+    next Monday when snapshots are weekly (so lists, reports and the simulator's
+    truth share one weekly grid); the last is the latest with
+    ``T + horizon_days <= min(data_end, until)`` so every label window is observed.
     """
     start = pd.Timestamp(ds.data_start).normalize() + timedelta(days=cfg.snapshots.warmup_days)
+    if cfg.snapshots.every_days % 7 == 0:
+        start += timedelta(days=(7 - start.weekday()) % 7)
     end = pd.Timestamp(ds.data_end).normalize()
     if until is not None:
         end = min(end, pd.Timestamp(until).normalize())
