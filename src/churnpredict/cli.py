@@ -248,7 +248,12 @@ def score(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Call list CSV to write.", dir_okay=False)],
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Date to score (default: today in calls.timezone).")
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Date to score, YYYY-MM-DD, or 'latest' (the day after the newest event). "
+            "Default: today in calls.timezone.",
+        ),
     ] = None,
     sort: Annotated[SortBy, typer.Option(help="Order by risk or by value at risk.")] = SortBy.risk,
     top: Annotated[int | None, typer.Option(help="Keep only the first N rows.", min=1)] = None,
@@ -268,7 +273,7 @@ def score(
     summary = run_score(
         data,
         cfg,
-        as_of=_parse_date(as_of, "--as-of"),
+        as_of=as_of if as_of == "latest" else _parse_date(as_of, "--as-of"),
         out=out,
         sort=sort.value,
         top=top,

@@ -4,7 +4,7 @@ Training statistics format (shared with the model's ``train_stats_``)::
 
     {feature: {"edges": [e1, ..., ek],      # inner quantile edges, strictly increasing
                "shares": [s0, ..., sk],     # share of non-null rows per bin (sums to 1)
-               "null_share": float}}        # share of null rows
+               "missing": float}}           # share of null rows
 
 Bins are right-closed: bin 0 is ``(-inf, e1]``, bin i is ``(e_i, e_{i+1}]``, the last
 is ``(e_k, inf)``. Nulls form their own bin. PSI over the ``k + 2`` bins, with every
@@ -65,8 +65,8 @@ def training_stats(X: pd.DataFrame, *, n_bins: int = 10,
     Returns
     -------
     dict
-        ``{feature: {"edges": [...], "shares": [...], "null_share": float}}``,
-        JSON-serializable.
+        ``{feature: {"edges": [...], "shares": [...], "missing": float}}``,
+        JSON-serializable — the same format as ``ChurnModel.train_stats_``.
     """
     cols = list(features) if features is not None else [
         c for c in X.columns if c not in ID_COLUMNS
@@ -84,7 +84,7 @@ def training_stats(X: pd.DataFrame, *, n_bins: int = 10,
         out[c] = {
             "edges": [float(e) for e in edges],
             "shares": [float(s) for s in np.nan_to_num(shares)],
-            "null_share": float(np.nan_to_num(null_share)),
+            "missing": float(np.nan_to_num(null_share)),
         }
     return out
 
@@ -109,7 +109,7 @@ def psi(train_stats: dict[str, dict], X_today: pd.DataFrame) -> pd.DataFrame:
         if feat not in X_today.columns:
             continue
         edges = np.asarray(st["edges"], dtype=np.float64)
-        tr_null = float(st.get("null_share", 0.0))
+        tr_null = float(st.get("missing", 0.0))
         tr = np.append(np.asarray(st["shares"], dtype=np.float64) * (1 - tr_null), tr_null)
         x = _values(X_today[feat])
         shares, null = _shares(x, edges)

@@ -34,7 +34,7 @@ def test_stats_format_and_json():
     assert len(s["shares"]) == len(s["edges"]) + 1
     assert sum(s["shares"]) == pytest.approx(1.0)
     assert np.all(np.diff(s["edges"]) > 0)
-    assert st["contacts__complaint__30d"]["null_share"] == pytest.approx(0.1, abs=0.03)
+    assert st["contacts__complaint__30d"]["missing"] == pytest.approx(0.1, abs=0.03)
     assert json.loads(json.dumps(st)) == st
 
 
