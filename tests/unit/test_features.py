@@ -90,6 +90,9 @@ def test_campaign_families_hand_computed():
     assert a21["campaigns__paused__now"] == 1
     assert a21["campaigns__share_running__now"] == pytest.approx(0.5)
     assert a21["campaigns__longest_pause__now"] == 1
+    assert np.isnan(a21["campaigns__idle_days__now"])  # c2 still runs
+    a30 = features_at(tiny(), ["2024-01-30"])[0].loc[("a", pd.Timestamp("2024-01-30"))]
+    assert a30["campaigns__running__now"] == 0 and a30["campaigns__idle_days__now"] == 5
     assert a20["campaigns__budget__now"] == 15 and a21["campaigns__running_budget__now"] == 5
     assert np.isnan(a20["campaigns__longest_pause__now"])
     # a slice with no rows yet has no "days since" (NaN), even when other slices have rows

@@ -67,9 +67,13 @@ def campaign_state_part(windows: list[int]) -> Part:
     cols = ("d_running", "d_paused", "d_live", "d_budget", "d_run_budget")
     stream = Stream(
         name="cstate",
-        sql=_STATE_SQL,
+        sql=f"SELECT *, (d_running < 0) AS run_off FROM ({_STATE_SQL})",
+        group_cols=("run_off",),
         sum_cols=cols,
-        measures=tuple(Measure(c[2:], f"sum(s_{c})") for c in cols),
+        measures=(
+            *(Measure(c[2:], f"sum(s_{c})") for c in cols),
+            Measure("off_last", "max(last_day) FILTER (WHERE run_off)", "max"),
+        ),
     )
     part = Part(streams=[stream])
 
@@ -85,6 +89,10 @@ def campaign_state_part(windows: list[int]) -> Part:
     add("campaigns__paused__now", ref(0, "paused"), "campaigns paused now", "state", "paused")
     add("campaigns__n_campaigns__now", ref(0, "live"),
         "campaigns the client has (not stopped): breadth of service", "state", "n_campaigns")
+    add("campaigns__idle_days__now",
+        f"CASE WHEN {ref(0, 'running')} <= 0 THEN as_of - {ref(0, 'off_last')} END",
+        "days since the client's last campaign stopped running (nothing runs now)",
+        "days_since", "idle_days")
     add("campaigns__share_running__now", f"{ref(0, 'running')} / NULLIF({ref(0, 'live')}, 0)",
         "share of the client's campaigns running now", "ratio", "share_running")
     add("campaigns__budget__now", ref(0, "budget"), "total daily budget of the client's campaigns",

@@ -1,0 +1,172 @@
+"""End to end: the CLI on a small simulated world, in tmp_path, with its own MLflow store."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churnpredict.cli import app
+from churnpredict.config import load_config
+from churnpredict.io import output_lock
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+CONTRACT_COLUMNS = [
+    "rank", "client_id", "client_name", "account_manager", "risk", "risk_band",
+    "value_at_risk", "owner_role", "reasons", "suggested_action", "last_contact_at",
+    "as_of", "model_version",
+]
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str, env: dict | None = None):
+    result = CliRunner().invoke(app, [*args], env=env, catch_exceptions=False)
+    return result
+
+
+def cp(store: Path, *args: str):
+    """Run a command with the test's own config and MLflow store."""
+    return run(*args, "--config", str(CONFIG), env={"MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("world") / "data"
+    r = cp(out.parent / "unused.db", "simulate", "--out", str(out), "--clients", "800",
+           "--days", "420", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(world, tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("store") / "mlflow.db"
+    r = cp(store, "train", "--data", str(world), "--reports", str(store.parent / "reports"))
+    assert r.exit_code == 0, r.output
+    assert "pr_auc" in r.output and "p_true" in r.output and "paused_rule" in r.output
+    assert "version 1" in r.output
+    assert (store.parent / "reports" / "report.html").exists()
+    return store
+
+
+def read_list(path: Path) -> tuple[list[str], pd.DataFrame, bytes]:
+    raw = path.read_bytes()
+    text = raw.decode("utf-8-sig")
+    header = next(csv.reader(io.StringIO(text)))
+    return header, pd.read_csv(io.StringIO(text), dtype={"client_id": str}), raw
+
+
+def test_simulate_is_deterministic(world, tmp_path):
+    again = tmp_path / "again"
+    r = cp(tmp_path / "x.db", "simulate", "--out", str(again), "--clients", "800",
+           "--days", "420", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    for name in ("clients", "campaign_events", "invoices", "contacts", "truth"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(world / f"{name}.parquet"), pd.read_parquet(again / f"{name}.parquet")
+        )
+
+
+def test_validate_accepts_the_simulated_world(world, tmp_path):
+    r = cp(tmp_path / "x.db", "validate", "--data", str(world))
+    assert r.exit_code == 0, r.output
+
+
+def test_score_writes_the_contract_call_list(world, trained, tmp_path):
+    out = tmp_path / "lists" / "call_list.csv"
+    r = cp(trained, "score", "--data", str(world), "--as-of", "2025-02-10", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    header, df, raw = read_list(out)
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
+    assert header[:13] == CONTRACT_COLUMNS
+    assert list(df["rank"]) == list(range(1, len(df) + 1))
+    assert df["risk"].between(0, 1).all()
+    assert set(df["risk_band"]) <= {"high", "medium", "low"}
+    assert set(df["owner_role"]) <= {
+        "account_manager", "receivables", "business_development", "technical"
+    }
+    assert (df["as_of"] == "2025-02-10").all() and (df["model_version"] == "churnpredict/1").all()
+    assert df["client_id"].is_unique
+    # one row per active client at the as-of date
+    truth = pd.read_parquet(world / "truth.parquet")
+    active = truth[pd.to_datetime(truth["as_of"]) == pd.Timestamp("2025-02-10")]
+    assert set(df["client_id"]) == set(active["client_id"].astype(str))
+    # the model's risk ranks clearly better than the paused-campaign rule against the truth
+    assert df["reasons"].notna().mean() > 0.9
+
+
+def test_same_seed_same_call_list(world, trained, tmp_path):
+    store2 = tmp_path / "second.db"
+    r = cp(store2, "train", "--data", str(world), "--reports", str(tmp_path / "rep"))
+    assert r.exit_code == 0, r.output
+    a, b = tmp_path / "a" / "list.csv", tmp_path / "b" / "list.csv"
+    assert cp(trained, "score", "--data", str(world), "--as-of", "2025-02-10", "--out", str(a)).exit_code == 0
+    assert cp(store2, "score", "--data", str(world), "--as-of", "2025-02-10", "--out", str(b)).exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_score_without_a_champion_says_what_to_do(world, tmp_path):
+    r = cp(tmp_path / "empty.db", "score", "--data", str(world), "--as-of", "2025-02-10",
+           "--out", str(tmp_path / "l.csv"))
+    assert r.exit_code == 3
+    assert "churnpredict train" in r.output
+    assert not (tmp_path / "l.csv").exists()
+
+
+def test_second_run_on_the_same_output_is_refused(world, trained, tmp_path):
+    out = tmp_path / "locked.csv"
+    with output_lock(out):
+        r = cp(trained, "score", "--data", str(world), "--as-of", "2025-02-10", "--out", str(out))
+    assert r.exit_code == 4
+    assert "lock" in r.output.lower()
+    assert not out.exists()
+
+
+def test_bad_usage_and_bad_config_exit_2(world, tmp_path):
+    assert run("score", "--data", str(world)).exit_code == 2  # --out missing
+    assert run("train", "--data", str(tmp_path / "nope"), "--config", str(CONFIG)).exit_code == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("label:\n  horizon_dayz: 30\n")
+    r = run("train", "--data", str(world), "--config", str(bad))
+    assert r.exit_code == 2 and "horizon_dayz" in r.output and "Traceback" not in r.output
+    bad.write_text("label:\n  horizon_days: -3\n")
+    r = run("train", "--data", str(world), "--config", str(bad))
+    assert r.exit_code == 2 and "horizon_days" in r.output
+    r = run("score", "--data", str(world), "--as-of", "10/02/2025", "--out", str(tmp_path / "x"),
+            "--config", str(CONFIG))
+    assert r.exit_code == 2 and "--as-of" in r.output
+
+
+def test_models_promote_and_features(world, trained, tmp_path):
+    r = cp(trained, "models")
+    assert r.exit_code == 0 and "champion" in r.output
+    assert cp(trained, "promote", "--version", "1").exit_code == 0
+    assert cp(trained, "promote", "--version", "99").exit_code == 3
+    r = cp(trained, "features", "list")
+    assert r.exit_code == 0 and len(r.output.strip().splitlines()) >= 200
+    out = tmp_path / "f.parquet"
+    r = cp(trained, "features", "build", "--data", str(world), "--as-of", "2024-12-02",
+           "--as-of", "2025-01-06", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    table = pd.read_parquet(out)
+    assert set(table["as_of"].dt.strftime("%Y-%m-%d")) == {"2024-12-02", "2025-01-06"}
+
+
+def test_outcomes_of_past_lists(world, trained, tmp_path):
+    lists = tmp_path / "history"
+    for day in ("2024-12-02", "2024-12-09", "2024-12-16"):
+        r = cp(trained, "score", "--data", str(world), "--as-of", day,
+               "--out", str(lists / f"call_list_{day}.csv"))
+        assert r.exit_code == 0, r.output
+    r = cp(trained, "outcomes", "--lists", str(lists), "--data", str(world))
+    assert r.exit_code == 0, r.output
+    assert "precision" in r.output.lower()
+
+
+def test_config_loads():
+    cfg = load_config(CONFIG)
+    assert cfg.label.horizon_days == 30
