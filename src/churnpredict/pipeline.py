@@ -99,11 +99,19 @@ def feature_catalog(cfg: Config, data_dir: Path | None = None) -> list[Feature]:
 
 def _static_spec(cfg: Config) -> dict[str, Any]:
     """Resolve the spec without data: every declared table present, 'auto' slices empty."""
+    from types import SimpleNamespace
+
     import duckdb
 
-    from churnpredict.contract import empty_dataset
+    from churnpredict.contract import table_specs
 
-    return resolve_spec(empty_dataset(cfg, duckdb.connect()), cfg)
+    con = duckdb.connect()
+    specs = table_specs(cfg)
+    for spec in specs.values():
+        cols = ", ".join(f'"{c.name}" {c.type}' for c in spec.columns)
+        con.execute(f'CREATE TABLE "{spec.name}" ({cols})')
+    ds = SimpleNamespace(con=con, present=set(specs) - {"freezes"}, data_dir="(no data)")
+    return resolve_spec(ds, cfg)
 
 
 def write_feature_docs(catalog: list[Feature], path: Path, cfg: Config) -> None:

@@ -78,7 +78,7 @@ def test_validate_accepts_the_simulated_world(world, tmp_path):
 
 def test_score_writes_the_contract_call_list(world, trained, tmp_path):
     out = tmp_path / "lists" / "call_list.csv"
-    r = cp(trained, "score", "--data", str(world), "--as-of", "2025-02-10", "--out", str(out))
+    r = cp(trained, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(out))
     assert r.exit_code == 0, r.output
     header, df, raw = read_list(out)
     assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
@@ -89,11 +89,11 @@ def test_score_writes_the_contract_call_list(world, trained, tmp_path):
     assert set(df["owner_role"]) <= {
         "account_manager", "receivables", "business_development", "technical"
     }
-    assert (df["as_of"] == "2025-02-10").all() and (df["model_version"] == "churnpredict/1").all()
+    assert (df["as_of"] == "2025-01-20").all() and (df["model_version"] == "churnpredict/1").all()
     assert df["client_id"].is_unique
     # one row per active client at the as-of date
     truth = pd.read_parquet(world / "truth.parquet")
-    active = truth[pd.to_datetime(truth["as_of"]) == pd.Timestamp("2025-02-10")]
+    active = truth[pd.to_datetime(truth["as_of"]) == pd.Timestamp("2025-01-20")]
     assert set(df["client_id"]) == set(active["client_id"].astype(str))
     # the model's risk ranks clearly better than the paused-campaign rule against the truth
     assert df["reasons"].notna().mean() > 0.9
@@ -104,13 +104,13 @@ def test_same_seed_same_call_list(world, trained, tmp_path):
     r = cp(store2, "train", "--data", str(world), "--reports", str(tmp_path / "rep"))
     assert r.exit_code == 0, r.output
     a, b = tmp_path / "a" / "list.csv", tmp_path / "b" / "list.csv"
-    assert cp(trained, "score", "--data", str(world), "--as-of", "2025-02-10", "--out", str(a)).exit_code == 0
-    assert cp(store2, "score", "--data", str(world), "--as-of", "2025-02-10", "--out", str(b)).exit_code == 0
+    assert cp(trained, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(a)).exit_code == 0
+    assert cp(store2, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(b)).exit_code == 0
     assert a.read_bytes() == b.read_bytes()
 
 
 def test_score_without_a_champion_says_what_to_do(world, tmp_path):
-    r = cp(tmp_path / "empty.db", "score", "--data", str(world), "--as-of", "2025-02-10",
+    r = cp(tmp_path / "empty.db", "score", "--data", str(world), "--as-of", "2025-01-20",
            "--out", str(tmp_path / "l.csv"))
     assert r.exit_code == 3
     assert "churnpredict train" in r.output
@@ -120,7 +120,7 @@ def test_score_without_a_champion_says_what_to_do(world, tmp_path):
 def test_second_run_on_the_same_output_is_refused(world, trained, tmp_path):
     out = tmp_path / "locked.csv"
     with output_lock(out):
-        r = cp(trained, "score", "--data", str(world), "--as-of", "2025-02-10", "--out", str(out))
+        r = cp(trained, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(out))
     assert r.exit_code == 4
     assert "lock" in r.output.lower()
     assert not out.exists()
@@ -170,3 +170,13 @@ def test_outcomes_of_past_lists(world, trained, tmp_path):
 def test_config_loads():
     cfg = load_config(CONFIG)
     assert cfg.label.horizon_days == 30
+
+
+def test_docs_feature_list_is_current(tmp_path):
+    """docs/features.md is generated (`make docs`); it must match the default config."""
+    fresh = tmp_path / "features.md"
+    assert run("features", "list", "--config", str(CONFIG), "--markdown", str(fresh)).exit_code == 0
+    committed = CONFIG.parents[1] / "docs" / "features.md"
+    assert committed.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (
+        "docs/features.md is stale: run `make docs`"
+    )
