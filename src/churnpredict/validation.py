@@ -10,6 +10,7 @@ rules that fired.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +148,8 @@ class ValidationReport:
     def render_text(self) -> str:
         """Return a readable report: per table the counts, then each problem."""
         verdict = "usable" if self.usable else "NOT USABLE"
+        if self.usable and self.errors:
+            verdict += " (rows with errors are rejected)"
         lines = [
             f"Data directory: {self.data_dir} (policy: {self.policy})",
             f"Result: {verdict} - {len(self.errors)} error(s), {len(self.warnings)} warning(s)",
@@ -326,24 +329,19 @@ def problem_sql(rules: list[Rule]) -> str:
     return "concat_ws('; ', " + ", ".join(parts) + ")" if parts else "''"
 
 
-def render_example(
-    row: dict[str, Any], data_dir: str, columns: list[str], first: str | None
-) -> str:
-    """Render one example row as ``file line N: col='v', ...`` (short)."""
+def render_example(row: dict[str, Any], data_dir: str, columns: list[str], first: str | None) -> str:
+    """Render one example row as ``file line N: col='v', ...`` (problem column first)."""
     path = str(row.get("_file") or "")
-    try:
+    with contextlib.suppress(ValueError):  # relpath fails across Windows drives
         path = os.path.relpath(path, data_dir) if path else path
-    except ValueError:  # different drive on Windows
-        pass
     line = row.get("_line")
-    where = f"{path} line {line}" if line is not None else path
-    if row.get("_kind") == "parquet" and line is not None:
-        where = f"{path} row {line}"
+    unit = "row" if row.get("_kind") == "parquet" else "line"
+    where = f"{path} {unit} {line}" if line is not None else path
     order = ([first] if first in columns else []) + [c for c in columns if c != first]
     cells = []
     for c in order:
         v = row.get("raw." + c)
-        cells.append(f"{c}={'' if v is None else v!r}" if v is not None else f"{c}=<empty>")
+        cells.append(f"{c}=<empty>" if v is None else f"{c}={str(v)!r}")
     text = ", ".join(cells)
     if len(text) > 200:
         text = text[:197] + "..."
