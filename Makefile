@@ -26,7 +26,7 @@ setup: $(VENV)/.installed ## Create .venv and install the package with dev extra
 demo: setup ## Simulate a world, train, score the last day, print where the call list is
 	$(CP) simulate --out $(DEMO_DIR) --seed 42
 	$(CP) train --data $(DEMO_DIR)
-	$(CP) score --data $(DEMO_DIR) --out $(DEMO_OUT)/call_list.csv
+	$(CP) score --data $(DEMO_DIR) --as-of latest --out $(DEMO_OUT)/call_list.csv
 	@echo ""
 	@echo "Call list: $(CURDIR)/$(DEMO_OUT)/call_list.csv"
 	@echo "Report:    $(CURDIR)/reports/train/report.html   (MLflow: make mlflow-ui)"

@@ -12,8 +12,9 @@ Ordering
     unknown value last, ties by risk), then ``client_id`` — deterministic.
 
 Routing
-    The first ``calls.routing`` rule with a shell pattern matching the feature behind
-    the client's top reason picks ``owner_role``; no reason -> ``account_manager``.
+    The first ``calls.routing`` rule (rules are priorities, in config order) with a
+    shell pattern matching the feature behind any of the client's top reasons picks
+    ``owner_role``; no reason -> ``account_manager``.
     A low-risk client with a narrow service (``calls.narrow_feature`` at most
     ``calls.narrow_max``, e.g. one campaign) routed to the account manager goes to
     ``business_development`` instead: the best retention is resale.
@@ -79,13 +80,23 @@ def risk_band(risk: pd.Series | np.ndarray, cfg: Config) -> np.ndarray:
 
 def route(feature: str | None, cfg: Config) -> str:
     """Return the role of the first routing rule matching ``feature`` (else account_manager)."""
-    feat = feature or ""
-    if not feat:
-        return "account_manager"
+    return route_reasons([feature], cfg)[0]
+
+
+def route_reasons(features: list[str | None], cfg: Config) -> tuple[str, str | None]:
+    """Return ``(role, feature)``: the first rule, in config order, matching any reason.
+
+    Rules are priorities: a money reason anywhere in a client's top reasons sends the
+    client to receivables even when "no campaign running" (often the system's pause
+    for an unpaid invoice) ranks above it. The feature returned is the one the rule
+    matched, so the suggested action fits the role.
+    """
+    feats = [f for f in features if f]
     for rule in cfg.calls.routing:
-        if any(fnmatchcase(feat, pat) for pat in rule.features):
-            return rule.role
-    return "account_manager"
+        for feat in feats:
+            if any(fnmatchcase(feat, pat) for pat in rule.features):
+                return rule.role, feat
+    return "account_manager", (feats[0] if feats else None)
 
 
 def hold_out_draw(client_ids: pd.Series, as_of: date, seed: int) -> np.ndarray:
@@ -223,9 +234,13 @@ def build_call_list(
     if np.isnan(risk).any() or (risk < 0).any() or (risk > 1).any():
         raise DataError("risk must be a probability in [0, 1] for every client", column="risk")
     band = risk_band(risk, cfg)
-    top_feat = [r[0].feature if r else None for r in reasons]
-    role_cache: dict[str | None, str] = {}
-    roles = np.array([role_cache.setdefault(f, route(f, cfg)) for f in top_feat], dtype=object)
+    role_cache: dict[tuple, tuple[str, str | None]] = {}
+    routed = [
+        role_cache.setdefault(key, route_reasons(list(key), cfg))
+        for key in (tuple(x.feature for x in r) for r in reasons)
+    ]
+    roles = np.array([ro for ro, _ in routed], dtype=object)
+    top_feat = [f for _, f in routed]
     narrow_s = _col(df, c.narrow_feature)
     if narrow_s is not None:
         nv = pd.to_numeric(narrow_s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)

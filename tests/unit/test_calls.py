@@ -60,16 +60,19 @@ def test_columns_order_and_values():
 
 
 def test_overdue_invoice_goes_to_receivables():
-    df = _scored(2)
+    df = _scored(3)
     out = build_call_list(
         df, [[R("invoices__days_overdue__now", "invoice 12 days overdue")],
-             [R("contacts__technical__30d"), R("invoices__overdue_amount__now")]],
+             [R("campaigns__running__now"), R("invoices__overdue_amount__now")],
+             [R("contacts__technical__30d"), R("campaigns__running__now")]],
         Config(), as_of=AS_OF, model_version="1",
     )
     row = out.set_index("client_id")
     assert row.loc["c0", "owner_role"] == "receivables"
     assert "overdue" in row.loc["c0", "suggested_action"]
-    assert row.loc["c1", "owner_role"] == "technical"  # only the top reason routes
+    # rules are priorities over all top reasons: money anywhere -> receivables
+    assert row.loc["c1", "owner_role"] == "receivables"
+    assert row.loc["c2", "owner_role"] == "technical"
 
 
 def test_routing_rules_first_match_and_config():
