@@ -317,11 +317,12 @@ def run_score(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
+        # the data first: unusable data is exit 2 whatever the registry holds
+        ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
         if model_version:
             model, version = load_version(cfg, model_version)
         else:
             model, version = load_champion(cfg)
-        ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
         T = resolve_as_of(as_of, ds, cfg)
         stale = (T - pd.Timestamp(ds.data_end).normalize()).days
         if stale > 2:
