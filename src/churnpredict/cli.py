@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -158,7 +158,7 @@ def simulate(
 
 
 # ---------------------------------------------------------------------------- validate
-class Fmt(str, Enum):
+class Fmt(StrEnum):
     text = "text"
     json = "json"
 
@@ -232,12 +232,12 @@ def backtest(
 
 
 # ------------------------------------------------------------------------------- score
-class SortBy(str, Enum):
+class SortBy(StrEnum):
     risk = "risk"
     value = "value"
 
 
-class SplitBy(str, Enum):
+class SplitBy(StrEnum):
     account_manager = "account_manager"
     owner_role = "owner_role"
 
