@@ -61,6 +61,15 @@ def _cleanup_stale_temps(path: Path) -> None:
             p.unlink()
 
 
+def _target_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path | str, *, binary: bool = True, encoding: str = "utf-8"
                   ) -> Iterator[io.IOBase]:
@@ -85,6 +94,9 @@ def atomic_writer(path: Path | str, *, binary: bool = True, encoding: str = "utf
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp_path = Path(tmp)
+    # mkstemp makes 0600 files; give the result the mode a plain open() would
+    # (or keep the mode of the file being replaced), so a shared list stays readable
+    os.chmod(tmp_path, _target_mode(path))
     try:
         mode = "wb" if binary else "w"
         kwargs = {} if binary else {"encoding": encoding, "newline": ""}

@@ -12,6 +12,7 @@ import pytest
 
 from churnpredict.errors import LockedError
 from churnpredict.io import (
+    atomic_write_bytes,
     atomic_write_csv,
     atomic_write_text,
     atomic_writer,
@@ -124,3 +125,17 @@ def test_lock_held_by_another_process(tmp_path):
         proc.communicate("\n", timeout=30)
     with output_lock(out):
         pass
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "list.csv"
+    atomic_write_bytes(target, b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    os.chmod(target, 0o640)
+    atomic_write_bytes(target, b"y")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
