@@ -233,9 +233,13 @@ def read_csv_any(path: Path | str, **kwargs) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------- lock
 def lock_path(path: Path | str) -> Path:
-    """Return the lock file guarding ``path``."""
+    """Return the lock file guarding ``path``: a hidden ``.<name>.lock`` beside it.
+
+    It stays after a run (removing it would let two runs lock different files), but
+    hidden, so account teams browsing the list folder see only lists.
+    """
     path = Path(path)
-    return path.with_name(path.name + ".lock")
+    return path.with_name(f".{path.name}.lock")
 
 
 @contextlib.contextmanager
