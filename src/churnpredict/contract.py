@@ -180,7 +180,7 @@ CONTRACT_TABLES: dict[str, TableSpec] = {
 }
 
 POLICIES = ("strict", "lenient")
-MEMORY_LIMIT = "3GB"  # for connections we open; DuckDB spills to disk beyond it
+MEMORY_LIMIT = "2GB"  # for connections we open; DuckDB spills to disk beyond it
 
 
 def declared_spec(name: str, decl: EventTableConfig) -> TableSpec:
@@ -335,7 +335,15 @@ def _typed_expr(raw: str, src_type: str | None, target: str) -> str:
         elif st.startswith("TIMESTAMP") or st == "DATE":
             x = f"CAST({raw} AS TIMESTAMP)"
         elif st == "VARCHAR":
-            x = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
+            # with an offset or zone: parse as an instant, then UTC wall time; without
+            # (the common case, and much cheaper to parse): the text is already UTC
+            x = (
+                f"CASE WHEN (length({raw}) > 19 OR (length({raw}) > 16 AND "
+                f"substr({raw}, 17, 1) IN ('+', '-', 'Z', 'z', ' '))) AND regexp_matches({raw}, "
+                f"'(Z|z|[+-][0-9]{{2}}(:?[0-9]{{2}})?|[A-Za-z][A-Za-z/_+-]*)$') "
+                f"THEN timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ)) "
+                f"ELSE TRY_CAST({raw} AS TIMESTAMP) END"
+            )
         else:
             x = "CAST(NULL AS TIMESTAMP)"
         return f"CASE WHEN isfinite({x}) THEN {x} END"
@@ -556,18 +564,36 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
         return f"SELECT *, ({bad}) AS _bad FROM ({flagged})"
 
     chk = checked(False)
+    # one pass over the files: a stage table with a bit mask of the fired rules per row
+    # (and, when loading, the typed rows themselves); everything else reads the stage
+    groups = [rules[i : i + 62] for i in range(0, len(rules), 62)] or [[]]
+    masks = []
+    for k, grp in enumerate(groups):
+        bits = " | ".join(f"(CAST({q(r.key)} AS BIGINT) << {j})" for j, r in enumerate(grp))
+        masks.append(f"{bits or '0'} AS _m{k}")
+    tcols = ", ".join(q(c) for c in spec.names)
+    stage = q(name) if materialize else "_cp_stage"
+    if materialize:
+        body = f"SELECT {tcols}, _bad, {', '.join(masks)} FROM ({chk})"
+        create = f"CREATE OR REPLACE TABLE {stage} AS {body}"
+    else:
+        times = "".join(f", CAST({q(t)} AS TIMESTAMP) AS {q(t)}" for t in spec.time_columns)
+        body = f"SELECT _bad, hash({tcols}) AS _h{times}, {', '.join(masks)} FROM ({chk})"
+        create = f"CREATE OR REPLACE TEMP TABLE {stage} AS {body}"
+    try:
+        con.execute(create)
+    except _READ_ERRORS as err:
+        tr.problems.append(_unreadable(name, read.source.display, err))
+        return
     aggs = ["count(*)", "coalesce(count_if(_bad), 0)"]
-    aggs += [f"coalesce(count_if({q(r.key)}), 0)" for r in rules]
+    for k, grp in enumerate(groups):
+        aggs += [f"coalesce(count_if((_m{k} >> {j}) & 1 = 1), 0)" for j in range(len(grp))]
     for tcol in spec.time_columns:
         aggs += [
             f"min(CAST({q(tcol)} AS TIMESTAMP)) FILTER (WHERE NOT _bad)",
             f"max(CAST({q(tcol)} AS TIMESTAMP)) FILTER (WHERE NOT _bad)",
         ]
-    try:
-        row = con.execute(f"SELECT {', '.join(aggs)} FROM ({chk})").fetchone()
-    except _READ_ERRORS as err:
-        tr.problems.append(_unreadable(name, read.source.display, err))
-        return
+    row = con.execute(f"SELECT {', '.join(aggs)} FROM {stage}").fetchone()
     tr.rows_read, n_bad = int(row[0]), int(row[1])
     tr.rows_accepted = tr.rows_read - n_bad
     counts = row[2 : 2 + len(rules)]
@@ -590,8 +616,10 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
     if fired:
         chk_line = checked(True)
         for r, n in fired:
+            raws = ", ".join(f"CAST({q('raw.' + c)} AS VARCHAR) AS {q('raw.' + c)}" for c in shown)
             ex = con.execute(
-                f"SELECT * FROM ({chk_line}) WHERE {q(r.key)} ORDER BY _file, _line LIMIT 5"
+                f"SELECT _file, _line, {raws} FROM ({chk_line}) WHERE {q(r.key)} "
+                "ORDER BY _file, _line LIMIT 5"
             ).df()
             examples = [
                 render_example(
@@ -616,14 +644,14 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
     if n_bad and ctx.policy == "lenient" and materialize and ctx.quarantine_dir is not None:
         tr.quarantine_file = _write_quarantine(ctx, read, checked(True), rules, shown)
     if materialize:
-        cols = ", ".join(q(c) for c in spec.names)
-        con.execute(
-            f"CREATE OR REPLACE TABLE {q(name)} AS SELECT {cols} FROM ({chk}) WHERE NOT _bad"
-        )
+        if n_bad:
+            con.execute(f"DELETE FROM {stage} WHERE _bad")
+        for col in ["_bad"] + [f"_m{k}" for k in range(len(groups))]:
+            con.execute(f"ALTER TABLE {stage} DROP COLUMN {col}")
         kept = tr.rows_accepted - _drop_duplicates(con, name, spec.names)
     else:
-        rel, where = (typed, "true") if n_bad == 0 else (chk, "NOT _bad")
-        kept = tr.rows_accepted - _count_duplicates(con, rel, where, spec.names)
+        kept = tr.rows_accepted - _count_duplicates(con, chk, spec.names)
+        con.execute("DROP TABLE IF EXISTS _cp_stage")
     tr.rows_duplicate = tr.rows_accepted - int(kept)
     if tr.rows_duplicate:
         tr.problems.append(
@@ -649,7 +677,11 @@ def _duplicate_hashes(con: duckdb.DuckDBPyConnection, rel: str, cols: list[str])
     """
     sel = ", ".join(q(c) for c in cols)
     h = con.execute(f"SELECT hash({sel}) AS h FROM ({rel})").fetchnumpy()["h"]
-    h = np.asarray(h, dtype=np.uint64)
+    return _repeated(np.asarray(h, dtype=np.uint64))
+
+
+def _repeated(h: np.ndarray) -> np.ndarray:
+    """Return the values occurring more than once in ``h`` (sorts ``h`` in place)."""
     if len(h) < 2:
         return np.empty(0, dtype=np.uint64)
     h.sort()
@@ -657,21 +689,31 @@ def _duplicate_hashes(con: duckdb.DuckDBPyConnection, rel: str, cols: list[str])
 
 
 def _register_hashes(con: duckdb.DuckDBPyConnection, hashes: np.ndarray) -> None:
-    con.execute("CREATE OR REPLACE TEMP TABLE _cp_dup_hashes (h UBIGINT)")
-    con.executemany("INSERT INTO _cp_dup_hashes VALUES (?)", [(int(x),) for x in hashes])
+    frame = pd.DataFrame({"h": np.asarray(hashes, dtype=np.uint64)})
+    con.register("_cp_dup_hashes_df", frame)
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _cp_dup_hashes AS "
+            "SELECT CAST(h AS UBIGINT) AS h FROM _cp_dup_hashes_df"
+        )
+    finally:
+        con.unregister("_cp_dup_hashes_df")
 
 
-def _count_duplicates(
-    con: duckdb.DuckDBPyConnection, rel: str, where: str, cols: list[str]
-) -> int:
-    """Return how many rows of ``rel`` (filtered by ``where``) repeat an earlier row exactly."""
-    hashes = _duplicate_hashes(con, f"SELECT * FROM ({rel}) WHERE {where}", cols)
+def _count_duplicates(con: duckdb.DuckDBPyConnection, chk: str, cols: list[str]) -> int:
+    """Return how many accepted rows repeat an earlier row exactly (validate only).
+
+    Hashes of the typed rows come from the ``_cp_stage`` table; only when some hash
+    repeats is the checked relation read again to compare those rows exactly.
+    """
+    h = con.execute("SELECT _h FROM _cp_stage WHERE NOT _bad").fetchnumpy()["_h"]
+    hashes = _repeated(np.asarray(h, dtype=np.uint64))
     if len(hashes) == 0:
         return 0
     _register_hashes(con, hashes)
     sel = ", ".join(q(c) for c in cols)
     n = con.execute(
-        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({rel}) WHERE {where} "
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({chk}) WHERE NOT _bad "
         f"AND hash({sel}) IN (SELECT h FROM _cp_dup_hashes) GROUP BY {sel})"
     ).fetchone()[0]
     return int(n)
