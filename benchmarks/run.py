@@ -352,6 +352,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "versions": versions,
         "commit": commit,
+        "loadavg": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -365,7 +366,8 @@ def section(rows: list[dict], mach: dict, repeats: int, worlds: dict[str, dict])
         f"Machine: {mach['cpu']}, {mach['cores']} cores, {mach['ram_gib']} GiB RAM, "
         f"{mach['os']}; Python {mach['python']}, duckdb {v['duckdb']}, pandas {v['pandas']}, "
         f"numpy {v['numpy']}, pyarrow {v['pyarrow']}, lightgbm {v['lightgbm']}; "
-        f"commit {mach['commit']}.",
+        f"commit {mach['commit']}. Load average at the start (1/5/15 min): "
+        f"{mach['loadavg']} (other work on the machine inflates and spreads the times).",
         "",
     ]
     for name, meta in worlds.items():
