@@ -19,31 +19,36 @@ _ORDER = """CASE event WHEN 'created' THEN 0 WHEN 'started' THEN 1 WHEN 'resumed
 
 _STATE_SQL = f"""
 WITH e AS (
-    SELECT client_id, campaign_id, ts, event, daily_budget, {_ORDER} AS ord,
+    SELECT client_id, hash(client_id, campaign_id) AS cp, ts, {_ORDER} AS ord,
            CASE WHEN event IN ('started', 'resumed') THEN 1
                 WHEN event IN ('paused', 'stopped') THEN 0 END AS run_ev,
            CASE WHEN event = 'paused' THEN 1
                 WHEN event IN ('started', 'resumed', 'stopped') THEN 0 END AS pause_ev,
-           CASE WHEN event = 'stopped' THEN 0 ELSE 1 END AS live_ev
+           CASE WHEN event = 'stopped' THEN 0 ELSE 1 END AS live_ev,
+           daily_budget
     FROM campaign_events
-), f AS (
-    SELECT client_id, campaign_id, ts, ord,
+), f AS (  -- each event's campaign state after it (_st) and before it (_pr); one sort
+    SELECT client_id, ts,
            COALESCE(last_value(run_ev IGNORE NULLS) OVER w, 0) AS run_st,
+           COALESCE(last_value(run_ev IGNORE NULLS) OVER wp, 0) AS run_pr,
            COALESCE(last_value(pause_ev IGNORE NULLS) OVER w, 0) AS pause_st,
+           COALESCE(last_value(pause_ev IGNORE NULLS) OVER wp, 0) AS pause_pr,
            live_ev AS live_st,
-           COALESCE(last_value(daily_budget IGNORE NULLS) OVER w, 0) AS budget_st
+           COALESCE(lag(live_ev) OVER w, 0) AS live_pr,
+           COALESCE(last_value(daily_budget IGNORE NULLS) OVER w, 0) AS budget_st,
+           COALESCE(last_value(daily_budget IGNORE NULLS) OVER wp, 0) AS budget_pr
     FROM e
-    WINDOW w AS (PARTITION BY client_id, campaign_id ORDER BY ts, ord
-                 ROWS UNBOUNDED PRECEDING)
+    WINDOW w AS (PARTITION BY cp ORDER BY ts, ord ROWS UNBOUNDED PRECEDING),
+           wp AS (PARTITION BY cp ORDER BY ts, ord
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 )
 SELECT client_id, CAST(ts AS DATE) AS day,
-       run_st - COALESCE(lag(run_st) OVER w2, 0) AS d_running,
-       pause_st - COALESCE(lag(pause_st) OVER w2, 0) AS d_paused,
-       live_st - COALESCE(lag(live_st) OVER w2, 0) AS d_live,
-       budget_st * live_st - COALESCE(lag(budget_st * live_st) OVER w2, 0) AS d_budget,
-       budget_st * run_st - COALESCE(lag(budget_st * run_st) OVER w2, 0) AS d_run_budget
+       run_st - run_pr AS d_running,
+       pause_st - pause_pr AS d_paused,
+       live_st - live_pr AS d_live,
+       budget_st * live_st - budget_pr * live_pr AS d_budget,
+       budget_st * run_st - budget_pr * run_pr AS d_run_budget
 FROM f
-WINDOW w2 AS (PARTITION BY client_id, campaign_id ORDER BY ts, ord)
 """
 
 _LONGEST_PAUSE_SQL = f"""
@@ -52,11 +57,15 @@ WITH e AS (
     WHERE event IN ('started', 'resumed', 'paused', 'stopped')
 ), p AS (
     SELECT client_id, event, ts AS p_start,
-           lead(ts) OVER (PARTITION BY client_id, campaign_id ORDER BY ts, ord) AS p_end
+           lead(ts) OVER (PARTITION BY hash(client_id, campaign_id) ORDER BY ts, ord) AS p_end
     FROM e
+), open_pauses AS (  -- only pauses that are open at some as-of date of the spine
+    SELECT client_id, p_start, p_end FROM p
+    WHERE event = 'paused' AND p_start < (SELECT max(as_of) FROM _spine)
+      AND (p_end IS NULL OR p_end >= (SELECT min(as_of) FROM _spine))
 )
 SELECT s.rid, max(s.as_of - CAST(p.p_start AS DATE))::DOUBLE AS campaigns__longest_pause__now
-FROM _spine s JOIN p ON p.client_id = s.client_id AND p.event = 'paused'
+FROM _spine s JOIN open_pauses p ON p.client_id = s.client_id
      AND p.p_start < s.as_of AND (p.p_end IS NULL OR p.p_end >= s.as_of)
 GROUP BY s.rid
 """
@@ -67,12 +76,14 @@ def campaign_state_part(windows: list[int]) -> Part:
     cols = ("d_running", "d_paused", "d_live", "d_budget", "d_run_budget")
     stream = Stream(
         name="cstate",
-        sql=f"SELECT *, (d_running < 0) AS run_off FROM ({_STATE_SQL})",
+        sql=f"SELECT *, CASE WHEN d_running < 0 THEN 'off' ELSE '' END AS run_off "
+        f"FROM ({_STATE_SQL})",
         group_cols=("run_off",),
         sum_cols=cols,
         measures=(
-            *(Measure(c[2:], f"sum(s_{c})") for c in cols),
-            Measure("off_last", "max(last_day) FILTER (WHERE run_off)", "max"),
+            *(Measure(c[2:], f"sum(s_{c})", base=f"s_{c}") for c in cols),
+            Measure("off_last", "max(last_day) FILTER (WHERE run_off = 'off')", "max",
+                    base="last_day", where=(("run_off", "off"),)),
         ),
     )
     part = Part(streams=[stream])

@@ -54,11 +54,18 @@ class Measure:
         ``x_<col>`` (max of each ``max_cols``) and ``last_day`` (max day), e.g. ``sum(n) FILTER (WHERE event = 'paused')``.
     how : {"sum", "max"}
         How the measure accumulates over time (running sum or running max).
+    base, where : optional
+        The same measure in structured form — the stage-1 column it aggregates
+        (``n``, ``last_day``, ``s_<col>``) and ``(column, value)`` equality filters —
+        which lets the engine pivot in NumPy instead of SQL FILTER aggregates (much
+        faster with many slices). Used when every measure of a stream has a ``base``.
     """
 
     name: str
     expr: str
     how: str = "sum"
+    base: str | None = None
+    where: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,8 +196,11 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
         for f in plan.features:
             first = _REF.search(f.expr)
             by_stream.setdefault(first.group(2).partition("__")[0] if first else "", []).append(f)
+        uniq, inverse = np.unique(as_of_day, return_inverse=True)
         for sname, pairs in sorted(refs.items()):
-            lookups = _lookups(con, streams[sname], pairs, codes, as_of_day, bounds, max_b)
+            lookups = _lookups(
+                con, streams[sname], pairs, codes, (uniq, inverse), bounds, max_b
+            )
             lookups["as_of"] = as_of_day
             parts.append(_evaluate(con, lookups, by_stream.pop(sname, [])))
             del lookups
@@ -223,7 +233,7 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
             con.unregister("_feat_df")
             for name in extra.column_names:
                 table = table.append_column(name, extra.column(name))
-    out = table.to_pandas()
+    out = table.to_pandas(split_blocks=True, self_destruct=True)
     out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[ns]")
     for t in temp:
         con.execute(f"DROP TABLE IF EXISTS {t}")
@@ -235,7 +245,7 @@ def _lookups(
     stream: Stream,
     pairs: set[tuple[int, str]],
     codes: np.ndarray,
-    as_of_day: np.ndarray,
+    as_of: tuple[np.ndarray, np.ndarray],
     bounds: np.ndarray,
     max_b: str,
 ) -> dict[str, np.ndarray]:
@@ -248,26 +258,30 @@ def _lookups(
     group = "".join(f", {g}" for g in stream.group_cols)
     aggs = "".join(f", sum({c})::DOUBLE AS s_{c}" for c in stream.sum_cols)
     aggs += "".join(f", max({c})::DOUBLE AS x_{c}" for c in stream.max_cols)
-    pivot = ", ".join(
-        f"({m.expr})::DOUBLE AS {m.name}"
-        if m.how == "sum"
-        else f"date_diff('day', DATE '1970-01-01', ({m.expr})::DATE)::DOUBLE AS {m.name}"
-        if "last_day" in m.expr
-        else f"({m.expr})::DOUBLE AS {m.name}"
-        for m in measures
-    )
-    sparse = con.execute(
-        f"""
+    stage = f"""
         WITH e AS (SELECT * FROM ({stream.sql}) WHERE day < DATE '{max_b}'),
-        s1 AS (
-            SELECT c.cidx, COALESCE(m.k, 0) AS k{group},
+        s0 AS (
+            SELECT e.client_id, COALESCE(m.k, 0) AS k{group},
                    count(*)::DOUBLE AS n{aggs}, max(e.day) AS last_day
-            FROM e JOIN _cidx c ON e.client_id = c.client_id
-            LEFT JOIN _daymap m ON e.day = m.day
-            GROUP BY ALL)
-        SELECT cidx, k, {pivot} FROM s1 GROUP BY cidx, k ORDER BY cidx, k
-        """
-    ).fetchnumpy()
+            FROM e LEFT JOIN _daymap m ON e.day = m.day
+            GROUP BY ALL),
+        s1 AS (SELECT c.cidx, s0.* EXCLUDE (client_id)
+               FROM s0 JOIN _cidx c ON s0.client_id = c.client_id)
+    """
+    if all(m.base for m in measures):
+        sparse = _pivot_numpy(con, stage, measures)
+    else:
+        pivot = ", ".join(
+            f"({m.expr})::DOUBLE AS {m.name}"
+            if m.how == "sum"
+            else f"date_diff('day', DATE '1970-01-01', ({m.expr})::DATE)::DOUBLE AS {m.name}"
+            if "last_day" in m.expr
+            else f"({m.expr})::DOUBLE AS {m.name}"
+            for m in measures
+        )
+        sparse = con.execute(
+            f"{stage} SELECT cidx, k, {pivot} FROM s1 GROUP BY cidx, k ORDER BY cidx, k"
+        ).fetchnumpy()
     cidx = np.asarray(sparse["cidx"], dtype=np.int64)
     k = np.asarray(sparse["k"], dtype=np.int64)
     width = len(bounds) + 1
@@ -283,11 +297,10 @@ def _lookups(
             before = np.r_[0.0, cs][starts] if len(starts) else np.array([])
             running[m.name] = cs - before[group_id] if len(cs) else cs
         else:
-            s = pd.Series(v)
-            running[m.name] = s.groupby(group_id).cummax().groupby(group_id).ffill().to_numpy()
+            running[m.name] = _group_running_max(v, group_id)
     out: dict[str, np.ndarray] = {}
     for off in sorted({o for o, _ in pairs}):
-        uniq, inverse = np.unique(as_of_day, return_inverse=True)
+        uniq, inverse = as_of  # distinct as-of days and each spine row's index into them
         pos = np.searchsorted(bounds, uniq - off)[inverse]  # exact: T - off is a boundary
         q = codes.astype(np.int64) * width + pos
         idx = np.searchsorted(key, q, side="right") - 1
@@ -300,6 +313,87 @@ def _lookups(
             vals = running[m.name][safe] if len(key) else np.zeros(len(q))
             fill = 0.0 if m.how == "sum" else np.nan
             out[f"o{off}_{stream.name}__{m.name}"] = np.where(ok, vals, fill)
+    return out
+
+
+def _pivot_numpy(
+    con: duckdb.DuckDBPyConnection, stage: str, measures: list[Measure]
+) -> dict[str, np.ndarray]:
+    """Pivot stage-1 rows into one column per measure per (cidx, k), in NumPy.
+
+    Category columns come back as small integer codes (position in the list of values
+    the measures filter on), so each slice is an integer comparison, a ``bincount``
+    (sums) or a ``maximum.reduceat`` (maxima).
+    """
+    values: dict[str, list[str]] = {}
+    for m in measures:
+        for col, val in m.where:
+            values.setdefault(col, [])
+            if val not in values[col]:
+                values[col].append(val)
+    cols = sorted(values)
+    coded = "".join(
+        f", COALESCE(list_position([{', '.join(_lit(v) for v in values[c])}], "
+        f"s1.\"{c}\"), 0)::INTEGER AS g{i}"
+        for i, c in enumerate(cols)
+    )
+    bases = sorted({m.base for m in measures} - {"last_day"})
+    rows = con.execute(
+        f"{stage} SELECT cidx, k{coded}"
+        + "".join(f", {b}::DOUBLE AS {b}" for b in bases)
+        + ", date_diff('day', DATE '1970-01-01', last_day)::DOUBLE AS last_day "
+        "FROM s1 ORDER BY cidx, k"
+    ).fetchnumpy()
+    cidx = np.asarray(rows["cidx"], dtype=np.int64)
+    k = np.asarray(rows["k"], dtype=np.int64)
+    if len(cidx) == 0:
+        return {"cidx": cidx, "k": k, **{m.name: np.zeros(0) for m in measures}}
+    new = np.r_[True, (cidx[1:] != cidx[:-1]) | (k[1:] != k[:-1])]
+    starts = np.flatnonzero(new)
+    g = np.cumsum(new) - 1
+    out: dict[str, np.ndarray] = {"cidx": cidx[starts], "k": k[starts]}
+    code = {c: np.asarray(rows[f"g{i}"], dtype=np.int32) for i, c in enumerate(cols)}
+    data = {}
+    for b in [*bases, "last_day"]:
+        v = rows[b]
+        data[b] = v.astype(np.float64).filled(np.nan) if np.ma.isMaskedArray(v) else v
+    for m in measures:
+        mask = np.ones(len(cidx), dtype=bool)
+        for col, val in m.where:
+            mask &= code[col] == values[col].index(val) + 1
+        v = data[m.base]
+        if m.how == "sum":
+            out[m.name] = np.bincount(
+                g[mask], weights=np.nan_to_num(v[mask], nan=0.0), minlength=len(starts)
+            )
+        else:
+            r = np.maximum.reduceat(np.where(mask & ~np.isnan(v), v, -np.inf), starts)
+            r[np.isneginf(r)] = np.nan
+            out[m.name] = r
+    return out
+
+
+def _lit(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _group_running_max(v: np.ndarray, group_id: np.ndarray) -> np.ndarray:
+    """Return the running maximum of ``v`` within consecutive groups, skipping NaN.
+
+    Rows are sorted by group. For values in ``[0, 1e7)`` (days, delays) one
+    ``np.maximum.accumulate`` over ``group_id * 1e7 + v`` does it (exact in float64);
+    anything else falls back to pandas.
+    """
+    if len(v) == 0:
+        return v
+    ok = ~np.isnan(v)
+    if ok.any() and (v[ok].min() < 0 or v[ok].max() >= 1e7):
+        s = pd.Series(v)
+        return s.groupby(group_id).cummax().groupby(group_id).ffill().to_numpy()
+    base = group_id.astype(np.float64) * 1e7
+    acc = np.maximum.accumulate(np.where(ok, base + v, base - 1.0))
+    out = acc - base
+    out[out < 0] = np.nan  # nothing seen yet in this group
     return out
 
 

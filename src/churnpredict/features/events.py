@@ -89,7 +89,10 @@ def event_source_part(
         + [f"CAST({ident(c)} AS DOUBLE) AS {ident('num_' + slug(c))}" for c in numerics]
     )
     sql = f"SELECT client_id, {sel} FROM {table} WHERE {ident(ts)} IS NOT NULL"
-    measures = [Measure("all_n", "sum(n)"), Measure("all_last", "max(last_day)", "max")]
+    measures = [
+        Measure("all_n", "sum(n)", base="n"),
+        Measure("all_last", "max(last_day)", "max", base="last_day"),
+    ]
     # (slug, description, slice values, count measure, last measure)
     groups: list[tuple[str, str, tuple[str, ...], str, str]] = [
         ("events", f"{noun}", (), "all_n", "all_last")
@@ -103,15 +106,21 @@ def event_source_part(
             seen.add(s)
             cond = " AND ".join(f"{ident(c)} = {quote(v)}" for c, v in zip(cols, vals, strict=True))
             mid = f"v_{len(groups)}"
-            measures.append(Measure(f"{mid}_n", f"sum(n) FILTER (WHERE {cond})"))
-            measures.append(Measure(f"{mid}_last", f"max(last_day) FILTER (WHERE {cond})", "max"))
+            where = tuple(zip(cols, vals, strict=True))
+            measures.append(
+                Measure(f"{mid}_n", f"sum(n) FILTER (WHERE {cond})", base="n", where=where)
+            )
+            measures.append(
+                Measure(f"{mid}_last", f"max(last_day) FILTER (WHERE {cond})", "max",
+                        base="last_day", where=where)
+            )
             desc = f"{noun} with " + ", ".join(
                 f"{c} {v}" for c, v in zip(cols, vals, strict=True)
             )
             groups.append((s, desc, tuple(vals), f"{mid}_n", f"{mid}_last"))
     num_cols = [slug(c) for c in numerics]
     for c in num_cols:
-        measures.append(Measure(f"sum_{c}", f"sum(s_num_{c})"))
+        measures.append(Measure(f"sum_{c}", f"sum(s_num_{c})", base=f"s_num_{c}"))
 
     part = Part(
         streams=[

@@ -33,7 +33,11 @@ FROM invoices WHERE paid_at IS NOT NULL AND CAST(paid_at AS DATE) > due_at
 
 _DAYS_OVERDUE_SQL = """
 SELECT s.rid, max(s.as_of - i.due_at)::DOUBLE AS invoices__days_overdue__now
-FROM _spine s JOIN invoices i ON i.client_id = s.client_id
+FROM _spine s JOIN (
+    SELECT client_id, due_at, issued_at, paid_at FROM invoices  -- open at some as-of date
+    WHERE due_at < (SELECT max(as_of) FROM _spine)
+      AND (paid_at IS NULL OR paid_at >= (SELECT min(as_of) FROM _spine))
+) i ON i.client_id = s.client_id
      AND i.due_at < s.as_of AND i.issued_at < s.as_of
      AND (i.paid_at IS NULL OR i.paid_at >= s.as_of)
 GROUP BY s.rid
