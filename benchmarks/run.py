@@ -72,6 +72,7 @@ class Case:
     baseline: str | None = None
     world: str = "world-100k"
     max_ratio: float | None = None
+    max_seconds: float | None = None
     max_rss_gib: float | None = None
     repeats: int | None = None
     needs: tuple[str, ...] = field(default_factory=tuple)
@@ -129,6 +130,29 @@ CASES: list[Case] = [
         baseline="engine_10k",
         world="world-10k",
         repeats=1,
+    ),
+    Case(
+        "validate_30m",
+        "benchmarks.pipeline_cases:validate_30m",
+        "churnpredict validate: every contract rule over 31M events",
+        baseline="load_raw",
+        max_seconds=30,
+        max_rss_gib=4,
+    ),
+    Case(
+        "train_20k",
+        "benchmarks.pipeline_cases:train_20k",
+        "churnpredict train on the default simulated world (20k clients, 2 years)",
+        max_seconds=180,
+        repeats=1,
+    ),
+    Case(
+        "score_100k",
+        "benchmarks.pipeline_cases:score_100k",
+        "churnpredict score: 100k clients, a year of history, reasons, call list",
+        baseline="load_contract",
+        max_seconds=60,
+        max_rss_gib=4,
     ),
 ]
 
@@ -236,6 +260,9 @@ def summarize(cases: list[Case], results: dict[str, dict]) -> list[dict]:
             if c.max_ratio is not None and "ratio" in row:
                 ok = row["ratio"] <= c.max_ratio
                 verdicts.append(f"ratio <= {c.max_ratio:g}: {'ok' if ok else 'MISSED'}")
+            if c.max_seconds is not None:
+                ok = r["median"] <= c.max_seconds
+                verdicts.append(f"<= {c.max_seconds:g} s: {'ok' if ok else 'MISSED'}")
             if c.max_rss_gib is not None:
                 ok = row["peak_gib"] <= c.max_rss_gib
                 verdicts.append(f"peak <= {c.max_rss_gib:g} GiB: {'ok' if ok else 'MISSED'}")
