@@ -123,3 +123,42 @@ def test_notebook_runs_top_to_bottom(small_world, tmp_path, monkeypatch):
     # in memory only: nothing written beside the notebook, no MLflow store
     assert sorted(p.name for p in work.iterdir()) == [NOTEBOOK.name]
     assert not (tmp_path / "must-not-exist.db").exists()
+
+
+def _run_setup(work: Path) -> nbformat.NotebookNode:
+    """Execute only the parameters and setup cells of a copy of the notebook in ``work``."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells = nb.cells[:3]
+    NotebookClient(
+        nb, timeout=CELL_TIMEOUT, startup_timeout=120, kernel_name="python3",
+        resources={"metadata": {"path": str(work)}},
+    ).execute()  # fmt: skip
+    return nb
+
+
+@pytest.mark.slow
+def test_notebook_simulates_a_world_without_demo_data(tmp_path, monkeypatch):
+    work = tmp_path / "notebooks"
+    work.mkdir()  # no ../data/demo beside it
+    monkeypatch.delenv("CHURNPREDICT_NB_DATA", raising=False)
+    monkeypatch.setenv("CHURNPREDICT_NB_CONFIG", str(CONFIG))
+    monkeypatch.setenv("CHURNPREDICT_NB_CLIENTS", "300")
+    monkeypatch.setenv("CHURNPREDICT_NB_DAYS", "120")
+    setup = _text(_run_setup(work).cells[2])
+    assert "No demo data: simulating 300 clients × 120 days" in setup
+    data = Path(re.search(r"^data:\s+(.+)$", setup, flags=re.M).group(1).strip())
+    assert data.is_dir() and (data / "clients.parquet").exists()
+    assert not data.is_relative_to(tmp_path)  # a temp folder, not the working copy
+    shutil.rmtree(data.parent, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_notebook_stops_on_a_missing_data_dir(tmp_path, monkeypatch):
+    from nbclient.exceptions import CellExecutionError
+
+    monkeypatch.setenv("CHURNPREDICT_NB_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("CHURNPREDICT_NB_CONFIG", str(CONFIG))
+    with pytest.raises(CellExecutionError, match="FileNotFoundError"):
+        _run_setup(tmp_path)
