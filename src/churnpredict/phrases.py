@@ -532,6 +532,16 @@ class PhraseBook:
 
             return self._p(f, r_n)
 
+        if col == "idle_days":
+            def r_idle(v: float, c: Sequence[float]) -> str:
+                if _isnan(v):
+                    return "кампании работают" if ru else "campaigns are running"
+                d = fmt_int(v, L)
+                return (f"ни одна кампания не работает уже {d} дн." if ru
+                        else f"nothing has run for {d} days")
+
+            return self._p(f, r_idle)
+
         if col == "longest_pause":
             def r_pause(v: float, c: Sequence[float]) -> str:
                 if _isnan(v) or v <= 0:
