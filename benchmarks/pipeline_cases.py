@@ -73,8 +73,13 @@ def train_20k(ctx: Ctx) -> dict:
         write_report(result, Path(tmp) / "report")
         phases["report"] = time.perf_counter() - t
         t = time.perf_counter()
-        log_training_run(result, cfg, data_fingerprint=data_fingerprint(ds),
-                         config_hash=cfg.fingerprint(), report_dir=Path(tmp) / "report")
+        log_training_run(
+            result,
+            cfg,
+            data_fingerprint=data_fingerprint(ds),
+            config_hash=cfg.fingerprint(),
+            report_dir=Path(tmp) / "report",
+        )
         phases["registry"] = time.perf_counter() - t
         seconds = time.perf_counter() - t0
     m = result.metrics
@@ -114,6 +119,9 @@ def score_100k(ctx: Ctx) -> dict:
     return {
         "seconds": seconds,
         "phases": {"score": seconds},
-        "info": {"rows": rows, "rss_after_training_mb": round(rss_before),
-                 "summary": summary.splitlines()[0][:160]},
+        "info": {
+            "rows": rows,
+            "rss_after_training_mb": round(rss_before),
+            "summary": summary.splitlines()[0][:160],
+        },
     }

@@ -120,9 +120,7 @@ def _fmt_ts(s: pd.Series | None, n: int) -> list[str]:
     if s is None:
         return [""] * n
     ts = pd.to_datetime(s, errors="coerce", utc=True).dt.tz_convert(None)
-    return [
-        "" if pd.isna(t) else (t.strftime("%Y-%m-%dT%H:%M:%S")) for t in ts.tolist()
-    ]
+    return ["" if pd.isna(t) else (t.strftime("%Y-%m-%dT%H:%M:%S")) for t in ts.tolist()]
 
 
 def _days_since_reached(df: pd.DataFrame, as_of: date, cfg: Config) -> np.ndarray:
@@ -138,8 +136,9 @@ def _days_since_reached(df: pd.DataFrame, as_of: date, cfg: Config) -> np.ndarra
     return np.full(len(df), np.nan)
 
 
-def _change(df: pd.DataFrame, previous: pd.DataFrame | None, cfg: Config
-            ) -> tuple[list[str], np.ndarray]:
+def _change(
+    df: pd.DataFrame, previous: pd.DataFrame | None, cfg: Config
+) -> tuple[list[str], np.ndarray]:
     if previous is None:
         return [""] * len(df), np.full(len(df), np.nan)
     if "client_id" not in previous.columns or "risk" not in previous.columns:
@@ -159,7 +158,8 @@ def _change(df: pd.DataFrame, previous: pd.DataFrame | None, cfg: Config
     delta = cfg.calls.change_min_delta
     known = df["client_id"].astype(str).isin(prev.index).to_numpy()
     out = np.where(
-        ~known, "new",
+        ~known,
+        "new",
         np.where(r - p >= delta, "up", np.where(p - r >= delta, "down", "same")),
     )
     return out.tolist(), p
@@ -225,8 +225,9 @@ def build_call_list(
         raise ValueError(f"{len(reasons)} reason lists for {n} scored clients")
     if df["client_id"].astype(str).duplicated().any():
         dup = df.loc[df["client_id"].astype(str).duplicated(), "client_id"].astype(str)
-        raise DataError("scored clients are not unique", column="client_id",
-                        examples=dup.head(5).tolist())
+        raise DataError(
+            "scored clients are not unique", column="client_id", examples=dup.head(5).tolist()
+        )
     as_of_ts = pd.Timestamp(as_of).normalize()
     lang = c.language
 
@@ -262,14 +263,16 @@ def build_call_list(
     names = _col(df, "client_name", "name")
     am = _col(df, "account_manager")
     am_vals = (
-        [""] * n if am is None
+        [""] * n
+        if am is None
         else ["" if (v is None or pd.isna(v)) else str(v) for v in am.tolist()]
     )
 
     days_reached = _days_since_reached(df, as_of_ts.date(), cfg)
     recent = (
         ~np.isnan(days_reached) & (days_reached <= c.recently_reached_days)
-        if c.recently_reached_days > 0 else np.zeros(n, dtype=bool)
+        if c.recently_reached_days > 0
+        else np.zeros(n, dtype=bool)
     )
     at_risk = band != "low"
     if c.hold_out_share > 0:
@@ -284,7 +287,8 @@ def build_call_list(
             "rank": np.zeros(n, dtype=np.int64),
             "client_id": df["client_id"].astype(str).to_numpy(dtype=object),
             "client_name": (
-                [""] * n if names is None
+                [""] * n
+                if names is None
                 else ["" if (v is None or pd.isna(v)) else str(v) for v in names.tolist()]
             ),
             "account_manager": am_vals,
@@ -336,8 +340,11 @@ def build_call_list(
 
     owner = np.where(
         out["owner_role"].to_numpy() == "account_manager",
-        np.where(out["account_manager"].to_numpy() == "", "account_manager",
-                 "am:" + out["account_manager"].astype(str).to_numpy()),
+        np.where(
+            out["account_manager"].to_numpy() == "",
+            "account_manager",
+            "am:" + out["account_manager"].astype(str).to_numpy(),
+        ),
         out["owner_role"].to_numpy(),
     )
     callable_ = ~out["hold_out"].to_numpy(dtype=bool)
@@ -404,8 +411,12 @@ def write_call_list(
             for key, part in df.groupby(keys.to_numpy(), sort=True):
                 fname = _slug(key) + (out.suffix or ".csv")
                 if fname in names:  # two owners slugging to the same name
-                    fname = _slug(key) + "_" + hashlib.md5(str(key).encode()).hexdigest()[:6] \
+                    fname = (
+                        _slug(key)
+                        + "_"
+                        + hashlib.md5(str(key).encode()).hexdigest()[:6]
                         + (out.suffix or ".csv")
+                    )
                 names.add(fname)
                 written.append(
                     atomic_write_csv(part, folder / fname, sep=sep, bom=bom, columns=cols)
@@ -421,8 +432,12 @@ def read_call_list(path: Path) -> pd.DataFrame:
     df = read_csv_any(path, dtype={"client_id": str, "account_manager": str})
     missing = [c for c in ("client_id", "risk", "as_of") if c not in df.columns]
     if missing:
-        raise DataError("not a call list", file=str(path), column=missing[0],
-                        expected=", ".join(CALL_LIST_COLUMNS))
+        raise DataError(
+            "not a call list",
+            file=str(path),
+            column=missing[0],
+            expected=", ".join(CALL_LIST_COLUMNS),
+        )
     return df
 
 

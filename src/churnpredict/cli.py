@@ -31,7 +31,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
 )
-features_app = typer.Typer(help="List the features or build a feature table.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="List the features or build a feature table.", no_args_is_help=True
+)
 app.add_typer(features_app, name="features")
 
 ConfigOpt = Annotated[
@@ -113,7 +115,9 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")] = 0,
-    log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")] = False,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Log JSON lines to stderr.")
+    ] = False,
 ) -> None:
     """Churn prediction for service companies: train on activity logs, write call lists."""
     _state["verbose"] = verbose
@@ -192,7 +196,9 @@ def train(
     data: DataOpt,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Use data before this date (default: day after the last event)."),
+        typer.Option(
+            "--as-of", help="Use data before this date (default: day after the last event)."
+        ),
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict/--lenient", help="Stop on bad rows, or quarantine them.")
@@ -221,14 +227,18 @@ def train(
 def backtest(
     data: DataOpt,
     strict: Annotated[bool, typer.Option("--strict/--lenient")] = True,
-    reports: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("reports/backtest"),
+    reports: Annotated[Path, typer.Option(help="Where the report goes.")] = Path(
+        "reports/backtest"
+    ),
     config: ConfigOpt = None,
 ) -> None:
     """Rolling-origin backtest: per cut date and pooled, model vs baselines."""
     from churnpredict.pipeline import run_backtest
 
     cfg = _config(config)
-    typer.echo(run_backtest(data, cfg, policy="strict" if strict else "lenient", report_dir=reports))
+    typer.echo(
+        run_backtest(data, cfg, policy="strict" if strict else "lenient", report_dir=reports)
+    )
 
 
 # ------------------------------------------------------------------------------- score
@@ -246,7 +256,9 @@ class SplitBy(StrEnum):
 @_handled
 def score(
     data: DataOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Call list CSV to write.", dir_okay=False)],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Call list CSV to write.", dir_okay=False)
+    ],
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -262,7 +274,8 @@ def score(
     ] = None,
     strict: Annotated[bool, typer.Option("--strict/--lenient")] = True,
     model_version: Annotated[
-        str | None, typer.Option("--model-version", help="Score with this version, not the champion.")
+        str | None,
+        typer.Option("--model-version", help="Score with this version, not the champion."),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -312,7 +325,9 @@ def promote(
 @app.command()
 @_handled
 def outcomes(
-    lists: Annotated[Path, typer.Option("--lists", help="Folder of past call lists.", file_okay=False)],
+    lists: Annotated[
+        Path, typer.Option("--lists", help="Folder of past call lists.", file_okay=False)
+    ],
     data: DataOpt,
     strict: Annotated[bool, typer.Option("--strict/--lenient")] = True,
     config: ConfigOpt = None,
@@ -356,7 +371,9 @@ def features_list(
 def features_build(
     data: DataOpt,
     as_of: Annotated[list[str], typer.Option("--as-of", help="As-of date(s); repeat the option.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write.", dir_okay=False)],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Parquet file to write.", dir_okay=False)
+    ],
     strict: Annotated[bool, typer.Option("--strict/--lenient")] = True,
     config: ConfigOpt = None,
 ) -> None:
@@ -365,9 +382,7 @@ def features_build(
 
     cfg = _config(config)
     dates = [_parse_date(d, "--as-of") for d in as_of]
-    typer.echo(
-        run_features_build(data, cfg, dates, out, policy="strict" if strict else "lenient")
-    )
+    typer.echo(run_features_build(data, cfg, dates, out, policy="strict" if strict else "lenient"))
 
 
 def main() -> None:

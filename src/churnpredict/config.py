@@ -200,7 +200,9 @@ class CallsConfig(Section):
     narrow_max: float = Field(default=1, ge=0)
     reached_feature: str = "contacts__call_outbound_reached__days_since"
     routing: list[RoutingRule] = [
-        RoutingRule(role="receivables", features=["invoices__*", "campaigns__paused_low_balance*"]),
+        RoutingRule(
+            role="receivables", features=["invoices__*", "campaigns__paused_low_balance*"]
+        ),
         RoutingRule(role="technical", features=["contacts__*technical*"]),
         RoutingRule(role="account_manager", features=["*"]),
     ]
@@ -232,16 +234,28 @@ class SimSignupParams(Section):
     initial_share: float = Field(default=0.4, ge=0, le=1)  # signed up on day 0
     segments: dict[str, SegmentParams] = {
         "low-cost": SegmentParams(
-            share=0.55, daily_budget=15, monthly_revenue=400, campaigns_mean=0.3,
-            hazard_offset=0.3, call_factor=0.6,
+            share=0.55,
+            daily_budget=15,
+            monthly_revenue=400,
+            campaigns_mean=0.3,
+            hazard_offset=0.3,
+            call_factor=0.6,
         ),
         "smb": SegmentParams(
-            share=0.35, daily_budget=60, monthly_revenue=1800, campaigns_mean=1.2,
-            hazard_offset=0.0, call_factor=1.0,
+            share=0.35,
+            daily_budget=60,
+            monthly_revenue=1800,
+            campaigns_mean=1.2,
+            hazard_offset=0.0,
+            call_factor=1.0,
         ),
         "key": SegmentParams(
-            share=0.10, daily_budget=300, monthly_revenue=9000, campaigns_mean=3.0,
-            hazard_offset=-0.4, call_factor=2.5,
+            share=0.10,
+            daily_budget=300,
+            monthly_revenue=9000,
+            campaigns_mean=3.0,
+            hazard_offset=-0.4,
+            call_factor=2.5,
         ),
     }
     max_campaigns: int = Field(default=8, ge=1)
@@ -422,9 +436,7 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
-def load_config(
-    path: Path | None = None, *, environ: dict[str, str] | None = None
-) -> Config:
+def load_config(path: Path | None = None, *, environ: dict[str, str] | None = None) -> Config:
     """Load the YAML config at ``path`` (default ``configs/default.yaml`` if it exists).
 
     Parameters

@@ -49,8 +49,9 @@ def _shares(x: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, float]:
     return shares, float(null.mean())
 
 
-def training_stats(X: pd.DataFrame, *, n_bins: int = 10,
-                   features: Iterable[str] | None = None) -> dict[str, dict]:
+def training_stats(
+    X: pd.DataFrame, *, n_bins: int = 10, features: Iterable[str] | None = None
+) -> dict[str, dict]:
     """Compute per-feature quantile bin edges and shares on the training table.
 
     Parameters
@@ -68,9 +69,9 @@ def training_stats(X: pd.DataFrame, *, n_bins: int = 10,
         ``{feature: {"edges": [...], "shares": [...], "missing": float}}``,
         JSON-serializable — the same format as ``ChurnModel.train_stats_``.
     """
-    cols = list(features) if features is not None else [
-        c for c in X.columns if c not in ID_COLUMNS
-    ]
+    cols = (
+        list(features) if features is not None else [c for c in X.columns if c not in ID_COLUMNS]
+    )
     qs = np.linspace(0, 1, n_bins + 1)[1:-1]
     out: dict[str, dict] = {}
     for c in cols:
@@ -155,7 +156,8 @@ class DriftReport:
             return f"Drift: {n} features checked, none with PSI above {self.psi_warn}."
         lines = [
             f"Drift: {len(self.warn)} of {n} features with PSI above {self.psi_warn}"
-            + (f" ({len(self.fail)} above {self.psi_fail})" if self.fail else "") + ":"
+            + (f" ({len(self.fail)} above {self.psi_fail})" if self.fail else "")
+            + ":"
         ]
         t = self.table.set_index("feature")
         for feat in self.warn[:limit]:

@@ -71,8 +71,9 @@ def _target_mode(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path | str, *, binary: bool = True, encoding: str = "utf-8"
-                  ) -> Iterator[io.IOBase]:
+def atomic_writer(
+    path: Path | str, *, binary: bool = True, encoding: str = "utf-8"
+) -> Iterator[io.IOBase]:
     """Open a temporary file that replaces ``path`` only when the block ends cleanly.
 
     Parameters
@@ -120,8 +121,9 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
     return Path(path)
 
 
-def atomic_write_text(path: Path | str, text: str, *, encoding: str = "utf-8",
-                      bom: bool = False) -> Path:
+def atomic_write_text(
+    path: Path | str, text: str, *, encoding: str = "utf-8", bom: bool = False
+) -> Path:
     """Write ``text`` to ``path`` atomically (optionally with a UTF-8 BOM)."""
     data = ((BOM if bom else "") + text).encode(encoding)
     return atomic_write_bytes(path, data)
@@ -220,10 +222,18 @@ def read_csv_any(path: Path | str, **kwargs) -> pd.DataFrame:
         s = df[col]
         if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             continue
-        mask = s.map(
-            lambda v: isinstance(v, str) and len(v) > 1 and v[0] == "'"
-            and v[1:].startswith(FORMULA_PREFIXES)
-        ).fillna(False).astype(bool)
+        mask = (
+            s.map(
+                lambda v: (
+                    isinstance(v, str)
+                    and len(v) > 1
+                    and v[0] == "'"
+                    and v[1:].startswith(FORMULA_PREFIXES)
+                )
+            )
+            .fillna(False)
+            .astype(bool)
+        )
         if mask.any():
             s = s.astype(object)
             s[mask] = s[mask].str.slice(1)

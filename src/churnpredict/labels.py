@@ -122,9 +122,7 @@ def derive_freezes(ds, cfg: Config) -> pd.DataFrame:
           AND start + INTERVAL {idle} DAY <= TIMESTAMP '{end}'
         """
     con.execute(f"CREATE OR REPLACE TEMP TABLE _freezes AS {sql}")
-    return con.execute(
-        "SELECT * FROM _freezes ORDER BY client_id, frozen_at"
-    ).df()
+    return con.execute("SELECT * FROM _freezes ORDER BY client_id, frozen_at").df()
 
 
 def snapshot_dates(ds, cfg: Config, *, until: pd.Timestamp | None = None) -> list[pd.Timestamp]:

@@ -44,8 +44,9 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def newcombe_diff(k1: int, n1: int, k2: int, n2: int, z: float = Z95
-                  ) -> tuple[float, float, float]:
+def newcombe_diff(
+    k1: int, n1: int, k2: int, n2: int, z: float = Z95
+) -> tuple[float, float, float]:
     """Return ``p1 - p2`` and its Newcombe (hybrid Wilson) 95% interval."""
     if n1 == 0 or n2 == 0:
         return (float("nan"), float("nan"), float("nan"))
@@ -87,14 +88,11 @@ class GroupComparison:
     def text(self) -> str:
         """Render the comparison in a few lines."""
         if self.n_a == 0 or self.n_b == 0:
-            return (f"{self.name_a} vs {self.name_b}: not enough rows "
-                    f"({self.n_a} vs {self.n_b}).")
+            return f"{self.name_a} vs {self.name_b}: not enough rows ({self.n_a} vs {self.n_b})."
         la, ua = wilson(self.frozen_a, self.n_a)
         lb, ub = wilson(self.frozen_b, self.n_b)
         d, lo, hi = self.diff
-        verdict = (
-            "lower" if hi < 0 else "higher" if lo > 0 else "no clear difference"
-        )
+        verdict = "lower" if hi < 0 else "higher" if lo > 0 else "no clear difference"
         return (
             f"{self.name_a}: {self.frozen_a}/{self.n_a} froze = {self.rate_a:.1%} "
             f"[{la:.1%}, {ua:.1%}]\n"
@@ -230,7 +228,8 @@ def evaluate_outcomes(
         {
             "client_id": freezes["client_id"].astype(str),
             "frozen_at": (
-                freezes["frozen_at"] if pd.api.types.is_datetime64_any_dtype(freezes["frozen_at"])
+                freezes["frozen_at"]
+                if pd.api.types.is_datetime64_any_dtype(freezes["frozen_at"])
                 else pd.to_datetime(freezes["frozen_at"], format="ISO8601")
             ),
         }
@@ -289,14 +288,22 @@ def evaluate_outcomes(
             }
         )
     per_day = pd.DataFrame(rows)
-    c, h, f, ar = lists["_called"], lists["_hold"] & lists["_at_risk"], lists["frozen"], \
-        lists["_at_risk"]
+    c, h, f, ar = (
+        lists["_called"],
+        lists["_hold"] & lists["_at_risk"],
+        lists["frozen"],
+        lists["_at_risk"],
+    )
     called_vs = GroupComparison(
         "called", "held out", int(c.sum()), int((c & f).sum()), int(h.sum()), int((h & f).sum())
     )
     treat = ar & ~lists["_hold"]
     itt = GroupComparison(
-        "at risk, not held out", "at risk, held out",
-        int(treat.sum()), int((treat & f).sum()), int(h.sum()), int((h & f).sum()),
+        "at risk, not held out",
+        "at risk, held out",
+        int(treat.sum()),
+        int((treat & f).sum()),
+        int(h.sum()),
+        int((h & f).sum()),
     )
     return OutcomesReport(per_day, called_vs, itt, pending, horizon_days, capacity)

@@ -61,15 +61,27 @@ _DIRECTIONS: dict[str, tuple[str, str]] = {
 }
 # topic: as a head noun (en sing/plural, ru), and as a modifier (en, ru)
 _TOPICS: dict[str, tuple[tuple[str, str], str, tuple[str, str]]] = {
-    "billing": (("billing contact", "billing contacts"), "обращения по оплате",
-                ("about billing", "по оплате")),
+    "billing": (
+        ("billing contact", "billing contacts"),
+        "обращения по оплате",
+        ("about billing", "по оплате"),
+    ),
     "complaint": (("complaint", "complaints"), "жалобы", ("with a complaint", "с жалобой")),
-    "technical": (("technical request", "technical requests"), "технические обращения",
-                  ("on a technical issue", "по технической проблеме")),
-    "results": (("contact about results", "contacts about results"), "обсуждения результатов",
-                ("about results", "о результатах")),
-    "sales": (("sales contact", "sales contacts"), "контакты по продажам",
-              ("about sales", "о продажах")),
+    "technical": (
+        ("technical request", "technical requests"),
+        "технические обращения",
+        ("on a technical issue", "по технической проблеме"),
+    ),
+    "results": (
+        ("contact about results", "contacts about results"),
+        "обсуждения результатов",
+        ("about results", "о результатах"),
+    ),
+    "sales": (
+        ("sales contact", "sales contacts"),
+        "контакты по продажам",
+        ("about sales", "о продажах"),
+    ),
 }
 _OUTCOMES: dict[str, tuple[str, str]] = {  # en: before the noun; ru: after it
     "reached": ("reached", "с дозвоном"),
@@ -96,21 +108,28 @@ _COLUMNS: dict[str, tuple[tuple[str, str], str]] = {
     "running": (("running campaign", "running campaigns"), "работающие кампании"),
     "paused": (("paused campaign", "paused campaigns"), "кампании на паузе"),
     "n_campaigns": (("campaign", "campaigns"), "кампании"),
-    "share_running": (("share of campaigns running", "share of campaigns running"),
-                      "доля работающих кампаний"),
+    "share_running": (
+        ("share of campaigns running", "share of campaigns running"),
+        "доля работающих кампаний",
+    ),
     "budget": (("total daily budget", "total daily budget"), "суммарный дневной бюджет"),
-    "running_budget": (("daily budget of running campaigns", "daily budget of running campaigns"),
-                       "дневной бюджет работающих кампаний"),
-    "longest_pause": (("longest pause, days", "longest pause, days"),
-                      "самая долгая пауза, дн."),
+    "running_budget": (
+        ("daily budget of running campaigns", "daily budget of running campaigns"),
+        "дневной бюджет работающих кампаний",
+    ),
+    "longest_pause": (("longest pause, days", "longest pause, days"), "самая долгая пауза, дн."),
     "unpaid_amount": (("unpaid amount", "unpaid amount"), "сумма неоплаченных счетов"),
     "unpaid": (("unpaid invoice", "unpaid invoices"), "неоплаченные счета"),
     "overdue_amount": (("overdue amount", "overdue amount"), "сумма просроченных счетов"),
     "overdue": (("overdue invoice", "overdue invoices"), "просроченные счета"),
-    "share_paid_late": (("share of invoices paid late", "share of invoices paid late"),
-                        "доля счетов, оплаченных с опозданием"),
-    "delay_max": (("longest payment delay, days", "longest payment delay, days"),
-                  "самая долгая задержка оплаты, дн."),
+    "share_paid_late": (
+        ("share of invoices paid late", "share of invoices paid late"),
+        "доля счетов, оплаченных с опозданием",
+    ),
+    "delay_max": (
+        ("longest payment delay, days", "longest payment delay, days"),
+        "самая долгая задержка оплаты, дн.",
+    ),
     "payment": (("payment", "payments"), "оплаты"),
     "issued": (("invoice issued", "invoices issued"), "выставленные счета"),
     "paid": (("invoice paid", "invoices paid"), "оплаченные счета"),
@@ -121,16 +140,18 @@ _COLUMNS: dict[str, tuple[tuple[str, str], str]] = {
     "first_month": (("first month", "first month"), "первый месяц работы"),
     "monthly_revenue": (("monthly revenue", "monthly revenue"), "ежемесячная выручка"),
     "segment": (("segment", "segment"), "сегмент"),
-    "days_since_manager_change": (("days since manager change", "days since manager change"),
-                                  "дней со смены менеджера"),
-    "manager_changes": (("account manager change", "account manager changes"),
-                        "смены менеджера"),
-    "rfm_recency": (("days since any activity", "days since any activity"),
-                    "дней без активности"),
+    "days_since_manager_change": (
+        ("days since manager change", "days since manager change"),
+        "дней со смены менеджера",
+    ),
+    "manager_changes": (("account manager change", "account manager changes"), "смены менеджера"),
+    "rfm_recency": (("days since any activity", "days since any activity"), "дней без активности"),
     "rfm_frequency": (("event of any kind", "events of any kind"), "события любого типа"),
     "rfm_monetary": (("money spent", "money spent"), "расходы"),
-    "rfm_score": (("engagement score (RFM)", "engagement score (RFM)"),
-                  "оценка вовлечённости (RFM)"),
+    "rfm_score": (
+        ("engagement score (RFM)", "engagement score (RFM)"),
+        "оценка вовлечённости (RFM)",
+    ),
 }
 _RELATIVE_TREND_EXCLUDE = {"running", "paused", "n_campaigns"}  # these trends are differences
 
@@ -279,8 +300,10 @@ def column_label(feature: Feature) -> Label:
         # e.g. a declared count without slices: use the family noun
         (one, many), ru = _FAMILY_NOUNS.get(
             feature.family,
-            ((f"{_humanize(feature.family)} event", f"{_humanize(feature.family)} events"),
-             f"события {feature.family}"),
+            (
+                (f"{_humanize(feature.family)} event", f"{_humanize(feature.family)} events"),
+                f"события {feature.family}",
+            ),
         )
         return Label(one, many, ru)
     h = _humanize(col)
@@ -409,7 +432,9 @@ class PhraseBook:
                     s = f"счёт просрочен на {d} дн."
                     return s + (f", долг {fmt_num(c[0], L)}" if _comp_ok(c) and c[0] > 0 else "")
                 s = f"invoice {d} {plural_en(round(v), ('day', 'days'))} overdue"
-                return s + (f", {fmt_num(c[0], L)} outstanding" if _comp_ok(c) and c[0] > 0 else "")
+                return s + (
+                    f", {fmt_num(c[0], L)} outstanding" if _comp_ok(c) and c[0] > 0 else ""
+                )
 
             return self._p(f, r_days_overdue, (amt,) if amt else ())
 
@@ -430,6 +455,7 @@ class PhraseBook:
             return self._p(f, r_overdue_amount, (days,) if days else ())
 
         if col in ("unpaid_amount",):
+
             def r_unpaid_amount(v: float, c: Sequence[float]) -> str:
                 if _isnan(v) or v <= 0:
                     return "нет неоплаченных счетов" if ru else "no unpaid invoices"
@@ -439,6 +465,7 @@ class PhraseBook:
             return self._p(f, r_unpaid_amount)
 
         if col == "days_since_manager_change":
+
             def r_mgr(v: float, c: Sequence[float]) -> str:
                 if _isnan(v):
                     return "менеджер не менялся" if ru else "manager never changed"
@@ -447,6 +474,7 @@ class PhraseBook:
             return self._p(f, r_mgr)
 
         if col == "payment" and kind == "days_since":
+
             def r_payment(v: float, c: Sequence[float]) -> str:
                 if _isnan(v):
                     return "оплат ещё не было" if ru else "no payment yet"
@@ -456,15 +484,21 @@ class PhraseBook:
             return self._p(f, r_payment)
 
         if col == "rfm_recency":
+
             def r_recency(v: float, c: Sequence[float]) -> str:
                 if _isnan(v):
                     return "активности ещё не было" if ru else "no activity yet"
                 d = fmt_int(v, L)
-                return f"нет никакой активности {d} дн." if ru else f"no activity of any kind for {d} days"
+                return (
+                    f"нет никакой активности {d} дн."
+                    if ru
+                    else f"no activity of any kind for {d} days"
+                )
 
             return self._p(f, r_recency)
 
         if col == "tenure_days":
+
             def r_tenure(v: float, c: Sequence[float]) -> str:
                 if _isnan(v):
                     return "дата начала работы неизвестна" if ru else "start date unknown"
@@ -477,6 +511,7 @@ class PhraseBook:
             return self._p(f, r_tenure)
 
         if col == "first_month":
+
             def r_first(v: float, c: Sequence[float]) -> str:
                 yes = not _isnan(v) and v >= 0.5
                 if ru:
@@ -508,55 +543,78 @@ class PhraseBook:
                         return "нет работающих кампаний" if ru else "no campaign running now"
                     if _comp_ok(c) and c[0] >= v:
                         tot = fmt_int(c[0], L)
-                        return (f"работает {k} из {tot} кампаний" if ru
-                                else f"{k} of {tot} campaigns running now")
-                    return (f"работающих кампаний: {k}" if ru
-                            else f"{k} {plural_en(v, ('campaign', 'campaigns'))} running now")
+                        return (
+                            f"работает {k} из {tot} кампаний"
+                            if ru
+                            else f"{k} of {tot} campaigns running now"
+                        )
+                    return (
+                        f"работающих кампаний: {k}"
+                        if ru
+                        else f"{k} {plural_en(v, ('campaign', 'campaigns'))} running now"
+                    )
                 if _comp_ok(c) and c[0] >= v > 0:
                     tot = fmt_int(c[0], L)
-                    return (f"на паузе {k} из {tot} кампаний" if ru
-                            else f"{k} of {tot} campaigns paused now")
-                return (f"кампаний на паузе: {k}" if ru
-                        else f"{k} {plural_en(v, ('campaign', 'campaigns'))} paused now")
+                    return (
+                        f"на паузе {k} из {tot} кампаний"
+                        if ru
+                        else f"{k} of {tot} campaigns paused now"
+                    )
+                return (
+                    f"кампаний на паузе: {k}"
+                    if ru
+                    else f"{k} {plural_en(v, ('campaign', 'campaigns'))} paused now"
+                )
 
             return self._p(f, r_running, (n,) if n and col else ())
 
         if col == "n_campaigns" and kind == "state":
+
             def r_n(v: float, c: Sequence[float]) -> str:
                 if _isnan(v) or v <= 0:
                     return "нет активных кампаний" if ru else "no live campaigns"
                 k = fmt_int(v, L)
                 if v == 1:
                     return "всего одна кампания" if ru else "only one campaign"
-                return (f"всего кампаний: {k}" if ru else f"{k} campaigns in total")
+                return f"всего кампаний: {k}" if ru else f"{k} campaigns in total"
 
             return self._p(f, r_n)
 
         if col == "idle_days":
+
             def r_idle(v: float, c: Sequence[float]) -> str:
                 if _isnan(v):
                     return "кампании работают" if ru else "campaigns are running"
                 d = fmt_int(v, L)
-                return (f"ни одна кампания не работает уже {d} дн." if ru
-                        else f"nothing has run for {d} days")
+                return (
+                    f"ни одна кампания не работает уже {d} дн."
+                    if ru
+                    else f"nothing has run for {d} days"
+                )
 
             return self._p(f, r_idle)
 
         if col == "longest_pause":
+
             def r_pause(v: float, c: Sequence[float]) -> str:
                 if _isnan(v) or v <= 0:
                     return "нет кампаний на паузе" if ru else "no campaign on pause"
                 d = fmt_int(v, L)
-                return (f"кампания на паузе уже {d} дн." if ru
-                        else f"a campaign paused for {d} days")
+                return (
+                    f"кампания на паузе уже {d} дн." if ru else f"a campaign paused for {d} days"
+                )
 
             return self._p(f, r_pause)
 
         if col == "running" and kind == "trend":
+
             def r_run_change(v: float, c: Sequence[float]) -> str:
                 if _isnan(v) or v == 0:
-                    return (f"число работающих кампаний не изменилось {win}" if ru
-                            else f"no change in running campaigns {win}")
+                    return (
+                        f"число работающих кампаний не изменилось {win}"
+                        if ru
+                        else f"no change in running campaigns {win}"
+                    )
                 k = fmt_int(abs(v), L)
                 if ru:
                     more = "больше" if v > 0 else "меньше"
@@ -572,11 +630,13 @@ class PhraseBook:
             label = slice_label(f)
             post_ru = " ".join(
                 _INITIATORS[v][1] if v in _INITIATORS else _REASONS[v][1]
-                for v in sv[1:] if v in _INITIATORS or v in _REASONS
+                for v in sv[1:]
+                if v in _INITIATORS or v in _REASONS
             )
             post_en = " ".join(
                 _INITIATORS[v][0] if v in _INITIATORS else _REASONS[v][0]
-                for v in sv[1:] if v in _INITIATORS or v in _REASONS
+                for v in sv[1:]
+                if v in _INITIATORS or v in _REASONS
             )
 
             def r_paused(v: float, c: Sequence[float]) -> str:
@@ -596,6 +656,7 @@ class PhraseBook:
             return self._p(f, r_paused, (n,) if n else ())
 
         if kind == "count" and f.family == "contacts" and sv == ("complaint",):
+
             def r_complaints(v: float, c: Sequence[float]) -> str:
                 v = 0.0 if _isnan(v) else v
                 k = fmt_int(v, L)
@@ -609,9 +670,13 @@ class PhraseBook:
 
             return self._p(f, r_complaints)
 
-        if kind == "days_since" and f.family == "contacts" and "reached" in sv and (
-            "call" in sv or not sv
+        if (
+            kind == "days_since"
+            and f.family == "contacts"
+            and "reached" in sv
+            and ("call" in sv or not sv)
         ):
+
             def r_reached(v: float, c: Sequence[float]) -> str:
                 if _isnan(v):
                     return "дозвона ещё не было" if ru else "no reached call yet"
@@ -629,15 +694,14 @@ class PhraseBook:
         win = _window(w, L)
         kind = f.kind
         label = slice_label(f) if (f.slice_values or not f.column) else column_label(f)
-        pct_like = bool(f.column) and any(
-            t in f.column for t in ("share", "rate", "ctr")
-        )
+        pct_like = bool(f.column) and any(t in f.column for t in ("share", "rate", "ctr"))
         nodata = "нет данных" if ru else "no data"
 
         def lab_ru() -> str:
             return label.ru
 
         if kind == "count":
+
             def r(v: float, c: Sequence[float]) -> str:
                 v = 0.0 if _isnan(v) else v
                 k = fmt_int(v, L)
@@ -648,6 +712,7 @@ class PhraseBook:
             return self._p(f, r)
 
         if kind == "days_since":
+
             def r(v: float, c: Sequence[float]) -> str:
                 if _isnan(v):
                     return f"{lab_ru()}: ещё не было" if ru else f"no {label.en_one} yet"
@@ -659,15 +724,19 @@ class PhraseBook:
             return self._p(f, r)
 
         if kind == "trend":
-            relative = not f.slice_values and bool(f.column) and (
-                f.column not in _RELATIVE_TREND_EXCLUDE
+            relative = (
+                not f.slice_values and bool(f.column) and (f.column not in _RELATIVE_TREND_EXCLUDE)
             )
             before = _window(w, L, before=True)
             if relative:
+
                 def r(v: float, c: Sequence[float]) -> str:
                     if _isnan(v):
-                        return (f"{lab_ru()}: не было {before}" if ru
-                                else f"no {label.en_many} {before}")
+                        return (
+                            f"{lab_ru()}: не было {before}"
+                            if ru
+                            else f"no {label.en_many} {before}"
+                        )
                     p = fmt_pct(abs(v), L)
                     if ru:
                         if v == 0:
@@ -689,10 +758,13 @@ class PhraseBook:
                     cur = c[0]
                     prev = cur - v
                     if ru:
-                        return (f"{lab_ru()}: {fmt_int(cur, L)} {win} "
-                                f"против {fmt_int(prev, L)} {before}")
-                    return (f"{fmt_int(cur, L)} {label.en(cur)} {win} "
-                            f"vs {fmt_int(prev, L)} {before}")
+                        return (
+                            f"{lab_ru()}: {fmt_int(cur, L)} {win} "
+                            f"против {fmt_int(prev, L)} {before}"
+                        )
+                    return (
+                        f"{fmt_int(cur, L)} {label.en(cur)} {win} vs {fmt_int(prev, L)} {before}"
+                    )
                 k = fmt_int(abs(v), L)
                 if ru:
                     if v == 0:
@@ -707,6 +779,7 @@ class PhraseBook:
             return self._p(f, r, comp)
 
         if kind in ("sum", "mean"):
+
             def r(v: float, c: Sequence[float]) -> str:
                 val = nodata if _isnan(v) else fmt_num(v, L)
                 if ru:
@@ -718,6 +791,7 @@ class PhraseBook:
             return self._p(f, r)
 
         if kind == "flag":
+
             def r(v: float, c: Sequence[float]) -> str:
                 yes = not _isnan(v) and v >= 0.5
                 if ru:
@@ -749,44 +823,107 @@ class PhraseBook:
 # ----------------------------------------------------------- suggested actions
 # (role, feature pattern) -> (en, ru); the first match wins.
 _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
-    ("receivables", "invoices__*overdue*",
-     ("Remind about the overdue invoice and agree on a payment date.",
-      "Напомнить о просроченном счёте и согласовать дату оплаты.")),
-    ("receivables", "campaigns__*low_balance*",
-     ("Campaigns stopped for low balance: help the client top up and restart them.",
-      "Кампании остановлены из-за баланса: помочь пополнить счёт и перезапустить их.")),
-    ("receivables", "*",
-     ("Check the invoices and payments with the client and agree on the next payment.",
-      "Сверить счета и оплаты с клиентом и договориться о следующем платеже.")),
-    ("technical", "*",
-     ("Find the technical problem behind the requests and confirm a fix date.",
-      "Разобраться в технической проблеме и назвать срок исправления.")),
-    ("business_development", "*",
-     ("Propose services that widen the project: the best retention is resale.",
-      "Предложить услуги, расширяющие проект: лучшее удержание — допродажа.")),
-    ("account_manager", "campaigns__*paused*",
-     ("Ask why campaigns were paused and agree on a plan to restart them.",
-      "Узнать, почему кампании на паузе, и договориться о плане перезапуска.")),
-    ("account_manager", "campaigns__*",
-     ("Review the campaigns with the client and agree on next steps.",
-      "Разобрать кампании с клиентом и договориться о следующих шагах.")),
-    ("account_manager", "spend__*",
-     ("Go through the results with the client and propose how to improve them.",
-      "Обсудить результаты с клиентом и предложить, как их улучшить.")),
-    ("account_manager", "contacts__*complaint*",
-     ("Call about the complaint, acknowledge it and agree on a fix.",
-      "Позвонить по жалобе, признать проблему и договориться о решении.")),
-    ("account_manager", "profile__*manager*",
-     ("Introduce yourself as the new manager and agree on goals for the project.",
-      "Представиться новым менеджером и договориться о целях проекта.")),
-    ("account_manager", "contacts__*",
-     ("Get back in touch: ask how the project is going and what worries the client.",
-      "Восстановить контакт: спросить, как идёт проект и что беспокоит клиента.")),
-    ("account_manager", "*",
-     ("Call to check how the project is going and what the client needs.",
-      "Позвонить и узнать, как идёт проект и что нужно клиенту.")),
-    ("*", "*",
-     ("Call to check how the project is going.", "Позвонить и узнать, как идёт проект.")),
+    (
+        "receivables",
+        "invoices__*overdue*",
+        (
+            "Remind about the overdue invoice and agree on a payment date.",
+            "Напомнить о просроченном счёте и согласовать дату оплаты.",
+        ),
+    ),
+    (
+        "receivables",
+        "campaigns__*low_balance*",
+        (
+            "Campaigns stopped for low balance: help the client top up and restart them.",
+            "Кампании остановлены из-за баланса: помочь пополнить счёт и перезапустить их.",
+        ),
+    ),
+    (
+        "receivables",
+        "*",
+        (
+            "Check the invoices and payments with the client and agree on the next payment.",
+            "Сверить счета и оплаты с клиентом и договориться о следующем платеже.",
+        ),
+    ),
+    (
+        "technical",
+        "*",
+        (
+            "Find the technical problem behind the requests and confirm a fix date.",
+            "Разобраться в технической проблеме и назвать срок исправления.",
+        ),
+    ),
+    (
+        "business_development",
+        "*",
+        (
+            "Propose services that widen the project: the best retention is resale.",
+            "Предложить услуги, расширяющие проект: лучшее удержание — допродажа.",
+        ),
+    ),
+    (
+        "account_manager",
+        "campaigns__*paused*",
+        (
+            "Ask why campaigns were paused and agree on a plan to restart them.",
+            "Узнать, почему кампании на паузе, и договориться о плане перезапуска.",
+        ),
+    ),
+    (
+        "account_manager",
+        "campaigns__*",
+        (
+            "Review the campaigns with the client and agree on next steps.",
+            "Разобрать кампании с клиентом и договориться о следующих шагах.",
+        ),
+    ),
+    (
+        "account_manager",
+        "spend__*",
+        (
+            "Go through the results with the client and propose how to improve them.",
+            "Обсудить результаты с клиентом и предложить, как их улучшить.",
+        ),
+    ),
+    (
+        "account_manager",
+        "contacts__*complaint*",
+        (
+            "Call about the complaint, acknowledge it and agree on a fix.",
+            "Позвонить по жалобе, признать проблему и договориться о решении.",
+        ),
+    ),
+    (
+        "account_manager",
+        "profile__*manager*",
+        (
+            "Introduce yourself as the new manager and agree on goals for the project.",
+            "Представиться новым менеджером и договориться о целях проекта.",
+        ),
+    ),
+    (
+        "account_manager",
+        "contacts__*",
+        (
+            "Get back in touch: ask how the project is going and what worries the client.",
+            "Восстановить контакт: спросить, как идёт проект и что беспокоит клиента.",
+        ),
+    ),
+    (
+        "account_manager",
+        "*",
+        (
+            "Call to check how the project is going and what the client needs.",
+            "Позвонить и узнать, как идёт проект и что нужно клиенту.",
+        ),
+    ),
+    (
+        "*",
+        "*",
+        ("Call to check how the project is going.", "Позвонить и узнать, как идёт проект."),
+    ),
 ]
 
 

@@ -23,13 +23,17 @@ log = logging.getLogger("churnpredict.pipeline")
 
 
 # ------------------------------------------------------------------------------ data
-def load(data_dir: Path, cfg: Config, *, policy: str = "strict", quarantine_dir: Path | None = None):
+def load(
+    data_dir: Path, cfg: Config, *, policy: str = "strict", quarantine_dir: Path | None = None
+):
     """Load and validate a data directory (raises ``DataError`` when unusable)."""
     from churnpredict.contract import load_dataset
 
     if not Path(data_dir).is_dir():
         raise DataError(
-            "data directory not found", file=str(data_dir), expected="a directory of contract tables"
+            "data directory not found",
+            file=str(data_dir),
+            expected="a directory of contract tables",
         )
     t0 = time.perf_counter()
     ds = load_dataset(Path(data_dir), cfg, policy=policy, quarantine_dir=quarantine_dir)
@@ -70,7 +74,11 @@ def training_table(
     table, catalog, spec = build_features(ds, spine, cfg)
     log.info(
         "training table: %d rows × %d features over %d as-of dates (%.1fs), label rate %.3f",
-        len(table), len(catalog), len(dates), time.perf_counter() - t0, table["label"].mean(),
+        len(table),
+        len(catalog),
+        len(dates),
+        time.perf_counter() - t0,
+        table["label"].mean(),
     )
     return table, catalog, spec
 
@@ -163,7 +171,9 @@ def default_as_of(cfg: Config) -> date:
     try:
         tz = ZoneInfo(cfg.calls.timezone)
     except Exception:
-        raise UsageError(f"calls.timezone {cfg.calls.timezone!r} is not a known time zone") from None
+        raise UsageError(
+            f"calls.timezone {cfg.calls.timezone!r} is not a known time zone"
+        ) from None
     return datetime.now(tz).date()
 
 
@@ -182,8 +192,20 @@ def resolve_as_of(value: date | str | None, ds, cfg: Config) -> pd.Timestamp:
 
 
 def _metrics_text(metrics: pd.DataFrame, title: str) -> str:
-    cols = [c for c in ("pr_auc", "roc_auc", "precision_at_k", "recall_at_k",
-                        "lift_at_10", "brier", "ece", "paused_recall_at_k") if c in metrics.columns]
+    cols = [
+        c
+        for c in (
+            "pr_auc",
+            "roc_auc",
+            "precision_at_k",
+            "recall_at_k",
+            "lift_at_10",
+            "brier",
+            "ece",
+            "paused_recall_at_k",
+        )
+        if c in metrics.columns
+    ]
     shown = metrics[cols].copy()
     return f"{title}\n" + shown.to_string(float_format=lambda v: f"{v:.3f}")
 
@@ -258,10 +280,12 @@ def run_backtest(
     per_cut = result.per_cut
     lines = [_metrics_text(result.pooled, f"Backtest, {len(result.cuts)} cuts, pooled:")]
     if len(per_cut):
-        cols = [c for c in ("cut", "scorer", "pr_auc", "precision_at_k", "ece")
-                if c in per_cut.columns]
-        lines.append("Per cut:\n" + per_cut[cols].to_string(
-            index=False, float_format=lambda v: f"{v:.3f}"))
+        cols = [
+            c for c in ("cut", "scorer", "pr_auc", "precision_at_k", "ece") if c in per_cut.columns
+        ]
+        lines.append(
+            "Per cut:\n" + per_cut[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+        )
     for name, why in result.skipped.items():
         lines.append(f"skipped {name}: {why}")
     lines.append(f"Report: {report}")
@@ -328,7 +352,10 @@ def run_score(
         if stale > 2:
             log.warning(
                 "the data ends %s, %d days before the as-of date %s: recent activity is "
-                "missing, so clients will look silent", ds.data_end, stale, T.date(),
+                "missing, so clients will look silent",
+                ds.data_end,
+                stale,
+                T.date(),
             )
         derive_freezes(ds, cfg)
         spine = build_spine(ds, cfg, [T], with_label=False)

@@ -329,7 +329,9 @@ def problem_sql(rules: list[Rule]) -> str:
     return "concat_ws('; ', " + ", ".join(parts) + ")" if parts else "''"
 
 
-def render_example(row: dict[str, Any], data_dir: str, columns: list[str], first: str | None) -> str:
+def render_example(
+    row: dict[str, Any], data_dir: str, columns: list[str], first: str | None
+) -> str:
     """Render one example row as ``file line N: col='v', ...`` (problem column first)."""
     path = str(row.get("_file") or "")
     with contextlib.suppress(ValueError):  # relpath fails across Windows drives

@@ -38,8 +38,15 @@ def test_every_bad_case_exits_2_names_file_and_column_and_writes_nothing(cases, 
         commands = {
             "validate": ["validate", "--data", str(data)],
             "train": ["train", "--data", str(data), "--reports", str(out / "reports")],
-            "score": ["score", "--data", str(data), "--as-of", "2024-03-01",
-                      "--out", str(out / "call_list.csv")],
+            "score": [
+                "score",
+                "--data",
+                str(data),
+                "--as-of",
+                "2024-03-01",
+                "--out",
+                str(out / "call_list.csv"),
+            ],
         }
         for cmd, args in commands.items():
             r = runner.invoke(app, args, env=env)

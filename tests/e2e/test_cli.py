@@ -16,9 +16,19 @@ from churnpredict.io import output_lock
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 CONTRACT_COLUMNS = [
-    "rank", "client_id", "client_name", "account_manager", "risk", "risk_band",
-    "value_at_risk", "owner_role", "reasons", "suggested_action", "last_contact_at",
-    "as_of", "model_version",
+    "rank",
+    "client_id",
+    "client_name",
+    "account_manager",
+    "risk",
+    "risk_band",
+    "value_at_risk",
+    "owner_role",
+    "reasons",
+    "suggested_action",
+    "last_contact_at",
+    "as_of",
+    "model_version",
 ]
 pytestmark = pytest.mark.slow
 
@@ -36,8 +46,18 @@ def cp(store: Path, *args: str):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("world") / "data"
-    r = cp(out.parent / "unused.db", "simulate", "--out", str(out), "--clients", "800",
-           "--days", "420", "--seed", "3")
+    r = cp(
+        out.parent / "unused.db",
+        "simulate",
+        "--out",
+        str(out),
+        "--clients",
+        "800",
+        "--days",
+        "420",
+        "--seed",
+        "3",
+    )
     assert r.exit_code == 0, r.output
     return out
 
@@ -62,8 +82,18 @@ def read_list(path: Path) -> tuple[list[str], pd.DataFrame, bytes]:
 
 def test_simulate_is_deterministic(world, tmp_path):
     again = tmp_path / "again"
-    r = cp(tmp_path / "x.db", "simulate", "--out", str(again), "--clients", "800",
-           "--days", "420", "--seed", "3")
+    r = cp(
+        tmp_path / "x.db",
+        "simulate",
+        "--out",
+        str(again),
+        "--clients",
+        "800",
+        "--days",
+        "420",
+        "--seed",
+        "3",
+    )
     assert r.exit_code == 0, r.output
     for name in ("clients", "campaign_events", "invoices", "contacts", "truth"):
         pd.testing.assert_frame_equal(
@@ -87,7 +117,10 @@ def test_score_writes_the_contract_call_list(world, trained, tmp_path):
     assert df["risk"].between(0, 1).all()
     assert set(df["risk_band"]) <= {"high", "medium", "low"}
     assert set(df["owner_role"]) <= {
-        "account_manager", "receivables", "business_development", "technical"
+        "account_manager",
+        "receivables",
+        "business_development",
+        "technical",
     }
     assert (df["as_of"] == "2025-01-20").all() and (df["model_version"] == "churnpredict/1").all()
     assert df["client_id"].is_unique
@@ -104,14 +137,32 @@ def test_same_seed_same_call_list(world, trained, tmp_path):
     r = cp(store2, "train", "--data", str(world), "--reports", str(tmp_path / "rep"))
     assert r.exit_code == 0, r.output
     a, b = tmp_path / "a" / "list.csv", tmp_path / "b" / "list.csv"
-    assert cp(trained, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(a)).exit_code == 0
-    assert cp(store2, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(b)).exit_code == 0
+    assert (
+        cp(
+            trained, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(a)
+        ).exit_code
+        == 0
+    )
+    assert (
+        cp(
+            store2, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(b)
+        ).exit_code
+        == 0
+    )
     assert a.read_bytes() == b.read_bytes()
 
 
 def test_score_without_a_champion_says_what_to_do(world, tmp_path):
-    r = cp(tmp_path / "empty.db", "score", "--data", str(world), "--as-of", "2025-01-20",
-           "--out", str(tmp_path / "l.csv"))
+    r = cp(
+        tmp_path / "empty.db",
+        "score",
+        "--data",
+        str(world),
+        "--as-of",
+        "2025-01-20",
+        "--out",
+        str(tmp_path / "l.csv"),
+    )
     assert r.exit_code == 3
     assert "churnpredict train" in r.output
     assert not (tmp_path / "l.csv").exists()
@@ -136,8 +187,17 @@ def test_bad_usage_and_bad_config_exit_2(world, tmp_path):
     bad.write_text("label:\n  horizon_days: -3\n")
     r = run("train", "--data", str(world), "--config", str(bad))
     assert r.exit_code == 2 and "horizon_days" in r.output
-    r = run("score", "--data", str(world), "--as-of", "10/02/2025", "--out", str(tmp_path / "x"),
-            "--config", str(CONFIG))
+    r = run(
+        "score",
+        "--data",
+        str(world),
+        "--as-of",
+        "10/02/2025",
+        "--out",
+        str(tmp_path / "x"),
+        "--config",
+        str(CONFIG),
+    )
     assert r.exit_code == 2 and "--as-of" in r.output
 
 
@@ -149,8 +209,19 @@ def test_models_promote_and_features(world, trained, tmp_path):
     r = cp(trained, "features", "list")
     assert r.exit_code == 0 and len(r.output.strip().splitlines()) >= 200
     out = tmp_path / "f.parquet"
-    r = cp(trained, "features", "build", "--data", str(world), "--as-of", "2024-12-02",
-           "--as-of", "2025-01-06", "--out", str(out))
+    r = cp(
+        trained,
+        "features",
+        "build",
+        "--data",
+        str(world),
+        "--as-of",
+        "2024-12-02",
+        "--as-of",
+        "2025-01-06",
+        "--out",
+        str(out),
+    )
     assert r.exit_code == 0, r.output
     table = pd.read_parquet(out)
     assert set(table["as_of"].dt.strftime("%Y-%m-%d")) == {"2024-12-02", "2025-01-06"}
@@ -159,8 +230,16 @@ def test_models_promote_and_features(world, trained, tmp_path):
 def test_outcomes_of_past_lists(world, trained, tmp_path):
     lists = tmp_path / "history"
     for day in ("2024-12-02", "2024-12-09", "2024-12-16"):
-        r = cp(trained, "score", "--data", str(world), "--as-of", day,
-               "--out", str(lists / f"call_list_{day}.csv"))
+        r = cp(
+            trained,
+            "score",
+            "--data",
+            str(world),
+            "--as-of",
+            day,
+            "--out",
+            str(lists / f"call_list_{day}.csv"),
+        )
         assert r.exit_code == 0, r.output
     r = cp(trained, "outcomes", "--lists", str(lists), "--data", str(world))
     assert r.exit_code == 0, r.output
@@ -175,7 +254,9 @@ def test_config_loads():
 def test_docs_feature_list_is_current(tmp_path):
     """docs/features.md is generated (`make docs`); it must match the default config."""
     fresh = tmp_path / "features.md"
-    assert run("features", "list", "--config", str(CONFIG), "--markdown", str(fresh)).exit_code == 0
+    assert (
+        run("features", "list", "--config", str(CONFIG), "--markdown", str(fresh)).exit_code == 0
+    )
     committed = CONFIG.parents[1] / "docs" / "features.md"
     assert committed.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (
         "docs/features.md is stale: run `make docs`"

@@ -23,8 +23,11 @@ def test_cdnow_trains_and_scores(tmp_path):
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     cfg = str(ROOT / "configs" / "cdnow.yaml")
     runner = CliRunner()
-    r = runner.invoke(app, ["train", "--data", str(CDNOW), "--config", cfg,
-                            "--reports", str(tmp_path / "rep")], env=env)
+    r = runner.invoke(
+        app,
+        ["train", "--data", str(CDNOW), "--config", cfg, "--reports", str(tmp_path / "rep")],
+        env=env,
+    )
     assert r.exit_code == 0, r.output
     metrics = {
         line.split()[0]: [float(v) for v in line.split()[1:]]
@@ -34,8 +37,21 @@ def test_cdnow_trains_and_scores(tmp_path):
     # PR AUC is the first metric column: the model beats the RFM baseline on the same rows
     assert metrics["model"][0] > metrics["rfm"][0]
     out = tmp_path / "list.csv"
-    r = runner.invoke(app, ["score", "--data", str(CDNOW), "--config", cfg,
-                            "--as-of", "1998-04-01", "--out", str(out)], env=env)
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "--data",
+            str(CDNOW),
+            "--config",
+            cfg,
+            "--as-of",
+            "1998-04-01",
+            "--out",
+            str(out),
+        ],
+        env=env,
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_csv(io.StringIO(out.read_bytes().decode("utf-8-sig")), dtype={"client_id": str})
     # every customer who bought in the 89 days before 1998-04-01 is active, so listed

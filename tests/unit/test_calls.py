@@ -44,8 +44,13 @@ def _scored(n: int = 6, **cols) -> pd.DataFrame:
 
 def test_columns_order_and_values():
     df = _scored(3, monthly_revenue=[1000.0, None, 10.0])
-    out = build_call_list(df, [[R("campaigns__paused_client__7d", "2 of 3 paused")], [], []],
-                          Config(), as_of=AS_OF, model_version="7")
+    out = build_call_list(
+        df,
+        [[R("campaigns__paused_client__7d", "2 of 3 paused")], [], []],
+        Config(),
+        as_of=AS_OF,
+        model_version="7",
+    )
     assert list(out.columns) == CALL_LIST_COLUMNS + EXTRA_COLUMNS
     assert len(CALL_LIST_COLUMNS) == 13
     assert out["rank"].tolist() == [1, 2, 3]
@@ -62,10 +67,15 @@ def test_columns_order_and_values():
 def test_overdue_invoice_goes_to_receivables():
     df = _scored(3)
     out = build_call_list(
-        df, [[R("invoices__days_overdue__now", "invoice 12 days overdue")],
-             [R("campaigns__running__now"), R("invoices__overdue_amount__now")],
-             [R("contacts__technical__30d"), R("campaigns__running__now")]],
-        Config(), as_of=AS_OF, model_version="1",
+        df,
+        [
+            [R("invoices__days_overdue__now", "invoice 12 days overdue")],
+            [R("campaigns__running__now"), R("invoices__overdue_amount__now")],
+            [R("contacts__technical__30d"), R("campaigns__running__now")],
+        ],
+        Config(),
+        as_of=AS_OF,
+        model_version="1",
     )
     row = out.set_index("client_id")
     assert row.loc["c0", "owner_role"] == "receivables"
@@ -82,18 +92,25 @@ def test_routing_rules_first_match_and_config():
     assert route("contacts__ticket_inbound_technical__30d", cfg) == "technical"
     assert route("campaigns__paused_client__7d", cfg) == "account_manager"
     assert route(None, cfg) == "account_manager"
-    custom = build_config({"calls": {"routing": [
-        {"role": "technical", "features": ["spend__*"]},
-        {"role": "receivables", "features": ["spend__ctr*"]},
-    ]}})
+    custom = build_config(
+        {
+            "calls": {
+                "routing": [
+                    {"role": "technical", "features": ["spend__*"]},
+                    {"role": "receivables", "features": ["spend__ctr*"]},
+                ]
+            }
+        }
+    )
     assert route("spend__ctr__30d", custom) == "technical"  # first rule wins
     assert route("profile__tenure_days", custom) == "account_manager"  # no rule: default
 
 
 def test_low_risk_narrow_goes_to_business_development():
     df = _scored(3, risk=[0.5, 0.02, 0.02], campaigns__n_campaigns__now=[1.0, 1.0, 4.0])
-    out = build_call_list(df, [[R("campaigns__paused_client__7d")]] * 3, Config(),
-                          as_of=AS_OF, model_version="1").set_index("client_id")
+    out = build_call_list(
+        df, [[R("campaigns__paused_client__7d")]] * 3, Config(), as_of=AS_OF, model_version="1"
+    ).set_index("client_id")
     assert out.loc["c0", "owner_role"] == "account_manager"  # at risk: keep the manager
     assert out.loc["c1", "owner_role"] == "business_development"
     assert "resale" in out.loc["c1", "suggested_action"]
@@ -102,23 +119,30 @@ def test_low_risk_narrow_goes_to_business_development():
 
 def test_capacity_per_owner():
     cfg = override(Config(), "calls", calls_per_owner_per_day=2)
-    df = _scored(7, account_manager=["anna", "anna", "anna", "boris", "", "", "anna"],
-                 risk=[0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4])
+    df = _scored(
+        7,
+        account_manager=["anna", "anna", "anna", "boris", "", "", "anna"],
+        risk=[0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4],
+    )
     reasons = [[R("campaigns__paused_client__7d")]] * 6 + [[R("invoices__overdue__now")]]
-    out = build_call_list(df, reasons, cfg, as_of=AS_OF, model_version="1").set_index(
-        "client_id")
+    out = build_call_list(df, reasons, cfg, as_of=AS_OF, model_version="1").set_index("client_id")
     assert out["in_capacity"].to_dict() == {
-        "c0": True, "c1": True, "c2": False,  # anna: 2 calls a day
+        "c0": True,
+        "c1": True,
+        "c2": False,  # anna: 2 calls a day
         "c3": True,  # boris
-        "c4": True, "c5": True,  # unassigned -> the account_manager queue
+        "c4": True,
+        "c5": True,  # unassigned -> the account_manager queue
         "c6": True,  # receivables queue, not anna's
     }
 
 
 def test_recently_reached_move_down_with_note():
-    df = _scored(4, risk=[0.9, 0.8, 0.7, 0.05],
-                 last_reached_at=[pd.Timestamp("2025-03-08 12:00"), None,
-                                  pd.Timestamp("2025-01-01"), None])
+    df = _scored(
+        4,
+        risk=[0.9, 0.8, 0.7, 0.05],
+        last_reached_at=[pd.Timestamp("2025-03-08 12:00"), None, pd.Timestamp("2025-01-01"), None],
+    )
     out = build_call_list(df, None, Config(), as_of=AS_OF, model_version="1")
     assert out["client_id"].tolist() == ["c1", "c2", "c0", "c3"]  # end of its band
     note = out.set_index("client_id")["note"]
@@ -126,8 +150,7 @@ def test_recently_reached_move_down_with_note():
 
 
 def test_recently_reached_from_feature_column():
-    df = _scored(2, risk=[0.9, 0.8],
-                 contacts__call_outbound_reached__days_since=[3.0, np.nan])
+    df = _scored(2, risk=[0.9, 0.8], contacts__call_outbound_reached__days_since=[3.0, np.nan])
     out = build_call_list(df, None, Config(), as_of=AS_OF, model_version="1")
     assert out["client_id"].tolist() == ["c1", "c0"]
 
@@ -148,8 +171,9 @@ def test_hold_out_reproducible_and_share():
     rng = np.random.default_rng(0)
     df = _scored(n, risk=rng.uniform(0, 1, n), account_manager=[f"m{i % 50}" for i in range(n)])
     a = build_call_list(df, None, cfg, as_of=AS_OF, model_version="1")
-    b = build_call_list(df.sample(frac=1, random_state=1), None, cfg, as_of=AS_OF,
-                        model_version="1")
+    b = build_call_list(
+        df.sample(frac=1, random_state=1), None, cfg, as_of=AS_OF, model_version="1"
+    )
     pd.testing.assert_frame_equal(a, b)  # reproducible, independent of row order
     at_risk = a["risk_band"] != "low"
     assert not a.loc[~at_risk, "hold_out"].any()
@@ -158,8 +182,9 @@ def test_hold_out_reproducible_and_share():
     assert not (a["hold_out"] & a["in_capacity"]).any()
     assert (a.loc[a["hold_out"], "note"].str.contains("control group")).all()
     other_day = build_call_list(df, None, cfg, as_of=date(2025, 3, 11), model_version="1")
-    assert (other_day.set_index("client_id")["hold_out"]
-            != a.set_index("client_id")["hold_out"]).any()
+    assert (
+        other_day.set_index("client_id")["hold_out"] != a.set_index("client_id")["hold_out"]
+    ).any()
     off = build_call_list(df, None, Config(), as_of=AS_OF, model_version="1")
     assert not off["hold_out"].any()
 
@@ -176,16 +201,20 @@ def test_change_against_previous_list():
 
 def test_russian_actions_and_notes():
     cfg = override(Config(), "calls", language="ru", hold_out_share=0.99)
-    out = build_call_list(_scored(1), [[R("invoices__days_overdue__now")]], cfg, as_of=AS_OF,
-                          model_version="1")
+    out = build_call_list(
+        _scored(1), [[R("invoices__days_overdue__now")]], cfg, as_of=AS_OF, model_version="1"
+    )
     assert "счёт" in out["suggested_action"].iloc[0]
     assert "контрольная группа" in out["note"].iloc[0]
 
 
 def test_write_split_and_previous(tmp_path):
     cfg = override(Config(), "calls", separator=";")
-    df = _scored(4, account_manager=["anna", "борис", "", "anna"],
-                 name=["=cmd|' /C calc'!A0", "b", "c", "d"])
+    df = _scored(
+        4,
+        account_manager=["anna", "борис", "", "anna"],
+        name=["=cmd|' /C calc'!A0", "b", "c", "d"],
+    )
     reasons = [[R("invoices__days_overdue__now")], [], [], [R("contacts__technical__30d")]]
     lst = build_call_list(df, reasons, cfg, as_of=AS_OF, model_version="1")
     out = tmp_path / "calls_2025-03-10.csv"
@@ -198,11 +227,18 @@ def test_write_split_and_previous(tmp_path):
     assert "'=cmd" in raw.decode("utf-8-sig")
     back = read_call_list(out)
     assert back["client_id"].tolist() == lst["client_id"].tolist()
-    assert len(read_call_list(paths[1])) + len(read_call_list(paths[2])) + len(
-        read_call_list(paths[3])) == 4
+    assert (
+        len(read_call_list(paths[1]))
+        + len(read_call_list(paths[2]))
+        + len(read_call_list(paths[3]))
+        == 4
+    )
     roles = write_call_list(lst, out, cfg, split_by="owner_role")
-    assert {p.name for p in roles[1:]} == {"receivables.csv", "account_manager.csv",
-                                            "technical.csv"}
+    assert {p.name for p in roles[1:]} == {
+        "receivables.csv",
+        "account_manager.csv",
+        "technical.csv",
+    }
     # the next day finds this list as the previous one, not the per-owner files
     prev = find_previous_list(tmp_path / "calls_2025-03-11.csv", date(2025, 3, 11))
     assert prev is not None and len(prev) == 4

@@ -15,17 +15,39 @@ from churnpredict.features.catalog import Feature
 from churnpredict.phrases import PhraseBook, plural_ru
 
 CATALOG = [
-    Feature("invoices__days_overdue__now", "invoices", "days overdue", "state", None, (),
-            "days_overdue"),
-    Feature("invoices__overdue_amount__now", "invoices", "overdue amount", "amount", None, (),
-            "overdue_amount"),
-    Feature("campaigns__paused_client__7d", "campaigns", "pauses by client", "count", 7,
-            ("paused", "client")),
-    Feature("campaigns__n_campaigns__now", "campaigns", "campaigns", "state", None, (),
-            "n_campaigns"),
+    Feature(
+        "invoices__days_overdue__now",
+        "invoices",
+        "days overdue",
+        "state",
+        None,
+        (),
+        "days_overdue",
+    ),
+    Feature(
+        "invoices__overdue_amount__now",
+        "invoices",
+        "overdue amount",
+        "amount",
+        None,
+        (),
+        "overdue_amount",
+    ),
+    Feature(
+        "campaigns__paused_client__7d",
+        "campaigns",
+        "pauses by client",
+        "count",
+        7,
+        ("paused", "client"),
+    ),
+    Feature(
+        "campaigns__n_campaigns__now", "campaigns", "campaigns", "state", None, (), "n_campaigns"
+    ),
     Feature("contacts__technical__30d", "contacts", "technical", "count", 30, ("technical",)),
-    Feature("spend__conversions__30d__trend", "spend", "conv trend", "trend", 30, (),
-            "conversions"),
+    Feature(
+        "spend__conversions__30d__trend", "spend", "conv trend", "trend", 30, (), "conversions"
+    ),
 ]
 NAMES = [f.name for f in CATALOG]
 
@@ -43,8 +65,13 @@ def _world(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
             "spend__conversions__30d__trend": rng.normal(0, 0.3, n),
         }
     )
-    logit = (-2 + 0.08 * X["invoices__days_overdue__now"] + 0.9 * X["campaigns__paused_client__7d"]
-             + 0.8 * X["contacts__technical__30d"] - 1.5 * X["spend__conversions__30d__trend"])
+    logit = (
+        -2
+        + 0.08 * X["invoices__days_overdue__now"]
+        + 0.9 * X["campaigns__paused_client__7d"]
+        + 0.8 * X["contacts__technical__30d"]
+        - 1.5 * X["spend__conversions__30d__trend"]
+    )
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return X, y
 
@@ -53,9 +80,17 @@ def _world(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 def booster_and_data():
     X, y = _world()
     booster = lgb.train(
-        {"objective": "binary", "verbose": -1, "seed": 1, "num_leaves": 8,
-         "min_data_in_leaf": 20, "deterministic": True, "num_threads": 1},
-        lgb.Dataset(X, y), num_boost_round=60,
+        {
+            "objective": "binary",
+            "verbose": -1,
+            "seed": 1,
+            "num_leaves": 8,
+            "min_data_in_leaf": 20,
+            "deterministic": True,
+            "num_threads": 1,
+        },
+        lgb.Dataset(X, y),
+        num_boost_round=60,
     )
     return booster, X
 
@@ -68,9 +103,16 @@ def _contrib(booster, X: pd.DataFrame) -> pd.DataFrame:
 def test_overdue_only_client_gets_money_reason(booster_and_data):
     booster, X = booster_and_data
     probe = pd.DataFrame(
-        [{"invoices__days_overdue__now": 40.0, "invoices__overdue_amount__now": 1000.0,
-          "campaigns__paused_client__7d": 0.0, "campaigns__n_campaigns__now": 3.0,
-          "contacts__technical__30d": 0.0, "spend__conversions__30d__trend": 0.0}]
+        [
+            {
+                "invoices__days_overdue__now": 40.0,
+                "invoices__overdue_amount__now": 1000.0,
+                "campaigns__paused_client__7d": 0.0,
+                "campaigns__n_campaigns__now": 3.0,
+                "contacts__technical__30d": 0.0,
+                "spend__conversions__30d__trend": 0.0,
+            }
+        ]
     )
     (reasons,) = top_reasons(_contrib(booster, probe), probe, CATALOG, language="en", k=3)
     assert reasons, "an overdue invoice must produce a reason"
@@ -103,9 +145,16 @@ def test_reasons_sorted_positive_and_grouped(booster_and_data):
 def test_paired_phrase_paused_of_campaigns(booster_and_data):
     booster, _ = booster_and_data
     probe = pd.DataFrame(
-        [{"invoices__days_overdue__now": 0.0, "invoices__overdue_amount__now": 0.0,
-          "campaigns__paused_client__7d": 2.0, "campaigns__n_campaigns__now": 3.0,
-          "contacts__technical__30d": 0.0, "spend__conversions__30d__trend": 0.0}]
+        [
+            {
+                "invoices__days_overdue__now": 0.0,
+                "invoices__overdue_amount__now": 0.0,
+                "campaigns__paused_client__7d": 2.0,
+                "campaigns__n_campaigns__now": 3.0,
+                "contacts__technical__30d": 0.0,
+                "spend__conversions__30d__trend": 0.0,
+            }
+        ]
     )
     (rs,) = top_reasons(_contrib(booster, probe), probe, CATALOG, language="en", k=3)
     texts = [r.text for r in rs]
@@ -124,12 +173,28 @@ def _big_catalog() -> list[Feature]:
     """Many names and kinds, as the engine and declared tables produce them."""
     feats: list[Feature] = []
     slices = {
-        "campaigns": [("paused", "client"), ("paused", "low_balance"), ("stopped", "manager"),
-                      ("created",), ("budget_changed", "client"), ("resumed", "system"),
-                      ("weird_event",), ()],
-        "contacts": [("call", "outbound", "reached"), ("call", "outbound", "no_answer"),
-                     ("email", "inbound"), ("complaint",), ("technical",), ("billing",),
-                     ("inbound",), ("ticket", "inbound", "billing"), ("carrier_pigeon",), ()],
+        "campaigns": [
+            ("paused", "client"),
+            ("paused", "low_balance"),
+            ("stopped", "manager"),
+            ("created",),
+            ("budget_changed", "client"),
+            ("resumed", "system"),
+            ("weird_event",),
+            (),
+        ],
+        "contacts": [
+            ("call", "outbound", "reached"),
+            ("call", "outbound", "no_answer"),
+            ("email", "inbound"),
+            ("complaint",),
+            ("technical",),
+            ("billing",),
+            ("inbound",),
+            ("ticket", "inbound", "billing"),
+            ("carrier_pigeon",),
+            (),
+        ],
         "activity": [("login",), ("report_view",), ()],
         "orders": [("returned", "web"), ()],
     }
@@ -140,8 +205,11 @@ def _big_catalog() -> list[Feature]:
                 feats.append(Feature(f"{fam}__{s}__{w}d", fam, "d", "count", w, sv))
                 feats.append(Feature(f"{fam}__{s}__{w}d__trend", fam, "d", "trend", w, sv))
             feats.append(Feature(f"{fam}__{s}__days_since", fam, "d", "days_since", None, sv))
-    for fam, cols in {"spend": ["spend", "impressions", "clicks", "conversions"],
-                      "activity": ["value"], "orders": ["basket"]}.items():
+    for fam, cols in {
+        "spend": ["spend", "impressions", "clicks", "conversions"],
+        "activity": ["value"],
+        "orders": ["basket"],
+    }.items():
         for c in cols:
             for w in (7, 30):
                 feats.append(Feature(f"{fam}__{c}__{w}d", fam, "d", "sum", w, (), c))
@@ -149,34 +217,66 @@ def _big_catalog() -> list[Feature]:
                 feats.append(Feature(f"{fam}__{c}__{w}d__trend", fam, "d", "trend", w, (), c))
     for c in ("cost_per_conversion", "conversion_rate", "ctr", "mystery_ratio"):
         feats.append(Feature(f"spend__{c}__30d", "spend", "d", "ratio", 30, (), c))
-    state = [("campaigns", c, k) for c, k in [
-        ("running", "state"), ("paused", "state"), ("n_campaigns", "state"),
-        ("share_running", "ratio"), ("budget", "amount"), ("running_budget", "amount"),
-        ("longest_pause", "state")]]
-    state += [("invoices", c, k) for c, k in [
-        ("unpaid_amount", "amount"), ("unpaid", "state"), ("overdue_amount", "amount"),
-        ("overdue", "state"), ("share_paid_late", "ratio"), ("delay_max", "state"),
-        ("days_overdue", "state")]]
+    state = [
+        ("campaigns", c, k)
+        for c, k in [
+            ("running", "state"),
+            ("paused", "state"),
+            ("n_campaigns", "state"),
+            ("share_running", "ratio"),
+            ("budget", "amount"),
+            ("running_budget", "amount"),
+            ("longest_pause", "state"),
+        ]
+    ]
+    state += [
+        ("invoices", c, k)
+        for c, k in [
+            ("unpaid_amount", "amount"),
+            ("unpaid", "state"),
+            ("overdue_amount", "amount"),
+            ("overdue", "state"),
+            ("share_paid_late", "ratio"),
+            ("delay_max", "state"),
+            ("days_overdue", "state"),
+        ]
+    ]
     for fam, c, k in state:
         feats.append(Feature(f"{fam}__{c}__now", fam, "d", k, None, (), c))
     feats += [
-        Feature("campaigns__running_change__7d", "campaigns", "d", "trend", "running" and 7, (),
-                "running"),
-        Feature("campaigns__budget_change__7d", "campaigns", "d", "trend", 7, (),
-                "running_budget"),
-        Feature("invoices__payment__days_since", "invoices", "d", "days_since", None, (),
-                "payment"),
+        Feature(
+            "campaigns__running_change__7d",
+            "campaigns",
+            "d",
+            "trend",
+            "running" and 7,
+            (),
+            "running",
+        ),
+        Feature(
+            "campaigns__budget_change__7d", "campaigns", "d", "trend", 7, (), "running_budget"
+        ),
+        Feature(
+            "invoices__payment__days_since", "invoices", "d", "days_since", None, (), "payment"
+        ),
         Feature("invoices__paid_late__90d", "invoices", "d", "count", 90, (), "paid_late"),
         Feature("invoices__delay_mean__30d", "invoices", "d", "mean", 30, (), "delay"),
         Feature("profile__tenure_days", "profile", "d", "state", None, (), "tenure_days"),
         Feature("profile__first_month", "profile", "d", "flag", None, (), "first_month"),
-        Feature("profile__monthly_revenue", "profile", "d", "amount", None, (),
-                "monthly_revenue"),
+        Feature("profile__monthly_revenue", "profile", "d", "amount", None, (), "monthly_revenue"),
         Feature("profile__segment_key", "profile", "d", "flag", None, ("key",), "segment"),
-        Feature("profile__days_since_manager_change", "profile", "d", "days_since", None, (),
-                "days_since_manager_change"),
-        Feature("profile__manager_changes__90d", "profile", "d", "count", 90, (),
-                "manager_changes"),
+        Feature(
+            "profile__days_since_manager_change",
+            "profile",
+            "d",
+            "days_since",
+            None,
+            (),
+            "days_since_manager_change",
+        ),
+        Feature(
+            "profile__manager_changes__90d", "profile", "d", "count", 90, (), "manager_changes"
+        ),
         Feature("profile__rfm_recency", "profile", "d", "days_since", None, (), "rfm_recency"),
         Feature("profile__rfm_score", "profile", "d", "state", None, (), "rfm_score"),
         Feature("profile__plan", "profile", "d", "category", None, (), "plan"),
@@ -197,26 +297,66 @@ def test_every_feature_renders(language):
             assert isinstance(text, str) and text.strip(), (f.name, v)
             assert "None" not in text and "{" not in text, (f.name, v, text)
         if language == "ru":  # a Russian phrase has Cyrillic unless it is a bare number label
-            assert any("а" <= ch <= "я" for ch in p(5.0, [3.0] * len(p.companions)).lower()), \
-                (f.name, p(5.0, [3.0] * len(p.companions)))
+            assert any("а" <= ch <= "я" for ch in p(5.0, [3.0] * len(p.companions)).lower()), (
+                f.name,
+                p(5.0, [3.0] * len(p.companions)),
+            )
 
 
 @pytest.mark.parametrize(
     ("feature", "value", "comp", "en", "ru"),
     [
         (CATALOG[0], 12, [4500], "invoice 12 days overdue", "счёт просрочен на 12 дн."),
-        (Feature("contacts__call_outbound_reached__days_since", "contacts", "d", "days_since",
-                 None, ("call", "outbound", "reached")), 45, [],
-         "no reached call for 45 days", "нет дозвона 45 дн."),
-        (Feature("profile__days_since_manager_change", "profile", "d", "days_since", None, (),
-                 "days_since_manager_change"), 21, [], "manager changed 3 weeks ago",
-         "менеджер сменился 3 нед. назад"),
-        (CATALOG[5], -0.4, [], "conversions down 40% vs the previous 30 days",
-         "конверсии: снижение на 40% к предыдущим 30 дн."),
-        (Feature("contacts__complaint__30d", "contacts", "d", "count", 30, ("complaint",)), 3,
-         [], "3 complaints in the last 30 days", "3 жалобы за последние 30 дн."),
-        (CATALOG[2], 2, [3], "2 of 3 campaigns paused by the client in the last 7 days",
-         "2 из 3 кампаний поставлены на паузу по инициативе клиента за последние 7 дн."),
+        (
+            Feature(
+                "contacts__call_outbound_reached__days_since",
+                "contacts",
+                "d",
+                "days_since",
+                None,
+                ("call", "outbound", "reached"),
+            ),
+            45,
+            [],
+            "no reached call for 45 days",
+            "нет дозвона 45 дн.",
+        ),
+        (
+            Feature(
+                "profile__days_since_manager_change",
+                "profile",
+                "d",
+                "days_since",
+                None,
+                (),
+                "days_since_manager_change",
+            ),
+            21,
+            [],
+            "manager changed 3 weeks ago",
+            "менеджер сменился 3 нед. назад",
+        ),
+        (
+            CATALOG[5],
+            -0.4,
+            [],
+            "conversions down 40% vs the previous 30 days",
+            "конверсии: снижение на 40% к предыдущим 30 дн.",
+        ),
+        (
+            Feature("contacts__complaint__30d", "contacts", "d", "count", 30, ("complaint",)),
+            3,
+            [],
+            "3 complaints in the last 30 days",
+            "3 жалобы за последние 30 дн.",
+        ),
+        (
+            CATALOG[2],
+            2,
+            [3],
+            "2 of 3 campaigns paused by the client in the last 7 days",
+            "2 из 3 кампаний поставлены на паузу по инициативе клиента за последние 7 дн.",
+        ),
     ],
 )
 def test_key_templates(feature, value, comp, en, ru):
@@ -229,7 +369,13 @@ def test_key_templates(feature, value, comp, en, ru):
 def test_plural_ru():
     forms = ("жалоба", "жалобы", "жалоб")
     assert [plural_ru(n, forms) for n in (1, 2, 5, 11, 21, 22, 112)] == [
-        "жалоба", "жалобы", "жалоб", "жалоб", "жалоба", "жалобы", "жалоб"
+        "жалоба",
+        "жалобы",
+        "жалоб",
+        "жалоб",
+        "жалоба",
+        "жалобы",
+        "жалоб",
     ]
 
 

@@ -160,21 +160,36 @@ def worlds(draw):
         due = issued + draw(st.integers(0, 15))
         paid = draw(st.one_of(st.none(), st.integers(issued, 125)))
         inv.append(
-            (draw(st.sampled_from(CLIENTS)), f"i{i}", ts(issued, 3),
-             (D0 + pd.Timedelta(days=due)).date(), 10.0 * (i + 1),
-             None if paid is None else ts(paid, 5))
+            (
+                draw(st.sampled_from(CLIENTS)),
+                f"i{i}",
+                ts(issued, 3),
+                (D0 + pd.Timedelta(days=due)).date(),
+                10.0 * (i + 1),
+                None if paid is None else ts(paid, 5),
+            )
         )
     con = [
-        (draw(st.sampled_from(CLIENTS)), ts(draw(st.integers(0, 120)), draw(st.integers(0, 23))),
-         draw(st.sampled_from(["call", "email", "ticket"])),
-         draw(st.sampled_from(["inbound", "outbound"])),
-         draw(st.sampled_from(["complaint", "technical", "billing"])),
-         draw(st.sampled_from(["reached", "no_answer", None])), "s")
+        (
+            draw(st.sampled_from(CLIENTS)),
+            ts(draw(st.integers(0, 120)), draw(st.integers(0, 23))),
+            draw(st.sampled_from(["call", "email", "ticket"])),
+            draw(st.sampled_from(["inbound", "outbound"])),
+            draw(st.sampled_from(["complaint", "technical", "billing"])),
+            draw(st.sampled_from(["reached", "no_answer", None])),
+            "s",
+        )
         for _ in range(draw(st.integers(0, 15)))
     ]
     spend = [
-        (draw(st.sampled_from(CLIENTS)), (D0 + pd.Timedelta(days=draw(st.integers(0, 120)))).date(),
-         float(draw(st.integers(0, 50))), 100.0, 5.0, float(draw(st.integers(0, 3))))
+        (
+            draw(st.sampled_from(CLIENTS)),
+            (D0 + pd.Timedelta(days=draw(st.integers(0, 120)))).date(),
+            float(draw(st.integers(0, 50))),
+            100.0,
+            5.0,
+            float(draw(st.integers(0, 3))),
+        )
         for _ in range(draw(st.integers(0, 15)))
     ]
     T = draw(st.integers(20, 110))
@@ -192,7 +207,11 @@ def _mutate_future(tables, T, draw_data):
     for name, rows in tables.items():
         new = []
         for r in rows:
-            when = pd.Timestamp(r[2] if name != "contacts" else r[1]) if name != "spend" else pd.Timestamp(r[1])
+            when = (
+                pd.Timestamp(r[2] if name != "contacts" else r[1])
+                if name != "spend"
+                else pd.Timestamp(r[1])
+            )
             if name == "invoices":
                 when = pd.Timestamp(r[2])
             if when >= cut:
@@ -218,8 +237,9 @@ def _mutate_future(tables, T, draw_data):
         out[name] = new
     # brand-new future rows
     out["campaign_events"].append(("a", "c9", cut, "paused", "client", "results", None))
-    out["contacts"].append(("b", cut + pd.Timedelta(hours=2), "email", "inbound", "complaint",
-                            None, "s"))
+    out["contacts"].append(
+        ("b", cut + pd.Timedelta(hours=2), "email", "inbound", "complaint", None, "s")
+    )
     out["spend"].append(("c", cut.date(), 77.0, 1.0, 1.0, 1.0))
     out["invoices"].append(("c", "new", cut, cut.date(), 5.0, None))
     return out

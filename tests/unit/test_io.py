@@ -26,13 +26,19 @@ from churnpredict.io import (
 def test_formula_cells_are_quoted_numbers_are_not():
     df = pd.DataFrame(
         {
-            "name": ["=HYPERLINK(\"x\")", "+7 999", "-5", "@SUM(A1)", "\tx", "\rx", "ok", None],
+            "name": ['=HYPERLINK("x")', "+7 999", "-5", "@SUM(A1)", "\tx", "\rx", "ok", None],
             "risk": [0.5, 0.1, -0.5, 0.0, 1.0, 0.2, 0.3, 0.4],
         }
     )
     out = neutralize_formulas(df)
     assert out["name"].tolist()[:7] == [
-        "'=HYPERLINK(\"x\")", "'+7 999", "'-5", "'@SUM(A1)", "'\tx", "'\rx", "ok"
+        '\'=HYPERLINK("x")',
+        "'+7 999",
+        "'-5",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+        "ok",
     ]
     assert pd.isna(out["name"].iloc[7])
     assert out["risk"].tolist() == df["risk"].tolist()  # numbers stay numbers, even -0.5
@@ -40,10 +46,12 @@ def test_formula_cells_are_quoted_numbers_are_not():
 
 @pytest.mark.parametrize("sep", [",", ";", "\t"])
 def test_csv_bom_separator_and_roundtrip(tmp_path, sep):
-    df = pd.DataFrame({"client_id": ["c1", "-c2"], "client_name": ["Ромашка, ООО", "=1+1"],
-                       "risk": [0.9, 0.1]})
-    p = atomic_write_csv(df, tmp_path / "list.csv", sep=sep, bom=True,
-                         columns=["risk", "client_id", "client_name"])
+    df = pd.DataFrame(
+        {"client_id": ["c1", "-c2"], "client_name": ["Ромашка, ООО", "=1+1"], "risk": [0.9, 0.1]}
+    )
+    p = atomic_write_csv(
+        df, tmp_path / "list.csv", sep=sep, bom=True, columns=["risk", "client_id", "client_name"]
+    )
     raw = p.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     header = raw[3:].decode("utf-8").splitlines()[0]
@@ -115,8 +123,9 @@ def test_lock_held_by_another_process(tmp_path):
             sys.stdin.readline()
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(LockedError), output_lock(out):

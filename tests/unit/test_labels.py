@@ -50,7 +50,9 @@ def test_idle_rule_freezes_after_idle_days_and_unfreezes_on_resume():
 
 def test_active_and_label_windows():
     ds = _world()
-    spine = build_spine(ds, CFG, [T("2024-01-20"), T("2024-02-16"), T("2024-02-17"), T("2024-03-01")])
+    spine = build_spine(
+        ds, CFG, [T("2024-01-20"), T("2024-02-16"), T("2024-02-17"), T("2024-03-01")]
+    )
     got = {(r.client_id, r.as_of.strftime("%m-%d")): r.label for r in spine.itertuples()}
     # label at T is 1 when the freeze is in (T, T + 30 days]: 02-16 09:00 is within
     assert got[("a", "01-20")] == 1
@@ -80,8 +82,11 @@ def test_idle_rule_over_an_event_table():
     ds = make_ds(
         {
             "clients": [("x", "2024-01-01", None, None, None, None, None, None)],
-            "activity": [("x", T("2024-01-01"), "buy", 1.0), ("x", T("2024-01-20"), "buy", 1.0),
-                         ("x", T("2024-03-20"), "buy", 1.0)],
+            "activity": [
+                ("x", T("2024-01-01"), "buy", 1.0),
+                ("x", T("2024-01-20"), "buy", 1.0),
+                ("x", T("2024-03-20"), "buy", 1.0),
+            ],
         },
         end="2024-06-30",
     )

@@ -17,8 +17,9 @@ def _list(day: str, rows: list[tuple[str, float, bool, bool]]) -> pd.DataFrame:
             "rank": range(1, len(rows) + 1),
             "client_id": [r[0] for r in rows],
             "risk": [r[1] for r in rows],
-            "risk_band": ["high" if r[1] >= 0.3 else "medium" if r[1] >= 0.1 else "low"
-                          for r in rows],
+            "risk_band": [
+                "high" if r[1] >= 0.3 else "medium" if r[1] >= 0.1 else "low" for r in rows
+            ],
             "as_of": day,
             "in_capacity": [r[2] for r in rows],
             "hold_out": [r[3] for r in rows],
@@ -28,11 +29,25 @@ def _list(day: str, rows: list[tuple[str, float, bool, bool]]) -> pd.DataFrame:
 
 @pytest.fixture
 def history(tmp_path):
-    d1 = _list("2025-01-06", [("a", 0.9, True, False), ("b", 0.8, False, True),
-                              ("c", 0.5, True, False), ("d", 0.2, False, True),
-                              ("e", 0.05, False, False)])
-    d2 = _list("2025-01-13", [("b", 0.9, True, False), ("a", 0.7, True, False),
-                              ("c", 0.4, False, True), ("e", 0.05, False, False)])
+    d1 = _list(
+        "2025-01-06",
+        [
+            ("a", 0.9, True, False),
+            ("b", 0.8, False, True),
+            ("c", 0.5, True, False),
+            ("d", 0.2, False, True),
+            ("e", 0.05, False, False),
+        ],
+    )
+    d2 = _list(
+        "2025-01-13",
+        [
+            ("b", 0.9, True, False),
+            ("a", 0.7, True, False),
+            ("c", 0.4, False, True),
+            ("e", 0.05, False, False),
+        ],
+    )
     d3 = _list("2025-03-01", [("a", 0.9, True, False)])  # horizon not over yet
     d1.to_csv(tmp_path / "calls_2025-01-06.csv", index=False, encoding="utf-8-sig")
     d2.to_csv(tmp_path / "calls_2025-01-13.csv", index=False, sep=";")
@@ -41,8 +56,9 @@ def history(tmp_path):
     freezes = pd.DataFrame(
         {
             "client_id": ["b", "d", "a", "c", "e"],
-            "frozen_at": pd.to_datetime(["2025-01-20", "2025-02-01", "2025-01-06",
-                                         "2025-03-01", "2025-02-20"]),
+            "frozen_at": pd.to_datetime(
+                ["2025-01-20", "2025-02-01", "2025-01-06", "2025-03-01", "2025-02-20"]
+            ),
             "unfrozen_at": pd.NaT,
         }
     )
@@ -51,8 +67,9 @@ def history(tmp_path):
 
 def test_hand_made_history(history):
     folder, freezes = history
-    rep = evaluate_outcomes(folder, freezes, horizon_days=30, capacity=2,
-                            observed_until="2025-02-28")
+    rep = evaluate_outcomes(
+        folder, freezes, horizon_days=30, capacity=2, observed_until="2025-02-28"
+    )
     assert rep.pending == ["2025-03-01"]
     day = rep.per_day.set_index("as_of")
     # 2025-01-06, window (Jan 6, Feb 5]: b and d froze; a's freeze is at T itself (not after)
@@ -72,8 +89,9 @@ def test_hand_made_history(history):
 
 
 def test_without_hold_out_columns(tmp_path):
-    pd.DataFrame({"rank": [1, 2], "client_id": ["x", "y"], "risk": [0.5, 0.4],
-                  "as_of": "2025-01-01"}).to_csv(tmp_path / "l.csv", index=False)
+    pd.DataFrame(
+        {"rank": [1, 2], "client_id": ["x", "y"], "risk": [0.5, 0.4], "as_of": "2025-01-01"}
+    ).to_csv(tmp_path / "l.csv", index=False)
     fr = pd.DataFrame({"client_id": ["y"], "frozen_at": [pd.Timestamp("2025-01-10")]})
     rep = evaluate_outcomes(tmp_path, fr, 30, 1, observed_until="2025-06-01")
     assert rep.per_day["frozen_at_capacity"].tolist() == [0]
@@ -83,12 +101,17 @@ def test_without_hold_out_columns(tmp_path):
 
 def test_reads_lists_written_by_calls(tmp_path):
     cfg = override(Config(), "calls", separator=";", hold_out_share=0.5)
-    scored = pd.DataFrame({"client_id": [f"c{i}" for i in range(40)],
-                           "risk": [0.5] * 40, "account_manager": "m"})
+    scored = pd.DataFrame(
+        {"client_id": [f"c{i}" for i in range(40)], "risk": [0.5] * 40, "account_manager": "m"}
+    )
     lst = build_call_list(scored, None, cfg, as_of="2025-01-01", model_version="1")
     write_call_list(lst, tmp_path / "calls.csv", cfg, split_by="owner_role")
-    fr = pd.DataFrame({"client_id": lst.loc[lst["hold_out"], "client_id"],
-                       "frozen_at": pd.Timestamp("2025-01-05")})
+    fr = pd.DataFrame(
+        {
+            "client_id": lst.loc[lst["hold_out"], "client_id"],
+            "frozen_at": pd.Timestamp("2025-01-05"),
+        }
+    )
     rep = evaluate_outcomes(tmp_path, fr, 30, 10, observed_until="2025-03-01")
     assert rep.called_vs_held_out.rate_b == 1.0
     assert rep.called_vs_held_out.n_b == int(lst["hold_out"].sum())

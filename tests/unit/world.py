@@ -8,22 +8,52 @@ import duckdb
 import pandas as pd
 
 COLUMNS = {
-    "clients": {"client_id": "VARCHAR", "signup_date": "DATE", "name": "VARCHAR",
-                "segment": "VARCHAR", "account_manager": "VARCHAR",
-                "monthly_revenue": "DOUBLE", "phone": "VARCHAR", "email": "VARCHAR"},
-    "campaign_events": {"client_id": "VARCHAR", "campaign_id": "VARCHAR", "ts": "TIMESTAMP",
-                        "event": "VARCHAR", "initiator": "VARCHAR", "reason": "VARCHAR",
-                        "daily_budget": "DOUBLE"},
-    "invoices": {"client_id": "VARCHAR", "invoice_id": "VARCHAR", "issued_at": "TIMESTAMP",
-                 "due_at": "DATE", "amount": "DOUBLE", "paid_at": "TIMESTAMP"},
-    "contacts": {"client_id": "VARCHAR", "ts": "TIMESTAMP", "channel": "VARCHAR",
-                 "direction": "VARCHAR", "topic": "VARCHAR", "outcome": "VARCHAR",
-                 "staff": "VARCHAR"},
-    "spend": {"client_id": "VARCHAR", "date": "DATE", "spend": "DOUBLE",
-              "impressions": "DOUBLE", "clicks": "DOUBLE", "conversions": "DOUBLE"},
+    "clients": {
+        "client_id": "VARCHAR",
+        "signup_date": "DATE",
+        "name": "VARCHAR",
+        "segment": "VARCHAR",
+        "account_manager": "VARCHAR",
+        "monthly_revenue": "DOUBLE",
+        "phone": "VARCHAR",
+        "email": "VARCHAR",
+    },
+    "campaign_events": {
+        "client_id": "VARCHAR",
+        "campaign_id": "VARCHAR",
+        "ts": "TIMESTAMP",
+        "event": "VARCHAR",
+        "initiator": "VARCHAR",
+        "reason": "VARCHAR",
+        "daily_budget": "DOUBLE",
+    },
+    "invoices": {
+        "client_id": "VARCHAR",
+        "invoice_id": "VARCHAR",
+        "issued_at": "TIMESTAMP",
+        "due_at": "DATE",
+        "amount": "DOUBLE",
+        "paid_at": "TIMESTAMP",
+    },
+    "contacts": {
+        "client_id": "VARCHAR",
+        "ts": "TIMESTAMP",
+        "channel": "VARCHAR",
+        "direction": "VARCHAR",
+        "topic": "VARCHAR",
+        "outcome": "VARCHAR",
+        "staff": "VARCHAR",
+    },
+    "spend": {
+        "client_id": "VARCHAR",
+        "date": "DATE",
+        "spend": "DOUBLE",
+        "impressions": "DOUBLE",
+        "clicks": "DOUBLE",
+        "conversions": "DOUBLE",
+    },
     "assignments": {"client_id": "VARCHAR", "account_manager": "VARCHAR", "from_date": "DATE"},
-    "activity": {"client_id": "VARCHAR", "ts": "TIMESTAMP", "event": "VARCHAR",
-                 "value": "DOUBLE"},
+    "activity": {"client_id": "VARCHAR", "ts": "TIMESTAMP", "event": "VARCHAR", "value": "DOUBLE"},
     "freezes": {"client_id": "VARCHAR", "frozen_at": "TIMESTAMP", "unfrozen_at": "TIMESTAMP"},
 }
 
@@ -47,9 +77,16 @@ def make_ds(tables: dict[str, list[tuple] | pd.DataFrame], start="2024-01-01", e
         present.add(name)
         for c, t in cols.items():
             if t in ("TIMESTAMP", "DATE") and name not in ("clients", "freezes"):
-                v = con.execute(f'SELECT max(CAST("{c}" AS TIMESTAMP)) FROM {name}').fetchall()[0][0]
+                v = con.execute(f'SELECT max(CAST("{c}" AS TIMESTAMP)) FROM {name}').fetchall()[0][
+                    0
+                ]
                 if v is not None:
                     stamps.append(pd.Timestamp(v))
     data_end = pd.Timestamp(end) if end else (max(stamps) if stamps else pd.Timestamp(start))
-    return SimpleNamespace(con=con, present=present, data_dir="test-data",
-                           data_start=pd.Timestamp(start), data_end=data_end)
+    return SimpleNamespace(
+        con=con,
+        present=present,
+        data_dir="test-data",
+        data_start=pd.Timestamp(start),
+        data_end=data_end,
+    )

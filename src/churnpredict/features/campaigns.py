@@ -82,8 +82,13 @@ def campaign_state_part(windows: list[int]) -> Part:
         sum_cols=cols,
         measures=(
             *(Measure(c[2:], f"sum(s_{c})", base=f"s_{c}") for c in cols),
-            Measure("off_last", "max(last_day) FILTER (WHERE run_off = 'off')", "max",
-                    base="last_day", where=(("run_off", "off"),)),
+            Measure(
+                "off_last",
+                "max(last_day) FILTER (WHERE run_off = 'off')",
+                "max",
+                base="last_day",
+                where=(("run_off", "off"),),
+            ),
         ),
     )
     part = Part(streams=[stream])
@@ -98,31 +103,72 @@ def campaign_state_part(windows: list[int]) -> Part:
 
     add("campaigns__running__now", ref(0, "running"), "campaigns running now", "state", "running")
     add("campaigns__paused__now", ref(0, "paused"), "campaigns paused now", "state", "paused")
-    add("campaigns__n_campaigns__now", ref(0, "live"),
-        "campaigns the client has (not stopped): breadth of service", "state", "n_campaigns")
-    add("campaigns__idle_days__now",
+    add(
+        "campaigns__n_campaigns__now",
+        ref(0, "live"),
+        "campaigns the client has (not stopped): breadth of service",
+        "state",
+        "n_campaigns",
+    )
+    add(
+        "campaigns__idle_days__now",
         f"CASE WHEN {ref(0, 'running')} <= 0 THEN as_of - {ref(0, 'off_last')} END",
         "days since the client's last campaign stopped running (nothing runs now)",
-        "days_since", "idle_days")
-    add("campaigns__share_running__now", f"{ref(0, 'running')} / NULLIF({ref(0, 'live')}, 0)",
-        "share of the client's campaigns running now", "ratio", "share_running")
-    add("campaigns__budget__now", ref(0, "budget"), "total daily budget of the client's campaigns",
-        "amount", "budget")
-    add("campaigns__running_budget__now", ref(0, "run_budget"),
-        "daily budget of the campaigns running now", "amount", "running_budget")
+        "days_since",
+        "idle_days",
+    )
+    add(
+        "campaigns__share_running__now",
+        f"{ref(0, 'running')} / NULLIF({ref(0, 'live')}, 0)",
+        "share of the client's campaigns running now",
+        "ratio",
+        "share_running",
+    )
+    add(
+        "campaigns__budget__now",
+        ref(0, "budget"),
+        "total daily budget of the client's campaigns",
+        "amount",
+        "budget",
+    )
+    add(
+        "campaigns__running_budget__now",
+        ref(0, "run_budget"),
+        "daily budget of the campaigns running now",
+        "amount",
+        "running_budget",
+    )
     for w in windows:
-        add(f"campaigns__running_change__{w}d", f"{ref(0, 'running')} - {ref(w, 'running')}",
-            f"change in running campaigns over the last {w} days", "trend", "running", w)
-        add(f"campaigns__budget_change__{w}d",
+        add(
+            f"campaigns__running_change__{w}d",
+            f"{ref(0, 'running')} - {ref(w, 'running')}",
+            f"change in running campaigns over the last {w} days",
+            "trend",
+            "running",
+            w,
+        )
+        add(
+            f"campaigns__budget_change__{w}d",
             f"({ref(0, 'run_budget')} - {ref(w, 'run_budget')}) / NULLIF({ref(w, 'run_budget')}, 0)",
-            f"relative change of the running daily budget over the last {w} days", "trend",
-            "running_budget", w)
+            f"relative change of the running daily budget over the last {w} days",
+            "trend",
+            "running_budget",
+            w,
+        )
     part.extra_sql.append(
         (
             _LONGEST_PAUSE_SQL,
-            [Feature("campaigns__longest_pause__now", "campaigns",
-                     "days the longest-paused campaign has been paused", "state", None, (),
-                     "longest_pause")],
+            [
+                Feature(
+                    "campaigns__longest_pause__now",
+                    "campaigns",
+                    "days the longest-paused campaign has been paused",
+                    "state",
+                    None,
+                    (),
+                    "longest_pause",
+                )
+            ],
         )
     )
     return part

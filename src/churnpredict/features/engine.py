@@ -198,9 +198,7 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
             by_stream.setdefault(first.group(2).partition("__")[0] if first else "", []).append(f)
         uniq, inverse = np.unique(as_of_day, return_inverse=True)
         for sname, pairs in sorted(refs.items()):
-            lookups = _lookups(
-                con, streams[sname], pairs, codes, (uniq, inverse), bounds, max_b
-            )
+            lookups = _lookups(con, streams[sname], pairs, codes, (uniq, inverse), bounds, max_b)
             lookups["as_of"] = as_of_day
             parts.append(_evaluate(con, lookups, by_stream.pop(sname, [])))
             del lookups
@@ -334,7 +332,7 @@ def _pivot_numpy(
     cols = sorted(values)
     coded = "".join(
         f", COALESCE(list_position([{', '.join(_lit(v) for v in values[c])}], "
-        f"s1.\"{c}\"), 0)::INTEGER AS g{i}"
+        f's1."{c}"), 0)::INTEGER AS g{i}'
         for i, c in enumerate(cols)
     )
     bases = sorted({m.base for m in measures} - {"last_day"})

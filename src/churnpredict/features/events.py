@@ -104,19 +104,24 @@ def event_source_part(
             if s in seen:
                 continue
             seen.add(s)
-            cond = " AND ".join(f"{ident(c)} = {quote(v)}" for c, v in zip(cols, vals, strict=True))
+            cond = " AND ".join(
+                f"{ident(c)} = {quote(v)}" for c, v in zip(cols, vals, strict=True)
+            )
             mid = f"v_{len(groups)}"
             where = tuple(zip(cols, vals, strict=True))
             measures.append(
                 Measure(f"{mid}_n", f"sum(n) FILTER (WHERE {cond})", base="n", where=where)
             )
             measures.append(
-                Measure(f"{mid}_last", f"max(last_day) FILTER (WHERE {cond})", "max",
-                        base="last_day", where=where)
+                Measure(
+                    f"{mid}_last",
+                    f"max(last_day) FILTER (WHERE {cond})",
+                    "max",
+                    base="last_day",
+                    where=where,
+                )
             )
-            desc = f"{noun} with " + ", ".join(
-                f"{c} {v}" for c, v in zip(cols, vals, strict=True)
-            )
+            desc = f"{noun} with " + ", ".join(f"{c} {v}" for c, v in zip(cols, vals, strict=True))
             groups.append((s, desc, tuple(vals), f"{mid}_n", f"{mid}_last"))
     num_cols = [slug(c) for c in numerics]
     for c in num_cols:
@@ -189,8 +194,15 @@ def event_source_part(
             part.features.append(
                 (
                     FeatureExpr(f"{name}__{c}__{w}d", cur),
-                    Feature(f"{name}__{c}__{w}d", name, f"total {raw} in {window_label(w)}",
-                            "sum", w, (), raw),
+                    Feature(
+                        f"{name}__{c}__{w}d",
+                        name,
+                        f"total {raw} in {window_label(w)}",
+                        "sum",
+                        w,
+                        (),
+                        raw,
+                    ),
                 )
             )
             part.features.append(
@@ -213,7 +225,9 @@ def event_source_part(
             prev = f"({ref(w, 'sum_' + c)} - {ref(2 * w, 'sum_' + c)})"
             part.features.append(
                 (
-                    FeatureExpr(f"{name}__{c}__{w}d__trend", f"({cur} - {prev}) / NULLIF({prev}, 0)"),
+                    FeatureExpr(
+                        f"{name}__{c}__{w}d__trend", f"({cur} - {prev}) / NULLIF({prev}, 0)"
+                    ),
                     Feature(
                         f"{name}__{c}__{w}d__trend",
                         name,

@@ -83,36 +83,96 @@ def invoice_part(windows: list[int]) -> Part:
             (FeatureExpr(name, expr), Feature(name, "invoices", desc, kind, window, (), column))
         )
 
-    add("invoices__unpaid_amount__now", f"{ref(0, 'issued_amt')} - {ref(0, 'paid_amt')}",
-        "amount of unpaid invoices now", "amount", "unpaid_amount")
-    add("invoices__unpaid__now", f"{ref(0, 'issued_n')} - {ref(0, 'paid_n')}",
-        "unpaid invoices now", "state", "unpaid")
-    add("invoices__overdue_amount__now", ref(0, "od_amt"), "amount of overdue invoices now",
-        "amount", "overdue_amount")
+    add(
+        "invoices__unpaid_amount__now",
+        f"{ref(0, 'issued_amt')} - {ref(0, 'paid_amt')}",
+        "amount of unpaid invoices now",
+        "amount",
+        "unpaid_amount",
+    )
+    add(
+        "invoices__unpaid__now",
+        f"{ref(0, 'issued_n')} - {ref(0, 'paid_n')}",
+        "unpaid invoices now",
+        "state",
+        "unpaid",
+    )
+    add(
+        "invoices__overdue_amount__now",
+        ref(0, "od_amt"),
+        "amount of overdue invoices now",
+        "amount",
+        "overdue_amount",
+    )
     add("invoices__overdue__now", ref(0, "od_n"), "overdue invoices now", "state", "overdue")
-    add("invoices__share_paid_late__all", f"{ref(0, 'late_n')} / NULLIF({ref(0, 'paid_n')}, 0)",
-        "share of invoices ever paid late", "ratio", "share_paid_late")
-    add("invoices__delay_max__all", ref(0, "delay_max"),
-        "longest payment delay ever, in days", "state", "delay_max")
-    add("invoices__payment__days_since", f"as_of - {ref(0, 'paid_last')}",
-        "days since the last payment", "days_since", "payment")
+    add(
+        "invoices__share_paid_late__all",
+        f"{ref(0, 'late_n')} / NULLIF({ref(0, 'paid_n')}, 0)",
+        "share of invoices ever paid late",
+        "ratio",
+        "share_paid_late",
+    )
+    add(
+        "invoices__delay_max__all",
+        ref(0, "delay_max"),
+        "longest payment delay ever, in days",
+        "state",
+        "delay_max",
+    )
+    add(
+        "invoices__payment__days_since",
+        f"as_of - {ref(0, 'paid_last')}",
+        "days since the last payment",
+        "days_since",
+        "payment",
+    )
     for w in windows:
-        add(f"invoices__issued__{w}d", f"{ref(0, 'issued_n')} - {ref(w, 'issued_n')}",
-            f"invoices issued in the last {w} days", "count", "issued", w)
-        add(f"invoices__paid__{w}d", f"{ref(0, 'paid_n')} - {ref(w, 'paid_n')}",
-            f"invoices paid in the last {w} days", "count", "paid", w)
-        add(f"invoices__paid_late__{w}d", f"{ref(0, 'late_n')} - {ref(w, 'late_n')}",
-            f"invoices paid late in the last {w} days", "count", "paid_late", w)
-        add(f"invoices__delay_mean__{w}d",
+        add(
+            f"invoices__issued__{w}d",
+            f"{ref(0, 'issued_n')} - {ref(w, 'issued_n')}",
+            f"invoices issued in the last {w} days",
+            "count",
+            "issued",
+            w,
+        )
+        add(
+            f"invoices__paid__{w}d",
+            f"{ref(0, 'paid_n')} - {ref(w, 'paid_n')}",
+            f"invoices paid in the last {w} days",
+            "count",
+            "paid",
+            w,
+        )
+        add(
+            f"invoices__paid_late__{w}d",
+            f"{ref(0, 'late_n')} - {ref(w, 'late_n')}",
+            f"invoices paid late in the last {w} days",
+            "count",
+            "paid_late",
+            w,
+        )
+        add(
+            f"invoices__delay_mean__{w}d",
             f"({ref(0, 'delay')} - {ref(w, 'delay')}) / NULLIF({ref(0, 'paid_n')} - {ref(w, 'paid_n')}, 0)",
-            f"average payment delay (days) of invoices paid in the last {w} days", "mean",
-            "delay", w)
+            f"average payment delay (days) of invoices paid in the last {w} days",
+            "mean",
+            "delay",
+            w,
+        )
     part.extra_sql.append(
         (
             _DAYS_OVERDUE_SQL,
-            [Feature("invoices__days_overdue__now", "invoices",
-                     "days the oldest overdue invoice is past due", "state", None, (),
-                     "days_overdue")],
+            [
+                Feature(
+                    "invoices__days_overdue__now",
+                    "invoices",
+                    "days the oldest overdue invoice is past due",
+                    "state",
+                    None,
+                    (),
+                    "days_overdue",
+                )
+            ],
         )
     )
     return part

@@ -53,21 +53,46 @@ def profile_part(
         "c.monthly_revenue::DOUBLE AS profile__monthly_revenue",
     ]
     feats = [
-        Feature("profile__tenure_days", "profile", "days since the client signed up", "state",
-                None, (), "tenure_days"),
-        Feature("profile__first_month", "profile", "client is in its first month", "flag",
-                None, (), "first_month"),
-        Feature("profile__monthly_revenue", "profile", "expected monthly revenue", "amount",
-                None, (), "monthly_revenue"),
+        Feature(
+            "profile__tenure_days",
+            "profile",
+            "days since the client signed up",
+            "state",
+            None,
+            (),
+            "tenure_days",
+        ),
+        Feature(
+            "profile__first_month",
+            "profile",
+            "client is in its first month",
+            "flag",
+            None,
+            (),
+            "first_month",
+        ),
+        Feature(
+            "profile__monthly_revenue",
+            "profile",
+            "expected monthly revenue",
+            "amount",
+            None,
+            (),
+            "monthly_revenue",
+        ),
     ]
     for seg in segments:
         name = f"profile__segment_{slug(seg)}"
         cols.append(f"(c.segment = {quote(seg)})::DOUBLE AS {name}")
-        feats.append(Feature(name, "profile", f"client is in the {seg} segment", "flag", None,
-                             (seg,), "segment"))
+        feats.append(
+            Feature(
+                name, "profile", f"client is in the {seg} segment", "flag", None, (seg,), "segment"
+            )
+        )
     part.extra_sql.append(
         (
-            "SELECT s.rid, " + ", ".join(cols)
+            "SELECT s.rid, "
+            + ", ".join(cols)
             + " FROM _spine s LEFT JOIN clients c USING (client_id)",
             feats,
         )
@@ -75,45 +100,86 @@ def profile_part(
     wmax = max(windows)
     if has_assignments:
         part.streams.append(
-            Stream("mgr", _MANAGER_SQL, measures=(Measure("n", "sum(n)"),
-                                                  Measure("last", "max(last_day)", "max")))
-        )
-        part.features.append(
-            (
-                FeatureExpr("profile__days_since_manager_change", "as_of - o0_mgr__last"),
-                Feature("profile__days_since_manager_change", "profile",
-                        "days since the account manager changed", "days_since", None, (),
-                        "days_since_manager_change"),
+            Stream(
+                "mgr",
+                _MANAGER_SQL,
+                measures=(Measure("n", "sum(n)"), Measure("last", "max(last_day)", "max")),
             )
         )
         part.features.append(
             (
-                FeatureExpr(f"profile__manager_changes__{wmax}d",
-                            f"o0_mgr__n - o{wmax}_mgr__n"),
-                Feature(f"profile__manager_changes__{wmax}d", "profile",
-                        f"account manager changes in the last {wmax} days", "count", wmax, (),
-                        "manager_changes"),
+                FeatureExpr("profile__days_since_manager_change", "as_of - o0_mgr__last"),
+                Feature(
+                    "profile__days_since_manager_change",
+                    "profile",
+                    "days since the account manager changed",
+                    "days_since",
+                    None,
+                    (),
+                    "days_since_manager_change",
+                ),
+            )
+        )
+        part.features.append(
+            (
+                FeatureExpr(f"profile__manager_changes__{wmax}d", f"o0_mgr__n - o{wmax}_mgr__n"),
+                Feature(
+                    f"profile__manager_changes__{wmax}d",
+                    "profile",
+                    f"account manager changes in the last {wmax} days",
+                    "count",
+                    wmax,
+                    (),
+                    "manager_changes",
+                ),
             )
         )
     if rfm_sources:
         rec = "list_min([" + ", ".join(f'"{s}__events__days_since"' for s in rfm_sources) + "])"
         freq = " + ".join(f'COALESCE("{s}__events__{wmax}d", 0)' for s in rfm_sources)
         stage1 = [
-            (FeatureExpr("profile__rfm_recency", rec),
-             Feature("profile__rfm_recency", "profile", "days since the client's last activity "
-                     "of any kind", "days_since", None, (), "rfm_recency")),
-            (FeatureExpr(f"profile__rfm_frequency__{wmax}d", freq),
-             Feature(f"profile__rfm_frequency__{wmax}d", "profile",
-                     f"events of any kind in the last {wmax} days", "count", wmax, (),
-                     "rfm_frequency")),
+            (
+                FeatureExpr("profile__rfm_recency", rec),
+                Feature(
+                    "profile__rfm_recency",
+                    "profile",
+                    "days since the client's last activity of any kind",
+                    "days_since",
+                    None,
+                    (),
+                    "rfm_recency",
+                ),
+            ),
+            (
+                FeatureExpr(f"profile__rfm_frequency__{wmax}d", freq),
+                Feature(
+                    f"profile__rfm_frequency__{wmax}d",
+                    "profile",
+                    f"events of any kind in the last {wmax} days",
+                    "count",
+                    wmax,
+                    (),
+                    "rfm_frequency",
+                ),
+            ),
         ]
         if rfm_monetary:
             stage1.append(
-                (FeatureExpr(f"profile__rfm_monetary__{wmax}d",
-                             f'COALESCE("{rfm_monetary}__{wmax}d", 0)'),
-                 Feature(f"profile__rfm_monetary__{wmax}d", "profile",
-                         f"money spent in the last {wmax} days", "sum", wmax, (),
-                         "rfm_monetary"))
+                (
+                    FeatureExpr(
+                        f"profile__rfm_monetary__{wmax}d",
+                        f'COALESCE("{rfm_monetary}__{wmax}d", 0)',
+                    ),
+                    Feature(
+                        f"profile__rfm_monetary__{wmax}d",
+                        "profile",
+                        f"money spent in the last {wmax} days",
+                        "sum",
+                        wmax,
+                        (),
+                        "rfm_monetary",
+                    ),
+                )
             )
         score = [
             "ceil(5 * cume_dist() OVER (PARTITION BY as_of "
@@ -127,10 +193,18 @@ def profile_part(
                 f"ORDER BY profile__rfm_monetary__{wmax}d))"
             )
         stage2 = [
-            (FeatureExpr("profile__rfm_score", " + ".join(score)),
-             Feature("profile__rfm_score", "profile",
-                     "recency-frequency-monetary score (higher = more engaged)", "state", None,
-                     (), "rfm_score")),
+            (
+                FeatureExpr("profile__rfm_score", " + ".join(score)),
+                Feature(
+                    "profile__rfm_score",
+                    "profile",
+                    "recency-frequency-monetary score (higher = more engaged)",
+                    "state",
+                    None,
+                    (),
+                    "rfm_score",
+                ),
+            ),
         ]
         part.post = [stage1, stage2]
     return part

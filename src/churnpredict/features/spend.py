@@ -24,7 +24,9 @@ def spend_ratio_part(source: str, numerics: list[str], windows: list[int]) -> Pa
             name = f"{source}__{what}__{w}d"
             stage.append(
                 (
-                    FeatureExpr(name, f'"{source}__{num}__{w}d" / NULLIF("{source}__{den}__{w}d", 0)'),
+                    FeatureExpr(
+                        name, f'"{source}__{num}__{w}d" / NULLIF("{source}__{den}__{w}d", 0)'
+                    ),
                     Feature(name, source, f"{desc} in the last {w} days", "ratio", w, (), what),
                 )
             )
