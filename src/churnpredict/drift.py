@@ -36,8 +36,14 @@ def _values(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _shares(x: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, float]:
-    """Return per-bin shares of the non-null values and the null share."""
+def bin_shares(values: np.ndarray, edges) -> tuple[np.ndarray, float]:
+    """Return the share of non-null ``values`` per bin and the null share.
+
+    Bin ``i`` holds values ``x`` with ``edges[i-1] < x <= edges[i]`` (first bin: up to
+    ``edges[0]``, last: above ``edges[-1]``), i.e. ``len(edges) + 1`` bins.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
     n = len(x)
     if n == 0:
         return np.full(len(edges) + 1, np.nan), float("nan")
@@ -81,7 +87,7 @@ def training_stats(
         # drop an edge equal to the max: its upper bin would always be empty
         if len(vals) and len(edges) and edges[-1] >= vals.max():
             edges = edges[:-1]
-        shares, null_share = _shares(x, edges)
+        shares, null_share = bin_shares(x, edges)
         out[c] = {
             "edges": [float(e) for e in edges],
             "shares": [float(s) for s in np.nan_to_num(shares)],
@@ -90,9 +96,10 @@ def training_stats(
     return out
 
 
-def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    e = np.clip(expected, EPS, None)
-    a = np.clip(actual, EPS, None)
+def psi_value(expected, actual, floor: float = EPS) -> float:
+    """Return the population stability index between two share vectors."""
+    e = np.clip(np.asarray(expected, dtype=np.float64), floor, None)
+    a = np.clip(np.asarray(actual, dtype=np.float64), floor, None)
     return float(np.sum((a - e) * np.log(a / e)))
 
 
@@ -113,9 +120,9 @@ def psi(train_stats: dict[str, dict], X_today: pd.DataFrame) -> pd.DataFrame:
         tr_null = float(st.get("missing", 0.0))
         tr = np.append(np.asarray(st["shares"], dtype=np.float64) * (1 - tr_null), tr_null)
         x = _values(X_today[feat])
-        shares, null = _shares(x, edges)
+        shares, null = bin_shares(x, edges)
         today = np.append(shares * (1 - null), null)
-        value = float("nan") if np.isnan(null) else _psi(tr, today)
+        value = float("nan") if np.isnan(null) else psi_value(tr, today)
         rows.append((feat, value, tr_null, null))
     df = pd.DataFrame(rows, columns=["feature", "psi", "null_share_train", "null_share_today"])
     return df.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)

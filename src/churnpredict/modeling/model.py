@@ -24,6 +24,9 @@ import numpy as np
 import pandas as pd
 
 from churnpredict.config import ModelConfig
+from churnpredict.drift import bin_shares, training_stats  # noqa: F401 (re-export)
+from churnpredict.drift import psi as drift_psi
+from churnpredict.drift import psi_value as psi  # noqa: F401 (re-export)
 from churnpredict.errors import DataError, ModelNotFoundError
 from churnpredict.features.catalog import Feature
 from churnpredict.modeling.calibrate import Calibrator
@@ -48,48 +51,12 @@ def to_matrix(X: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def bin_shares(values: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, float]:
-    """Return the share of non-missing ``values`` per bin and the missing share.
-
-    Bin ``i`` holds values ``x`` with ``edges[i-1] < x <= edges[i]`` (first bin: up to
-    ``edges[0]``, last: above ``edges[-1]``), i.e. ``len(edges) + 1`` bins.
-    """
-    v = np.asarray(values, dtype=float)
-    miss = np.isnan(v)
-    n = len(v)
-    vv = v[~miss]
-    counts = np.bincount(
-        np.searchsorted(np.asarray(edges, dtype=float), vv, side="left"),
-        minlength=len(edges) + 1,
-    )
-    shares = counts / max(len(vv), 1)
-    return shares, float(miss.sum() / n) if n else 0.0
-
-
-def psi(expected: np.ndarray, actual: np.ndarray, floor: float = 1e-4) -> float:
-    """Return the population stability index between two share vectors."""
-    e = np.clip(np.asarray(expected, dtype=float), floor, None)
-    a = np.clip(np.asarray(actual, dtype=float), floor, None)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
 def _feature_stats(X: np.ndarray, names: Sequence[str], seed: int) -> dict[str, dict]:
+    """Return the drift statistics of the fit rows (a seeded sample when large)."""
     rng = np.random.default_rng(seed)
     if len(X) > STATS_MAX_ROWS:
         X = X[np.sort(rng.choice(len(X), STATS_MAX_ROWS, replace=False))]
-    qs = np.linspace(0, 1, STATS_BINS + 1)[1:-1]
-    stats: dict[str, dict] = {}
-    for j, name in enumerate(names):
-        col = X[:, j].astype(float)
-        ok = col[~np.isnan(col)]
-        edges = np.unique(np.quantile(ok, qs)).tolist() if len(ok) else []
-        shares, missing = bin_shares(col, edges)
-        stats[name] = {
-            "edges": [float(e) for e in edges],
-            "shares": [float(s) for s in shares],
-            "missing": missing,
-        }
-    return stats
+    return training_stats(pd.DataFrame(X, columns=list(names)), n_bins=STATS_BINS)
 
 
 class ChurnModel:
@@ -316,17 +283,10 @@ class ChurnModel:
     def feature_psi(self, X: pd.DataFrame) -> pd.Series:
         """Return the PSI of every feature in ``X`` against the training distribution.
 
-        The missing-value share is treated as one more bin.
+        The missing-value share is treated as one more bin (see :mod:`churnpredict.drift`).
         """
-        arr = self._matrix(X)
-        out = {}
-        for j, name in enumerate(self.feature_names_):
-            st = self.train_stats_[name]
-            shares, miss = bin_shares(arr[:, j], st["edges"])
-            exp = np.append(np.asarray(st["shares"]) * (1 - st["missing"]), st["missing"])
-            act = np.append(shares * (1 - miss), miss)
-            out[name] = psi(exp, act)
-        return pd.Series(out, name="psi").sort_values(ascending=False)
+        frame = pd.DataFrame(self._matrix(X), columns=self.feature_names_)
+        return drift_psi(self.train_stats_, frame).set_index("feature")["psi"]
 
     # ------------------------------------------------------------ persistence
     def save(self, directory: Path | str) -> Path:
