@@ -101,6 +101,63 @@ def test_campaign_families_hand_computed():
     assert b20["campaigns__started__days_since"] == 15
 
 
+def test_money_levels_from_deltas_are_exact_zero_not_float_residue():
+    # budgets 0.1 + 0.2 + 0.7 go to 0 when every campaign pauses; summed as float
+    # deltas that can leave a residue, and "relative budget change" over it used to be ~1e16
+    ds = make_ds(
+        {
+            "clients": [
+                ("0", "2024-01-01", "Z", "key", "m1", 1e6, None, None),
+                ("a", "2024-01-01", "A", "smb", "m1", 100.0, None, None),
+            ],
+            "campaign_events": [
+                # a big client sorted first: its totals must not leak residue into "a"
+                ("0", "z1", ts(1), "started", "client", None, 123456.789),
+                ("0", "z2", ts(2), "started", "client", None, 98765.4321),
+                ("a", "c1", ts(1), "started", "client", None, 0.1),
+                ("a", "c2", ts(3), "started", "client", None, 0.2),
+                ("a", "c3", ts(3), "started", "client", None, 0.7),
+                ("a", "c1", ts(5), "paused", "client", "budget", None),
+                ("a", "c2", ts(5), "paused", "client", "budget", None),
+                ("a", "c3", ts(5), "paused", "client", "budget", None),
+            ],
+            "invoices": [
+                ("0", "z1", ts(0), "2024-01-10", 987654.321, ts(1)),
+                ("a", "i1", ts(0), "2024-01-10", 0.1, ts(2)),
+                ("a", "i2", ts(0), "2024-01-10", 0.2, ts(3)),
+            ],
+        },
+        end="2024-03-01",
+    )
+    t, _, _ = features_at(ds, ["2024-01-10", "2024-01-20"], clients=("0", "a"))
+    a10, a20 = t.loc[("a", pd.Timestamp("2024-01-10"))], t.loc[("a", pd.Timestamp("2024-01-20"))]
+    assert a10["campaigns__running_budget__now"] == 0
+    assert a10["campaigns__budget_change__7d"] == -1  # 1.0 a week before, 0 now
+    assert np.isnan(a20["campaigns__budget_change__7d"])  # no running budget a week before
+    assert a20["invoices__unpaid_amount__now"] == 0
+
+
+def test_money_levels_stay_sane_on_a_simulated_world(tmp_path):
+    # the residue shows up with many clients: a running total of thousands of
+    # budgets minus the ones paused is rarely an exact 0.0 in floating point
+    from churnpredict.config import SimulateConfig
+    from churnpredict.contract import load_dataset
+    from churnpredict.simulate import simulate
+
+    simulate(SimulateConfig(clients=1500, days=200, seed=3), tmp_path, label_cfg=CFG.label)
+    ds = load_dataset(tmp_path, CFG)
+    clients = ds.con.execute("SELECT client_id FROM clients").df()["client_id"]
+    dates = pd.date_range("2024-03-04", periods=8, freq="7D")
+    spine = pd.DataFrame([(c, d) for d in dates for c in clients], columns=["client_id", "as_of"])
+    t = build_features(ds, spine, CFG)[0]
+    for w in (7, 30, 90):
+        change = t[f"campaigns__budget_change__{w}d"]
+        assert change.notna().any()
+        assert (change.dropna().abs() < 1e3).all(), change.abs().max()
+    assert (t["campaigns__running_budget__now"] >= 0).all()
+    assert ((t["invoices__unpaid_amount__now"] == 0) == (t["invoices__unpaid__now"] == 0)).all()
+
+
 def test_invoice_family_and_paid_after_as_of_is_unpaid():
     t, _, _ = features_at(tiny(), ["2024-01-20", "2024-02-15"])
     a20, a_feb = t.loc[("a", pd.Timestamp("2024-01-20"))], t.loc[("a", pd.Timestamp("2024-02-15"))]

@@ -150,6 +150,7 @@ def make_plan(spec: dict[str, Any]) -> tuple[Plan, list[Feature]]:
     post_stages: list[list] = []
     for part in parts:
         plan.streams.extend(part.streams)
+        plan.prepare.extend(part.prepare)
         for fx, f in part.features:
             plan.features.append(fx)
             catalog.append(f)

@@ -10,6 +10,9 @@ budget_changed, paused, stopped.
 
 from __future__ import annotations
 
+import numpy as np
+import pyarrow as pa
+
 from churnpredict.features.catalog import Feature
 from churnpredict.features.engine import FeatureExpr, Measure, Stream
 from churnpredict.features.events import Part
@@ -17,58 +20,118 @@ from churnpredict.features.events import Part
 _ORDER = """CASE event WHEN 'created' THEN 0 WHEN 'started' THEN 1 WHEN 'resumed' THEN 2
             WHEN 'budget_changed' THEN 3 WHEN 'paused' THEN 4 ELSE 5 END"""
 
-_STATE_SQL = f"""
-WITH e AS (
-    SELECT client_id, hash(client_id, campaign_id) AS cp, ts, {_ORDER} AS ord,
-           CASE WHEN event IN ('started', 'resumed') THEN 1
-                WHEN event IN ('paused', 'stopped') THEN 0 END AS run_ev,
-           CASE WHEN event = 'paused' THEN 1
-                WHEN event IN ('started', 'resumed', 'stopped') THEN 0 END AS pause_ev,
-           CASE WHEN event = 'stopped' THEN 0 ELSE 1 END AS live_ev,
-           daily_budget
-    FROM campaign_events
-), f AS (  -- each event's campaign state after it (_st) and before it (_pr); one sort
-    SELECT client_id, ts,
-           COALESCE(last_value(run_ev IGNORE NULLS) OVER w, 0) AS run_st,
-           COALESCE(last_value(run_ev IGNORE NULLS) OVER wp, 0) AS run_pr,
-           COALESCE(last_value(pause_ev IGNORE NULLS) OVER w, 0) AS pause_st,
-           COALESCE(last_value(pause_ev IGNORE NULLS) OVER wp, 0) AS pause_pr,
-           live_ev AS live_st,
-           COALESCE(lag(live_ev) OVER w, 0) AS live_pr,
-           COALESCE(last_value(daily_budget IGNORE NULLS) OVER w, 0) AS budget_st,
-           COALESCE(last_value(daily_budget IGNORE NULLS) OVER wp, 0) AS budget_pr
-    FROM e
-    WINDOW w AS (PARTITION BY cp ORDER BY ts, ord ROWS UNBOUNDED PRECEDING),
-           wp AS (PARTITION BY cp ORDER BY ts, ord
-                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-)
-SELECT client_id, CAST(ts AS DATE) AS day,
-       run_st - run_pr AS d_running,
-       pause_st - pause_pr AS d_paused,
-       live_st - live_pr AS d_live,
-       budget_st * live_st - budget_pr * live_pr AS d_budget,
-       budget_st * run_st - budget_pr * run_pr AS d_run_budget
-FROM f
+# One sort of the campaign events by (campaign, ts, order); everything per campaign
+# (state before/after each event, the end of each pause) is then a NumPy pass over
+# the sorted arrays, instead of several SQL window functions over the same sort.
+_SORTED_SQL = f"""
+SELECT client_id, CAST(ts AS DATE) AS day, rowid AS rid,
+       hash(client_id, campaign_id) AS cp, epoch_us(ts) AS t,
+       ({_ORDER})::TINYINT AS ord, daily_budget
+FROM campaign_events ORDER BY cp, t, ord
 """
 
-_LONGEST_PAUSE_SQL = f"""
-WITH e AS (
-    SELECT client_id, campaign_id, ts, event, {_ORDER} AS ord FROM campaign_events
-    WHERE event IN ('started', 'resumed', 'paused', 'stopped')
-), p AS (
-    SELECT client_id, event, ts AS p_start,
-           lead(ts) OVER (PARTITION BY hash(client_id, campaign_id) ORDER BY ts, ord) AS p_end
-    FROM e
-), open_pauses AS (  -- only pauses that are open at some as-of date of the spine
-    SELECT client_id, p_start, p_end FROM p
-    WHERE event = 'paused' AND p_start < (SELECT max(as_of) FROM _spine)
-      AND (p_end IS NULL OR p_end >= (SELECT min(as_of) FROM _spine))
-)
-SELECT s.rid, max(s.as_of - CAST(p.p_start AS DATE))::DOUBLE AS campaigns__longest_pause__now
-FROM _spine s JOIN open_pauses p ON p.client_id = s.client_id
-     AND p.p_start < s.as_of AND (p.p_end IS NULL OR p.p_end >= s.as_of)
+# Each event's change of the client's campaign state.
+_STATE_SQL = """
+SELECT client_id, day, d_running, d_paused, d_live, d_budget, d_run_budget,
+       CASE WHEN d_running < 0 THEN 'off' ELSE '' END AS run_off
+FROM _cstate_delta
+"""
+
+_LONGEST_PAUSE_SQL = """
+SELECT s.rid, max(date_diff('day', DATE '1970-01-01', s.as_of) - p.p_start_day)::DOUBLE
+           AS campaigns__longest_pause__now
+FROM _spine s
+JOIN (SELECT e.client_id, p.p_start, p.p_start_day, p.p_end
+      FROM _cstate_pauses p JOIN (SELECT rowid AS rid, client_id FROM campaign_events) e
+           USING (rid)) p
+     ON p.client_id = s.client_id
+     AND p.p_start < epoch_us(s.as_of::TIMESTAMP)
+     AND (p.p_end IS NULL OR p.p_end >= epoch_us(s.as_of::TIMESTAMP))
 GROUP BY s.rid
 """
+
+
+def _ffill(values: np.ndarray, valid: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Carry the last valid value forward within each campaign (0 before the first)."""
+    idx = np.maximum.accumulate(np.where(valid | new, np.arange(len(values)), 0))
+    return np.where(valid[idx], values[idx], 0)
+
+
+def _before(after: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The state before each event: the state after the previous event of the campaign."""
+    out = np.empty_like(after)
+    out[1:] = after[:-1]
+    out[new] = 0
+    return out
+
+
+def prepare_campaign_state(con) -> list[str]:
+    """Register ``_cstate_delta`` (state changes per event) and ``_cstate_pauses``.
+
+    ``_cstate_pauses`` holds every pause that is open at some as-of date of the
+    registered ``_spine``: the paused event's row id, start (epoch microseconds and
+    day) and end (the campaign's next started/resumed/paused/stopped event, or null).
+    """
+    tab = con.sql(_SORTED_SQL).to_arrow_table()
+    r = {c: tab.column(c).to_numpy() for c in ("rid", "cp", "t", "ord")}
+    r["daily_budget"] = tab.column("daily_budget").to_numpy(zero_copy_only=False)
+    n = len(r["rid"])
+    rid = np.asarray(r["rid"], dtype=np.int64)
+    cp = np.asarray(r["cp"])
+    t = np.asarray(r["t"], dtype=np.int64)
+    ord_ = np.asarray(r["ord"], dtype=np.int8)
+    budget = r["daily_budget"]
+    budget = (
+        budget.astype(np.float64).filled(np.nan)
+        if np.ma.isMaskedArray(budget)
+        else np.asarray(budget, dtype=np.float64)
+    )
+    new = np.ones(n, dtype=bool)
+    if n:
+        new[1:] = cp[1:] != cp[:-1]
+    # created 0, started 1, resumed 2, budget_changed 3, paused 4, stopped 5
+    state_ev = (ord_ >= 1) & (ord_ != 3)  # started, resumed, paused, stopped
+    run_st = _ffill((ord_ <= 2).astype(np.int8), state_ev, new)
+    pause_st = _ffill((ord_ == 4).astype(np.int8), state_ev, new)
+    live_st = (ord_ != 5).astype(np.int8)
+    budget_st = _ffill(budget, ~np.isnan(budget), new)
+    run_pr, pause_pr = _before(run_st, new), _before(pause_st, new)
+    live_pr, budget_pr = _before(live_st, new), _before(budget_st, new)
+    cols = {
+        "d_running": run_st - run_pr,
+        "d_paused": pause_st - pause_pr,
+        "d_live": live_st - live_pr,
+        "d_budget": budget_st * live_st - budget_pr * live_pr,
+        "d_run_budget": budget_st * run_st - budget_pr * run_pr,
+    }
+    delta = {"client_id": tab.column("client_id"), "day": tab.column("day")}
+    delta.update({k: v.astype(np.float64) for k, v in cols.items()})
+    con.register("_cstate_delta", pa.table(delta))  # read in place, no copy
+
+    # pauses: end = the next state event of the same campaign
+    si = np.flatnonzero(state_ev)
+    nxt = np.full(len(si), -1, dtype=np.int64)
+    if len(si) > 1:
+        same = cp[si[1:]] == cp[si[:-1]]
+        nxt[:-1] = np.where(same, si[1:], -1)
+    is_pause = ord_[si] == 4
+    p_rows, p_next = si[is_pause], nxt[is_pause]
+    p_start = t[p_rows]
+    p_end = np.where(p_next >= 0, t[np.maximum(p_next, 0)], np.iinfo(np.int64).max)
+    lo, hi = con.execute(
+        "SELECT epoch_us(min(as_of)::TIMESTAMP), epoch_us(max(as_of)::TIMESTAMP) FROM _spine"
+    ).fetchall()[0]
+    keep = (p_start < (hi if hi is not None else 0)) & (p_end >= (lo if lo is not None else 0))
+    pauses = pa.table(
+        {
+            "rid": rid[p_rows][keep],
+            "p_start": p_start[keep],
+            "p_start_day": np.floor_divide(p_start[keep], 86_400_000_000),
+            "p_end": pa.array(p_end[keep], mask=(p_next[keep] < 0)),
+        }
+    )
+    con.register("_cstate_pauses", pauses)
+    return ["_cstate_delta", "_cstate_pauses"]
 
 
 def campaign_state_part(windows: list[int]) -> Part:
@@ -76,12 +139,14 @@ def campaign_state_part(windows: list[int]) -> Part:
     cols = ("d_running", "d_paused", "d_live", "d_budget", "d_run_budget")
     stream = Stream(
         name="cstate",
-        sql=f"SELECT *, CASE WHEN d_running < 0 THEN 'off' ELSE '' END AS run_off "
-        f"FROM ({_STATE_SQL})",
+        sql=_STATE_SQL,
         group_cols=("run_off",),
         sum_cols=cols,
         measures=(
-            *(Measure(c[2:], f"sum(s_{c})", base=f"s_{c}") for c in cols),
+            *(
+                Measure(c[2:], f"sum(s_{c})", base=f"s_{c}", decimals=4 if "budget" in c else None)
+                for c in cols
+            ),
             Measure(
                 "off_last",
                 "max(last_day) FILTER (WHERE run_off = 'off')",
@@ -91,7 +156,7 @@ def campaign_state_part(windows: list[int]) -> Part:
             ),
         ),
     )
-    part = Part(streams=[stream])
+    part = Part(streams=[stream], prepare=[prepare_campaign_state])
 
     def ref(off: int, m: str) -> str:
         return f"o{off}_cstate__{m}"

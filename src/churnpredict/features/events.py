@@ -14,6 +14,7 @@ For a source ``src`` with slices (category value combinations) and numeric colum
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from churnpredict.features.catalog import Feature
@@ -28,6 +29,8 @@ class Part:
     features: list[tuple[FeatureExpr, Feature]] = field(default_factory=list)
     extra_sql: list[tuple[str, list[Feature]]] = field(default_factory=list)
     post: list[list[tuple[FeatureExpr, Feature]]] = field(default_factory=list)
+    # functions run once per build before the streams (see Plan.prepare)
+    prepare: list[Callable] = field(default_factory=list)
 
 
 def slug(*values: str) -> str:

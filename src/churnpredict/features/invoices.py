@@ -52,9 +52,9 @@ def invoice_part(windows: list[int]) -> Part:
     """Declare the invoice family."""
     measures = (
         Measure("issued_n", _f("issued", "n")),
-        Measure("issued_amt", _f("issued", "s_amount")),
+        Measure("issued_amt", _f("issued", "s_amount"), decimals=4),
         Measure("paid_n", _f("paid", "n")),
-        Measure("paid_amt", _f("paid", "s_amount")),
+        Measure("paid_amt", _f("paid", "s_amount"), decimals=4),
         Measure("late_n", _f("paid", "s_late")),
         Measure("delay", _f("paid", "s_delay")),
         Measure("delay_max", "max(x_delay) FILTER (WHERE kind = 'paid')", "max"),
@@ -63,6 +63,7 @@ def invoice_part(windows: list[int]) -> Part:
         Measure(
             "od_amt",
             f"COALESCE({_f('od_start', 's_amount')}, 0) - COALESCE({_f('od_end', 's_amount')}, 0)",
+            decimals=4,
         ),
     )
     stream = Stream(
