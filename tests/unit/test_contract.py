@@ -310,3 +310,14 @@ def test_missing_data_dir_is_a_data_error(tmp_path):
     assert not validate(tmp_path / "nope", CFG).usable
     with pytest.raises(DataError):
         load_dataset(tmp_path / "nope", CFG)
+
+
+def test_duckdb_memory_cap_follows_the_environment(monkeypatch):
+    from churnpredict.contract import MEMORY_ENV, connect, memory_limit
+
+    monkeypatch.setenv(MEMORY_ENV, "3GB")
+    assert memory_limit() == "3GB"
+    got = connect().execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert got.startswith("2.7") and "GiB" in got  # 3 GB = 2.79 GiB
+    monkeypatch.delenv(MEMORY_ENV)
+    assert int(memory_limit().removesuffix("MB")) >= 2048
