@@ -24,8 +24,7 @@ _ORDER = """CASE event WHEN 'created' THEN 0 WHEN 'started' THEN 1 WHEN 'resumed
 # (state before/after each event, the end of each pause) is then a NumPy pass over
 # the sorted arrays, instead of several SQL window functions over the same sort.
 _SORTED_SQL = f"""
-SELECT client_id, CAST(ts AS DATE) AS day, rowid AS rid,
-       hash(client_id, campaign_id) AS cp, epoch_us(ts) AS t,
+SELECT client_id, CAST(ts AS DATE) AS day, hash(client_id, campaign_id) AS cp, epoch_us(ts) AS t,
        ({_ORDER})::TINYINT AS ord, daily_budget
 FROM campaign_events ORDER BY cp, t, ord
 """
@@ -40,10 +39,7 @@ FROM _cstate_delta
 _LONGEST_PAUSE_SQL = """
 SELECT s.rid, max(date_diff('day', DATE '1970-01-01', s.as_of) - p.p_start_day)::DOUBLE
            AS campaigns__longest_pause__now
-FROM _spine s
-JOIN (SELECT e.client_id, p.p_start, p.p_start_day, p.p_end
-      FROM _cstate_pauses p JOIN (SELECT rowid AS rid, client_id FROM campaign_events) e
-           USING (rid)) p
+FROM _spine s JOIN _cstate_pauses p
      ON p.client_id = s.client_id
      AND p.p_start < epoch_us(s.as_of::TIMESTAMP)
      AND (p.p_end IS NULL OR p.p_end >= epoch_us(s.as_of::TIMESTAMP))
@@ -51,10 +47,10 @@ GROUP BY s.rid
 """
 
 
-def _ffill(values: np.ndarray, valid: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """Carry the last valid value forward within each campaign (0 before the first)."""
-    idx = np.maximum.accumulate(np.where(valid | new, np.arange(len(values)), 0))
-    return np.where(valid[idx], values[idx], 0)
+def _last_valid(valid: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Index of the last valid row so far within each campaign (or the campaign's first
+    row when none is valid yet: check ``valid[idx]``)."""
+    return np.maximum.accumulate(np.where(valid | new, np.arange(len(valid)), 0))
 
 
 def _before(after: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -69,43 +65,39 @@ def prepare_campaign_state(con) -> list[str]:
     """Register ``_cstate_delta`` (state changes per event) and ``_cstate_pauses``.
 
     ``_cstate_pauses`` holds every pause that is open at some as-of date of the
-    registered ``_spine``: the paused event's row id, start (epoch microseconds and
-    day) and end (the campaign's next started/resumed/paused/stopped event, or null).
+    registered ``_spine``: client, start (epoch microseconds and day) and end (the
+    campaign's next started/resumed/paused/stopped event; null while still paused).
     """
-    tab = con.sql(_SORTED_SQL).to_arrow_table()
-    r = {c: tab.column(c).to_numpy() for c in ("rid", "cp", "t", "ord")}
-    r["daily_budget"] = tab.column("daily_budget").to_numpy(zero_copy_only=False)
-    n = len(r["rid"])
-    rid = np.asarray(r["rid"], dtype=np.int64)
-    cp = np.asarray(r["cp"])
-    t = np.asarray(r["t"], dtype=np.int64)
-    ord_ = np.asarray(r["ord"], dtype=np.int8)
-    budget = r["daily_budget"]
-    budget = (
-        budget.astype(np.float64).filled(np.nan)
-        if np.ma.isMaskedArray(budget)
-        else np.asarray(budget, dtype=np.float64)
-    )
+    tab = con.sql(_SORTED_SQL).to_arrow_table().combine_chunks()
+    cp = tab.column("cp").to_numpy()
+    t = tab.column("t").to_numpy()
+    ord_ = tab.column("ord").to_numpy()
+    budget = tab.column("daily_budget").to_numpy(zero_copy_only=False)  # null -> NaN
+    n = len(cp)
     new = np.ones(n, dtype=bool)
     if n:
         new[1:] = cp[1:] != cp[:-1]
     # created 0, started 1, resumed 2, budget_changed 3, paused 4, stopped 5
     state_ev = (ord_ >= 1) & (ord_ != 3)  # started, resumed, paused, stopped
-    run_st = _ffill((ord_ <= 2).astype(np.int8), state_ev, new)
-    pause_st = _ffill((ord_ == 4).astype(np.int8), state_ev, new)
-    live_st = (ord_ != 5).astype(np.int8)
-    budget_st = _ffill(budget, ~np.isnan(budget), new)
+    last = _last_valid(state_ev, new)
+    has_state, last_ord = state_ev[last], ord_[last]
+    run_st = (has_state & (last_ord <= 2)).view(np.int8)
+    pause_st = (has_state & (last_ord == 4)).view(np.int8)
+    live_st = (ord_ != 5).view(np.int8)
+    has_budget = ~np.isnan(budget)
+    last = _last_valid(has_budget, new)
+    budget_st = np.where(has_budget[last], budget[last], 0.0)
     run_pr, pause_pr = _before(run_st, new), _before(pause_st, new)
     live_pr, budget_pr = _before(live_st, new), _before(budget_st, new)
-    cols = {
+    delta = {
+        "client_id": tab.column("client_id"),
+        "day": tab.column("day"),
         "d_running": run_st - run_pr,
         "d_paused": pause_st - pause_pr,
         "d_live": live_st - live_pr,
         "d_budget": budget_st * live_st - budget_pr * live_pr,
         "d_run_budget": budget_st * run_st - budget_pr * run_pr,
     }
-    delta = {"client_id": tab.column("client_id"), "day": tab.column("day")}
-    delta.update({k: v.astype(np.float64) for k, v in cols.items()})
     con.register("_cstate_delta", pa.table(delta))  # read in place, no copy
 
     # pauses: end = the next state event of the same campaign
@@ -124,7 +116,7 @@ def prepare_campaign_state(con) -> list[str]:
     keep = (p_start < (hi if hi is not None else 0)) & (p_end >= (lo if lo is not None else 0))
     pauses = pa.table(
         {
-            "rid": rid[p_rows][keep],
+            "client_id": tab.column("client_id").take(p_rows[keep]),
             "p_start": p_start[keep],
             "p_start_day": np.floor_divide(p_start[keep], 86_400_000_000),
             "p_end": pa.array(p_end[keep], mask=(p_next[keep] < 0)),
