@@ -50,7 +50,8 @@ GROUP BY s.rid
 def _last_valid(valid: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Index of the last valid row so far within each campaign (or the campaign's first
     row when none is valid yet: check ``valid[idx]``)."""
-    return np.maximum.accumulate(np.where(valid | new, np.arange(len(valid)), 0))
+    pos = np.arange(len(valid), dtype=np.int32 if len(valid) < 2**31 else np.int64)
+    return np.maximum.accumulate(np.where(valid | new, pos, 0))
 
 
 def _before(after: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -68,7 +69,7 @@ def prepare_campaign_state(con) -> list[str]:
     registered ``_spine``: client, start (epoch microseconds and day) and end (the
     campaign's next started/resumed/paused/stopped event; null while still paused).
     """
-    tab = con.sql(_SORTED_SQL).to_arrow_table().combine_chunks()
+    tab = con.sql(_SORTED_SQL).to_arrow_table()  # client_id, day stay as they come
     cp = tab.column("cp").to_numpy()
     t = tab.column("t").to_numpy()
     ord_ = tab.column("ord").to_numpy()
@@ -116,7 +117,7 @@ def prepare_campaign_state(con) -> list[str]:
     keep = (p_start < (hi if hi is not None else 0)) & (p_end >= (lo if lo is not None else 0))
     pauses = pa.table(
         {
-            "client_id": tab.column("client_id").take(p_rows[keep]),
+            "client_id": tab.column("client_id").take(p_rows[keep]).combine_chunks(),
             "p_start": p_start[keep],
             "p_start_day": np.floor_divide(p_start[keep], 86_400_000_000),
             "p_end": pa.array(p_end[keep], mask=(p_next[keep] < 0)),
