@@ -5,7 +5,7 @@ running, ``-1`` when it stops running, and so on), so "running now" at ``T`` is 
 running sum of transitions with ``day < T``. A campaign runs from ``started`` /
 ``resumed`` until the next ``paused`` / ``stopped`` (DATA_CONTRACT.md §1). Events of
 one campaign at the same timestamp are ordered created, started, resumed,
-budget_changed, paused, stopped.
+budget_changed, paused, stopped (then by daily budget, so that the order is total).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _ORDER = """CASE event WHEN 'created' THEN 0 WHEN 'started' THEN 1 WHEN 'resumed
 _SORTED_SQL = f"""
 SELECT client_id, CAST(ts AS DATE) AS day, hash(client_id, campaign_id) AS cp, epoch_us(ts) AS t,
        ({_ORDER})::TINYINT AS ord, daily_budget
-FROM campaign_events ORDER BY cp, t, ord
+FROM campaign_events ORDER BY cp, t, ord, daily_budget NULLS FIRST
 """
 
 # Each event's change of the client's campaign state.
