@@ -158,6 +158,32 @@ def test_money_levels_stay_sane_on_a_simulated_world(tmp_path):
     assert ((t["invoices__unpaid_amount__now"] == 0) == (t["invoices__unpaid__now"] == 0)).all()
 
 
+def test_pause_lasts_until_the_next_state_event_not_a_budget_change():
+    ds = make_ds(
+        {
+            "clients": [("a", "2024-01-01", "A", "smb", "m1", 100.0, None, None)],
+            "campaign_events": [
+                ("a", "c1", ts(1), "started", "client", None, 10.0),
+                ("a", "c1", ts(3, 12), "paused", "client", "budget", None),
+                ("a", "c1", ts(5), "budget_changed", "client", None, 4.0),  # still paused
+                ("a", "c1", ts(9), "resumed", "client", None, None),
+                # same timestamp: created < started < resumed < budget_changed < paused
+                ("a", "c2", ts(2), "paused", "manager", "season", None),
+                ("a", "c2", ts(2), "started", "manager", None, 7.0),
+            ],
+        },
+        end="2024-03-01",
+    )
+    t, _, _ = features_at(ds, ["2024-01-08", "2024-01-11"], clients=("a",))
+    a8, a11 = t.loc[("a", pd.Timestamp("2024-01-08"))], t.loc[("a", pd.Timestamp("2024-01-11"))]
+    assert a8["campaigns__longest_pause__now"] == 5  # c2 paused since 2024-01-03, c1 since 01-04
+    assert a8["campaigns__paused__now"] == 2 and a8["campaigns__running__now"] == 0
+    assert a8["campaigns__budget__now"] == 11  # c1's new budget 4 + c2's 7, both paused
+    assert a8["campaigns__running_budget__now"] == 0
+    assert a11["campaigns__running__now"] == 1 and a11["campaigns__running_budget__now"] == 4
+    assert a11["campaigns__longest_pause__now"] == 8  # c2, paused since 2024-01-03
+
+
 def test_invoice_family_and_paid_after_as_of_is_unpaid():
     t, _, _ = features_at(tiny(), ["2024-01-20", "2024-02-15"])
     a20, a_feb = t.loc[("a", pd.Timestamp("2024-01-20"))], t.loc[("a", pd.Timestamp("2024-02-15"))]
