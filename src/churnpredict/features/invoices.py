@@ -4,8 +4,8 @@ An invoice is known at ``T`` when ``issued_at < T``; it is paid at ``T`` only wh
 ``paid_at < T`` — an invoice paid later is unpaid at ``T`` (DATA_CONTRACT.md §2). It is
 overdue at ``T`` when unpaid at ``T`` and ``due_at < T`` (the due date has passed). It was
 paid late when ``date(paid_at) > due_at``; the delay is ``date(paid_at) - due_at`` days.
-The stream turns every invoice into dated rows (issued, paid, overdue start, overdue
-end) whose running sums are the state at ``T``.
+The stream turns every invoice into dated rows (issued, paid, and overdue: +1 at the
+due date, -1 when paid late) whose running sums are the state at ``T``.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ from churnpredict.features.events import Part
 
 _STREAM_SQL = """
 SELECT client_id, CAST(issued_at AS DATE) AS day, 'issued' AS kind, amount,
-       0.0 AS late, 0.0 AS delay
+       0.0 AS late, 0.0 AS delay, 1.0 AS sign
 FROM invoices
 UNION ALL
 SELECT client_id, CAST(paid_at AS DATE), 'paid', amount,
        (CAST(paid_at AS DATE) > due_at)::DOUBLE,
-       greatest(CAST(paid_at AS DATE) - due_at, 0)::DOUBLE
+       greatest(CAST(paid_at AS DATE) - due_at, 0)::DOUBLE, 1.0
 FROM invoices WHERE paid_at IS NOT NULL
-UNION ALL
-SELECT client_id, due_at, 'od_start', amount, 0.0, 0.0
+UNION ALL  -- overdue from the due date: +1 invoice, +amount
+SELECT client_id, due_at, 'od', amount, 0.0, 0.0, 1.0
 FROM invoices WHERE paid_at IS NULL OR CAST(paid_at AS DATE) > due_at
-UNION ALL
-SELECT client_id, CAST(paid_at AS DATE), 'od_end', amount, 0.0, 0.0
+UNION ALL  -- ... until paid late: -1 invoice, -amount
+SELECT client_id, CAST(paid_at AS DATE), 'od', -amount, 0.0, 0.0, -1.0
 FROM invoices WHERE paid_at IS NOT NULL AND CAST(paid_at AS DATE) > due_at
 """
 
@@ -44,33 +44,38 @@ GROUP BY s.rid
 """
 
 
-def _f(kind: str, col: str) -> str:
-    return f"sum({col}) FILTER (WHERE kind = '{kind}')"
+def _m(name: str, kind: str, base: str, how: str = "sum", decimals: int | None = None):
+    """A measure over the rows of one ``kind`` (SQL and structured form)."""
+    agg = "sum" if how == "sum" else "max"
+    return Measure(
+        name,
+        f"{agg}({base}) FILTER (WHERE kind = '{kind}')",
+        how,
+        base=base,
+        where=(("kind", kind),),
+        decimals=decimals,
+    )
 
 
 def invoice_part(windows: list[int]) -> Part:
     """Declare the invoice family."""
     measures = (
-        Measure("issued_n", _f("issued", "n")),
-        Measure("issued_amt", _f("issued", "s_amount"), decimals=4),
-        Measure("paid_n", _f("paid", "n")),
-        Measure("paid_amt", _f("paid", "s_amount"), decimals=4),
-        Measure("late_n", _f("paid", "s_late")),
-        Measure("delay", _f("paid", "s_delay")),
-        Measure("delay_max", "max(x_delay) FILTER (WHERE kind = 'paid')", "max"),
-        Measure("paid_last", "max(last_day) FILTER (WHERE kind = 'paid')", "max"),
-        Measure("od_n", f"COALESCE({_f('od_start', 'n')}, 0) - COALESCE({_f('od_end', 'n')}, 0)"),
-        Measure(
-            "od_amt",
-            f"COALESCE({_f('od_start', 's_amount')}, 0) - COALESCE({_f('od_end', 's_amount')}, 0)",
-            decimals=4,
-        ),
+        _m("issued_n", "issued", "n"),
+        _m("issued_amt", "issued", "s_amount", decimals=4),
+        _m("paid_n", "paid", "n"),
+        _m("paid_amt", "paid", "s_amount", decimals=4),
+        _m("late_n", "paid", "s_late"),
+        _m("delay", "paid", "s_delay"),
+        _m("delay_max", "paid", "x_delay", "max"),
+        _m("paid_last", "paid", "last_day", "max"),
+        _m("od_n", "od", "s_sign"),  # invoices overdue now: +1 at due, -1 when paid late
+        _m("od_amt", "od", "s_amount", decimals=4),
     )
     stream = Stream(
         name="inv",
         sql=_STREAM_SQL,
         group_cols=("kind",),
-        sum_cols=("amount", "late", "delay"),
+        sum_cols=("amount", "late", "delay", "sign"),
         max_cols=("delay",),
         measures=measures,
     )
