@@ -37,7 +37,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import scipy.sparse as sp
 
 _REF = re.compile(r"\bo(\d+)_([a-z0-9_]+)\b")
 # Missing feature values leave DuckDB as NaN, not NULL: an Arrow column without a
@@ -419,6 +418,8 @@ def _pivot_numpy(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Meas
     column are one sparse (rows x combos) by dense (combos x measures) product. Max
     measures take a ``maximum.reduceat`` over their matching rows only.
     """
+    import scipy.sparse as sp  # here, not at import: `validate` and `features list` skip it
+
     values: dict[str, list[str]] = {}
     for m in measures:
         for col, val in m.where:
