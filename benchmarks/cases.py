@@ -196,6 +196,8 @@ def _engine(ds, spine):
 
 
 def _import_engine() -> None:
+    import scipy.sparse  # noqa: F401  (the engine imports it on first use)
+
     import churnpredict.features.build  # noqa: F401
 
 
