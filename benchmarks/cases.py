@@ -189,15 +189,13 @@ def _spine(ds, dates, *, with_label: bool):
 
 def _engine(ds, spine):
     """Build all default features (the package is imported before the clock starts:
-    module imports, e.g. SciPy's, are paid once per process, not per feature table)."""
+    module imports are paid once per process, not per feature table)."""
     from churnpredict.features.build import build_features
 
     return build_features(ds, spine, _cfg())
 
 
 def _import_engine() -> None:
-    import scipy.sparse  # noqa: F401  (the engine imports it on first use)
-
     import churnpredict.features.build  # noqa: F401
 
 

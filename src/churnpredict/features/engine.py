@@ -311,6 +311,8 @@ def _lookups(
     codes = codes.astype(np.int64)
     uniq, inverse = as_of  # distinct as-of days and each spine row's index into them
     offsets = sorted({o for o, _ in pairs})
+    # each spine row's boundary index for T - off (exact: T - off is a boundary)
+    pos_of = {off: np.searchsorted(bounds, uniq - off)[inverse] for off in offsets}
     out: dict[str, np.ndarray] = {}
 
     # sum measures: running sums over each client's groups (one cumulative sum over
@@ -323,8 +325,7 @@ def _lookups(
         first = np.flatnonzero(new)
         looks = []
         for off in offsets:
-            pos = np.searchsorted(bounds, uniq - off)[inverse]  # exact: T - off is a boundary
-            idx = np.searchsorted(key, codes * width + pos, side="right") - 1
+            idx = np.searchsorted(key, codes * width + pos_of[off], side="right") - 1
             ok = idx >= 0
             ok[ok] = cidx[idx[ok]] == codes[ok]
             looks.append((off, np.where(ok, idx, 0), ok))
@@ -346,8 +347,7 @@ def _lookups(
         mkey = mc * width + mk
         run = _group_running_max(mv, np.cumsum(np.r_[True, mc[1:] != mc[:-1]]) - 1)
         for off in sorted(offs):
-            pos = np.searchsorted(bounds, uniq - off)[inverse]
-            idx = np.searchsorted(mkey, codes * width + pos, side="right") - 1
+            idx = np.searchsorted(mkey, codes * width + pos_of[off], side="right") - 1
             ok = idx >= 0
             ok[ok] = mc[idx[ok]] == codes[ok]
             vals = run[np.where(ok, idx, 0)] if len(run) else np.zeros(len(codes))
@@ -413,13 +413,9 @@ def _pivot_numpy(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Meas
     """Pivot stage-1 rows into measures per ``(cidx, k)``, in NumPy.
 
     Category columns come back as small integer codes (position in the list of values
-    the measures filter on); the distinct code combinations found ("combos") are few,
-    so each sum measure is a 0/1 weight per combo and all sum measures of one base
-    column are one sparse (rows x combos) by dense (combos x measures) product. Max
-    measures take a ``maximum.reduceat`` over their matching rows only.
+    the measures filter on), so each slice is an integer comparison; sums are one
+    ``bincount`` per measure, maxima a ``maximum.reduceat`` over the matching rows only.
     """
-    import scipy.sparse as sp  # here, not at import: `validate` and `features list` skip it
-
     values: dict[str, list[str]] = {}
     for m in measures:
         for col, val in m.where:
@@ -443,44 +439,25 @@ def _pivot_numpy(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Meas
     k = np.asarray(rows["k"], dtype=np.int64)
     g, starts = _groups(cidx, k)
     gc, gk = cidx[starts], k[starts]
-    # combos: one integer per row for its tuple of category codes
-    combo = np.zeros(len(cidx), np.int64)
-    mult: dict[str, int] = {}
-    m_ = 1
-    for i, c in enumerate(cols):
-        combo += np.asarray(rows[f"g{i}"], dtype=np.int64) * m_
-        mult[c] = m_
-        m_ *= len(values[c]) + 1
-    present = np.zeros(m_, dtype=bool)
-    present[combo] = True
-    combos = np.flatnonzero(present)
-    cinv = (np.cumsum(present) - 1)[combo]
-
-    def match(m: Measure) -> np.ndarray:  # which combos the measure's filters accept
-        ok = np.ones(len(combos), dtype=bool)
-        for col, val in m.where:
-            ok &= (combos // mult[col]) % (len(values[col]) + 1) == values[col].index(val) + 1
-        return ok
-
+    code = {c: np.asarray(rows[f"g{i}"], dtype=np.int32) for i, c in enumerate(cols)}
     data = {}
     for b in [*bases, "last_day"]:
         v = rows[b]
         data[b] = v.astype(np.float64).filled(np.nan) if np.ma.isMaskedArray(v) else v
     sums = [m for m in measures if m.how == "sum"]
     mat = np.zeros((len(sums), len(starts)))
-    indptr = np.r_[starts, len(cidx)]  # rows are sorted by group: CSR directly
-    for b in sorted({m.base for m in sums}):
-        js = [j for j, m in enumerate(sums) if m.base == b]
-        w = np.stack([match(sums[j]) for j in js], axis=1).astype(np.float64)
-        a = sp.csr_matrix(
-            (np.nan_to_num(data[b], nan=0.0), cinv, indptr), shape=(len(starts), len(combos))
-        )
-        mat[js] = (a @ w).T
-    maxes = {
-        m.name: _sparse_max(g, gc, gk, data[m.base], match(m)[cinv])
-        for m in measures
-        if m.how != "sum"
-    }
+    maxes = {}
+    for m in measures:
+        mask = np.ones(len(cidx), dtype=bool)
+        for col, val in m.where:
+            mask &= code[col] == values[col].index(val) + 1
+        v = data[m.base]
+        if m.how == "sum":
+            mat[sums.index(m)] = np.bincount(
+                g[mask], weights=np.nan_to_num(v[mask], nan=0.0), minlength=len(starts)
+            )
+        else:
+            maxes[m.name] = _sparse_max(g, gc, gk, v, mask)
     return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
 
 
