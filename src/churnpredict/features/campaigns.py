@@ -20,27 +20,23 @@ from churnpredict.features.events import Part
 _ORDER = """CASE event WHEN 'created' THEN 0 WHEN 'started' THEN 1 WHEN 'resumed' THEN 2
             WHEN 'budget_changed' THEN 3 WHEN 'paused' THEN 4 ELSE 5 END"""
 
-# One sort of the campaign events by (campaign, ts, order); everything per campaign
-# (state before/after each event, the end of each pause) is then a NumPy pass over
-# the sorted arrays, instead of several SQL window functions over the same sort.
+# One sort of the campaign events (of the spine's clients) by (campaign, ts, order);
+# everything per campaign (state before/after each event, the end of each pause) is
+# then a NumPy pass over the sorted arrays, and the state changes go to the engine as
+# arrays, instead of several SQL window functions over the same sort.
 _SORTED_SQL = f"""
-SELECT client_id, CAST(ts AS DATE) AS day, hash(client_id, campaign_id) AS cp, epoch_us(ts) AS t,
-       ({_ORDER})::TINYINT AS ord, daily_budget
-FROM campaign_events ORDER BY cp, t, ord, daily_budget NULLS FIRST
-"""
-
-# Each event's change of the client's campaign state.
-_STATE_SQL = """
-SELECT client_id, day, d_running, d_paused, d_live, d_budget, d_run_budget,
-       CASE WHEN d_running < 0 THEN 'off' ELSE '' END AS run_off
-FROM _cstate_delta
+SELECT c.cidx, date_diff('day', DATE '1970-01-01', CAST(e.ts AS DATE))::INTEGER AS day,
+       hash(c.cidx, e.campaign_id) AS cp, epoch_us(e.ts) AS t, ({_ORDER})::TINYINT AS ord,
+       e.daily_budget
+FROM campaign_events e JOIN _cidx c ON e.client_id = c.client_id
+ORDER BY cp, t, ord, daily_budget NULLS FIRST
 """
 
 _LONGEST_PAUSE_SQL = """
 SELECT s.rid, max(date_diff('day', DATE '1970-01-01', s.as_of) - p.p_start_day)::DOUBLE
            AS campaigns__longest_pause__now
-FROM _spine s JOIN _cstate_pauses p
-     ON p.client_id = s.client_id
+FROM _spine s JOIN _cidx c ON c.client_id = s.client_id JOIN _cstate_pauses p
+     ON p.cidx = c.cidx
      AND p.p_start < epoch_us(s.as_of::TIMESTAMP)
      AND (p.p_end IS NULL OR p.p_end >= epoch_us(s.as_of::TIMESTAMP))
 GROUP BY s.rid
@@ -62,14 +58,17 @@ def _before(after: np.ndarray, new: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepare_campaign_state(con) -> list[str]:
-    """Register ``_cstate_delta`` (state changes per event) and ``_cstate_pauses``.
+def campaign_state(con) -> tuple[dict[str, np.ndarray], pa.Table]:
+    """Return each event's change of its client's campaign state, and the open pauses.
 
-    ``_cstate_pauses`` holds every pause that is open at some as-of date of the
-    registered ``_spine``: client, start (epoch microseconds and day) and end (the
-    campaign's next started/resumed/paused/stopped event; null while still paused).
+    The first is one array per attribute (``cidx``, ``day`` in epoch days, ``d_running``,
+    ``d_paused``, ``d_live``, ``d_budget``, ``d_run_budget``, ``run_off`` = ``b"off"``
+    when a campaign stops running). The second holds every pause that is open at some
+    as-of date of the engine's ``_spine``: client index, start (epoch microseconds and
+    day) and end (the campaign's next started/resumed/paused/stopped event; null while
+    still paused).
     """
-    tab = con.sql(_SORTED_SQL).to_arrow_table()  # client_id, day stay as they come
+    tab = con.sql(_SORTED_SQL).to_arrow_table()
     cp = tab.column("cp").to_numpy()
     t = tab.column("t").to_numpy()
     ord_ = tab.column("ord").to_numpy()
@@ -90,16 +89,17 @@ def prepare_campaign_state(con) -> list[str]:
     budget_st = np.where(has_budget[last], budget[last], 0.0)
     run_pr, pause_pr = _before(run_st, new), _before(pause_st, new)
     live_pr, budget_pr = _before(live_st, new), _before(budget_st, new)
+    d_running = (run_st - run_pr).astype(np.float64)
     delta = {
-        "client_id": tab.column("client_id"),
-        "day": tab.column("day"),
-        "d_running": run_st - run_pr,
-        "d_paused": pause_st - pause_pr,
-        "d_live": live_st - live_pr,
+        "cidx": tab.column("cidx").to_numpy(),
+        "day": tab.column("day").to_numpy(),
+        "d_running": d_running,
+        "d_paused": (pause_st - pause_pr).astype(np.float64),
+        "d_live": (live_st - live_pr).astype(np.float64),
         "d_budget": budget_st * live_st - budget_pr * live_pr,
         "d_run_budget": budget_st * run_st - budget_pr * run_pr,
+        "run_off": np.where(d_running < 0, b"off", b""),
     }
-    con.register("_cstate_delta", pa.table(delta))  # read in place, no copy
 
     # pauses: end = the next state event of the same campaign
     si = np.flatnonzero(state_ev)
@@ -117,24 +117,35 @@ def prepare_campaign_state(con) -> list[str]:
     keep = (p_start < (hi if hi is not None else 0)) & (p_end >= (lo if lo is not None else 0))
     pauses = pa.table(
         {
-            "client_id": tab.column("client_id").take(p_rows[keep]).combine_chunks(),
+            "cidx": delta["cidx"][p_rows[keep]],
             "p_start": p_start[keep],
             "p_start_day": np.floor_divide(p_start[keep], 86_400_000_000),
             "p_end": pa.array(p_end[keep], mask=(p_next[keep] < 0)),
         }
     )
-    con.register("_cstate_pauses", pauses)
-    return ["_cstate_delta", "_cstate_pauses"]
+    return delta, pauses
 
 
 def campaign_state_part(windows: list[int]) -> Part:
     """Declare the campaign state family (``campaigns__*__now`` and budget trend)."""
     cols = ("d_running", "d_paused", "d_live", "d_budget", "d_run_budget")
+    events: dict[str, np.ndarray] = {}  # this build's state changes, prepare -> stream
+
+    def prepare(con) -> list[str]:
+        delta, pauses = campaign_state(con)
+        events.clear()
+        events.update(delta)
+        con.register("_cstate_pauses", pauses)
+        return ["_cstate_pauses"]
+
+    def arrays() -> dict[str, np.ndarray]:
+        out = dict(events)
+        events.clear()  # free them once the engine has them
+        return out
+
     stream = Stream(
         name="cstate",
-        sql=_STATE_SQL,
-        group_cols=("run_off",),
-        sum_cols=cols,
+        arrays=arrays,
         measures=(
             *(
                 Measure(c[2:], f"sum(s_{c})", base=f"s_{c}", decimals=4 if "budget" in c else None)
@@ -149,7 +160,7 @@ def campaign_state_part(windows: list[int]) -> Part:
             ),
         ),
     )
-    part = Part(streams=[stream], prepare=[prepare_campaign_state])
+    part = Part(streams=[stream], prepare=[prepare])
 
     def ref(off: int, m: str) -> str:
         return f"o{off}_cstate__{m}"

@@ -29,8 +29,13 @@ with the number of distinct cut-off dates, not with the number of rows.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -38,6 +43,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+log = logging.getLogger(__name__)
+# Wall time per engine stage of the last ``compute`` call (seconds); logged at DEBUG.
+STAGE_TIMES: dict[str, float] = defaultdict(float)
+
+
+@contextmanager
+def _stage(name: str):
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE_TIMES[name] += time.perf_counter() - t0
+
+
+SCAN_AHEAD = 3
 _REF = re.compile(r"\bo(\d+)_([a-z0-9_]+)\b")
 # Missing feature values leave DuckDB as NaN, not NULL: an Arrow column without a
 # validity bitmap converts to NumPy/pandas without a copy (10x faster on big tables).
@@ -80,14 +100,22 @@ class Measure:
 
 @dataclass(frozen=True)
 class Stream:
-    """A derived event stream: ``sql`` yields ``client_id``, ``day`` (DATE) and columns."""
+    """A derived event stream: ``sql`` yields ``client_id``, ``day`` (DATE) and columns.
+
+    A stream already computed in NumPy (e.g. by a ``Plan.prepare`` function) gives
+    ``arrays`` instead of ``sql``: a function returning one array per row attribute —
+    ``cidx`` (the client's index in the engine's ``_cidx`` table), ``day`` (epoch
+    days) and the columns its structured measures name (``s_<col>`` sums ``<col>``;
+    ``where`` compares ``<col>`` with the value).
+    """
 
     name: str
-    sql: str
+    sql: str = ""
     group_cols: tuple[str, ...] = ()
     sum_cols: tuple[str, ...] = ()
     max_cols: tuple[str, ...] = ()
     measures: tuple[Measure, ...] = ()
+    arrays: Callable[[], dict[str, np.ndarray]] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,85 +179,147 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
     DataFrame
         ``client_id``, ``as_of`` and one float32 column per feature, in spine order.
     """
+    STAGE_TIMES.clear()
+    t_start = time.perf_counter()
     client_id = spine["client_id"].astype(str).to_numpy()
     as_of_day = _epoch_days(spine["as_of"])
-    sp = pd.DataFrame(
-        {
-            "rid": np.arange(len(spine), dtype=np.int64),
-            "client_id": client_id,
-            "as_of": as_of_day.astype("datetime64[D]"),
-        }
-    )
-    con.register("_spine_df", sp)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _spine AS "
-        "SELECT rid::BIGINT AS rid, client_id::VARCHAR AS client_id, as_of::DATE AS as_of "
-        "FROM _spine_df ORDER BY rid"
-    )
-    con.unregister("_spine_df")
     codes, uniques = pd.factorize(client_id, sort=True)
-    con.register("_cidx_df", pd.DataFrame({"client_id": uniques, "cidx": np.arange(len(uniques))}))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _cidx AS "
-        "SELECT client_id::VARCHAR AS client_id, cidx::BIGINT AS cidx FROM _cidx_df"
-    )
-    con.unregister("_cidx_df")
-    temp = ["_spine", "_cidx"]
-    registered = [name for prep in plan.prepare for name in prep(con)]
+    tables: list[str] = []  # scratch tables (visible to the scan thread's connection)
+    registered: list[str] = []
+    try:
+        _table(
+            con,
+            tables,
+            "_spine",
+            pd.DataFrame(
+                {
+                    "rid": np.arange(len(spine), dtype=np.int64),
+                    "client_id": client_id,
+                    "as_of": as_of_day.astype("datetime64[D]"),
+                }
+            ),
+            "rid::BIGINT AS rid, client_id::VARCHAR AS client_id, as_of::DATE AS as_of",
+            order="rid",
+        )
+        _table(
+            con,
+            tables,
+            "_cidx",
+            pd.DataFrame({"client_id": uniques, "cidx": np.arange(len(uniques))}),
+            "client_id::VARCHAR AS client_id, cidx::BIGINT AS cidx",
+        )
+        table = _compute(con, plan, client_id, as_of_day, codes, tables, registered)
+    finally:
+        for t in tables:
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+        for name in registered:
+            con.unregister(name)
+    # one NumPy array per column (split_blocks), filled straight from DuckDB's batches:
+    # combining the chunks first costs a second copy of the whole table
+    with _stage("to_pandas"):
+        out = table.to_pandas(split_blocks=True, self_destruct=True)
+    out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[ns]")
+    STAGE_TIMES["total"] = time.perf_counter() - t_start
+    log.debug("engine stages (s): %s", {k: round(v, 3) for k, v in STAGE_TIMES.items()})
+    return out
 
+
+def _table(
+    con, tables: list[str], name: str, df: pd.DataFrame, select: str, order: str = ""
+) -> None:
+    """Create scratch table ``name`` from ``df`` (a real table, not TEMP: the scan
+    thread's connection must see it)."""
+    con.register(f"{name}_df", df)
+    con.execute(
+        f"CREATE OR REPLACE TABLE {name} AS SELECT {select} FROM {name}_df"
+        + (f" ORDER BY {order}" if order else "")
+    )
+    con.unregister(f"{name}_df")
+    tables.append(name)
+
+
+def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.Table:
+    """Every feature of ``plan`` as an Arrow table in spine order (see ``compute``).
+
+    Each SQL stream's scan runs on a second connection one stream ahead, so DuckDB
+    scans the next table while this thread pivots, looks up and evaluates the current
+    one (DuckDB and NumPy release the GIL for their heavy work).
+    """
     refs = _refs(plan.features)
     streams = {s.name: s for s in plan.streams}
     unknown = set(refs) - set(streams)
     if unknown:
         raise ValueError(f"feature expressions refer to unknown streams: {sorted(unknown)}")
-
+    order = [
+        (streams[name], pairs, _measures_of(streams[name], pairs))
+        for name, pairs in sorted(refs.items())
+    ]
     parts: list[pa.Table] = []
-    if refs:
-        offsets = sorted({o for pairs in refs.values() for o, _ in pairs})
-        bounds = np.unique(
-            (np.unique(as_of_day)[:, None] - np.array(offsets)[None, :]).ravel()
-        )  # sorted b_1 < ... < b_K (epoch days)
-        # day -> bucket k (number of boundaries <= day) for days in [b_1, b_K)
-        days = np.arange(bounds[0], bounds[-1], dtype=np.int64)
-        con.register(
-            "_daymap_df",
-            pd.DataFrame(
-                {
-                    "day": days.astype("datetime64[D]"),
-                    "k": np.searchsorted(bounds, days, side="right"),
-                }
-            ),
-        )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _daymap AS "
-            "SELECT day::DATE AS day, k::BIGINT AS k FROM _daymap_df"
-        )
-        con.unregister("_daymap_df")
-        temp.append("_daymap")
-        max_b = str(np.datetime64(int(bounds[-1]), "D"))
+    with ThreadPoolExecutor(max_workers=1) as pool, _cursor(con) as cur:
+        ahead: dict[int, Future] = {}
+        bounds = max_b = None
+        if order:
+            offsets = sorted({o for _, pairs, _ in order for o, _ in pairs})
+            bounds = np.unique(
+                (np.unique(as_of_day)[:, None] - np.array(offsets)[None, :]).ravel()
+            )  # sorted b_1 < ... < b_K (epoch days)
+            # day -> bucket k (number of boundaries <= day) for days in [b_1, b_K)
+            days = np.arange(bounds[0], bounds[-1], dtype=np.int64)
+            _table(
+                con,
+                tables,
+                "_daymap",
+                pd.DataFrame(
+                    {
+                        "day": days.astype("datetime64[D]"),
+                        "k": np.searchsorted(bounds, days, side="right"),
+                    }
+                ),
+                "day::DATE AS day, k::BIGINT AS k",
+            )
+            max_b = str(np.datetime64(int(bounds[-1]), "D"))
+
+        def scan(i: int) -> None:
+            if i < len(order) and order[i][0].arrays is None:
+                ahead[i] = pool.submit(_fetch, cur, order[i][0], order[i][2], max_b)
+
+        for i in range(SCAN_AHEAD):
+            scan(i)
+        with _stage("prepare"):
+            registered.extend(name for prep in plan.prepare for name in prep(con))
         by_stream: dict[str, list[FeatureExpr]] = {}
         for f in plan.features:
             first = _REF.search(f.expr)
             by_stream.setdefault(first.group(2).partition("__")[0] if first else "", []).append(f)
         uniq, inverse = np.unique(as_of_day, return_inverse=True)
-        for sname, pairs in sorted(refs.items()):
-            lookups = _lookups(con, streams[sname], pairs, codes, (uniq, inverse), bounds, max_b)
+        n_clients = int(codes.max()) + 1 if len(codes) else 0
+        for i, (stream, pairs, measures) in enumerate(order):
+            scan(i + SCAN_AHEAD)
+            fetched = ahead.pop(i).result() if i in ahead else None
+            with _stage("pivot"):
+                piv = _pivot_of(stream, measures, fetched, bounds, n_clients)
+            del fetched
+            with _stage("lookups"):
+                lookups = _lookup_pivot(stream, piv, pairs, codes, (uniq, inverse), bounds)
+            del piv
             lookups["as_of"] = as_of_day
-            parts.append(_evaluate(con, lookups, by_stream.pop(sname, [])))
+            with _stage("evaluate"):
+                parts.append(_evaluate(con, lookups, by_stream.pop(stream.name, [])))
             del lookups
         leftover = [f for fs in by_stream.values() for f in fs]
         if leftover:
             raise ValueError(f"features without a stream reference: {[f.name for f in leftover]}")
 
     for sql in plan.extra_sql:
-        parts.append(
-            _arrow(
-                con,
-                f"SELECT COALESCE(COLUMNS(* EXCLUDE (rid))::FLOAT, {_NAN}) "
-                f"FROM (SELECT x.* EXCLUDE (rid), s.rid "
-                f"FROM _spine s LEFT JOIN ({sql}) x USING (rid)) ORDER BY rid",
+        with _stage("extra_sql"):
+            parts.append(
+                _arrow(
+                    con,
+                    f"SELECT COALESCE(COLUMNS(* EXCLUDE (rid))::FLOAT, {_NAN}) "
+                    f"FROM (SELECT x.* EXCLUDE (rid), s.rid "
+                    f"FROM _spine s LEFT JOIN ({sql}) x USING (rid)) ORDER BY rid",
+                )
             )
-        )
     cols: dict[str, pa.Array] = {
         "client_id": pa.array(client_id),
         "as_of": pa.array(as_of_day.astype("datetime64[D]")),
@@ -240,22 +330,28 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
     table = pa.table(cols)
     for stage in plan.post:
         if stage:
-            con.register("_feat_df", table.append_column("__rid", pa.array(np.arange(len(sp)))))
+            con.register(
+                "_feat_df", table.append_column("__rid", pa.array(np.arange(len(client_id))))
+            )
             post_sql = ", ".join(f'({p.expr})::FLOAT AS "{p.name}"' for p in stage)
             # window functions do not keep row order: restore it explicitly
             extra = _arrow(con, f"SELECT {post_sql} FROM _feat_df ORDER BY __rid")
             con.unregister("_feat_df")
             for name in extra.column_names:
                 table = table.append_column(name, extra.column(name))
-    # one chunk per column first: then the conversion is zero-copy (measured on 859k rows
-    # x 304 float32 columns: 0.1 s, against 1.9 s converting DuckDB's 7 batches directly)
-    out = table.combine_chunks().to_pandas(split_blocks=True, self_destruct=True)
-    out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[ns]")
-    for t in temp:
-        con.execute(f"DROP TABLE IF EXISTS {t}")
-    for name in registered:
-        con.unregister(name)
-    return out
+    return table
+
+
+@contextmanager
+def _cursor(con: duckdb.DuckDBPyConnection):
+    """A second connection to ``con``'s database, using the same catalog and schema."""
+    db, schema = con.execute("SELECT current_database(), current_schema()").fetchall()[0]
+    cur = con.cursor()
+    try:
+        cur.execute(f'USE "{db}"."{schema}"')
+        yield cur
+    finally:
+        cur.close()
 
 
 @dataclass
@@ -275,21 +371,22 @@ class _Pivot:
     maxes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _lookups(
-    con: duckdb.DuckDBPyConnection,
-    stream: Stream,
-    pairs: set[tuple[int, str]],
-    codes: np.ndarray,
-    as_of: tuple[np.ndarray, np.ndarray],
-    bounds: np.ndarray,
-    max_b: str,
-) -> dict[str, np.ndarray]:
-    """Return ``o{off}_{stream}__{measure}`` arrays (one value per spine row)."""
+def _measures_of(stream: Stream, pairs: set[tuple[int, str]]) -> list[Measure]:
+    """The stream's measures referenced by ``pairs`` (an error for unknown ones)."""
     used = {m for _, m in pairs}
     measures = [m for m in stream.measures if m.name in used]
     missing = used - {m.name for m in measures}
     if missing:
         raise ValueError(f"stream {stream.name} has no measures {sorted(missing)}")
+    return measures
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, stream: Stream, measures: list[Measure], max_b: str):
+    """Run a SQL stream's one scan (stage 1): rows to pivot in NumPy, or a finished pivot.
+
+    Only DuckDB work happens here, so it can run on another connection while the
+    calling thread pivots and looks up the previous stream.
+    """
     group = "".join(f", {g}" for g in stream.group_cols)
     aggs = "".join(f", sum({c})::DOUBLE AS s_{c}" for c in stream.sum_cols)
     aggs += "".join(f", max({c})::DOUBLE AS x_{c}" for c in stream.max_cols)
@@ -304,54 +401,76 @@ def _lookups(
                FROM s0 JOIN _cidx c ON s0.client_id = c.client_id)
     """
     if all(m.base for m in measures):
-        piv = _pivot_numpy(con, stage, measures)
-    else:
-        piv = _pivot_sql(con, stage, measures)
+        with _stage("stage1_sql"):
+            return _fetch_rows(con, stage, measures)
+    with _stage("stage1_sql"):
+        return _pivot_sql(con, stage, measures)
+
+
+def _pivot_of(stream: Stream, measures: list[Measure], fetched, bounds, n_clients) -> _Pivot:
+    """The stream's pivot: from its arrays, its fetched stage-1 rows, or as fetched."""
+    if stream.arrays is not None:
+        return _pivot_arrays(stream.arrays(), measures, bounds, n_clients)
+    if isinstance(fetched, _Pivot):
+        return fetched
+    return _pivot_rows(fetched, measures)
+
+
+def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndarray]:
+    """Accumulate a stream's pivot over time and look up each (offset, measure).
+
+    Sum measures become running sums per client (one cumulative sum along each row of
+    the measure matrix, minus the total before the client); a dense ``(client,
+    boundary) -> last group`` index turns each offset's look-up into one gather of all
+    measures at once, with a trailing zero column for "nothing yet".
+    """
     width = len(bounds) + 1
-    codes = codes.astype(np.int64)
+    n_clients = int(codes.max()) + 1 if len(codes) else 0
     uniq, inverse = as_of  # distinct as-of days and each spine row's index into them
     offsets = sorted({o for o, _ in pairs})
-    # each spine row's boundary index for T - off (exact: T - off is a boundary)
-    pos_of = {off: np.searchsorted(bounds, uniq - off)[inverse] for off in offsets}
+    # each spine row's position in the dense index for T - off (T - off is a boundary)
+    flat_of = {
+        off: codes * width + np.searchsorted(bounds, uniq - off)[inverse] for off in offsets
+    }
     out: dict[str, np.ndarray] = {}
 
-    # sum measures: running sums over each client's groups (one cumulative sum over
-    # all groups minus the total before the client), gathered per offset
     if piv.sum_names:
-        cidx = piv.cidx
-        key = cidx * width + piv.k
+        cidx, n_groups = piv.cidx, len(piv.cidx)
+        itype = np.int32 if n_groups < 2**31 - 1 else np.int64
+        last = np.full(n_clients * width, -1, dtype=itype)
+        last[cidx * width + piv.k] = np.arange(n_groups, dtype=itype)
+        last = last.reshape(n_clients, width)
+        np.maximum.accumulate(last, axis=1, out=last)  # last group at or before each bucket
+        last = last.ravel()
         new = np.r_[True, cidx[1:] != cidx[:-1]]
         client_gid = np.cumsum(new) - 1
         first = np.flatnonzero(new)
-        looks = []
-        for off in offsets:
-            idx = np.searchsorted(key, codes * width + pos_of[off], side="right") - 1
-            ok = idx >= 0
-            ok[ok] = cidx[idx[ok]] == codes[ok]
-            looks.append((off, np.where(ok, idx, 0), ok))
-        for j, name in enumerate(piv.sum_names):
-            run = np.cumsum(piv.sums[j], out=piv.sums[j])
-            if len(run):
-                run -= np.r_[0.0, run[first[1:] - 1]][client_gid]
-            d = piv.decimals[j]
+        run = np.zeros((len(piv.sum_names), n_groups + 1))  # last column: nothing yet
+        np.cumsum(piv.sums, axis=1, out=run[:, :n_groups])
+        piv.sums = None
+        for j, d in enumerate(piv.decimals):
+            if n_groups:
+                run[j, :n_groups] -= np.r_[0.0, run[j, first[1:] - 1]][client_gid]
             if d is not None:  # the running total's residue is relative to all clients
-                np.round(run, d, out=run)
-            for off, safe, ok in looks:
+                np.round(run[j], d, out=run[j])
+        for off in offsets:
+            idx = last[flat_of[off]]
+            idx[idx < 0] = n_groups
+            for j, name in enumerate(piv.sum_names):
                 if (off, name) in pairs:
-                    vals = run[safe] if len(run) else np.zeros(len(codes))
-                    out[f"o{off}_{stream.name}__{name}"] = np.where(ok, vals, 0.0)
+                    out[f"o{off}_{stream.name}__{name}"] = run[j].take(idx)
 
     # max measures: running maxima of the sparse series, looked up by binary search
     for name, (mc, mk, mv) in piv.maxes.items():
         offs = [o for o, m in pairs if m == name]
         mkey = mc * width + mk
-        run = _group_running_max(mv, np.cumsum(np.r_[True, mc[1:] != mc[:-1]]) - 1)
+        run = np.r_[_group_running_max(mv, np.cumsum(np.r_[True, mc[1:] != mc[:-1]]) - 1), np.nan]
         for off in sorted(offs):
-            idx = np.searchsorted(mkey, codes * width + pos_of[off], side="right") - 1
+            idx = np.searchsorted(mkey, flat_of[off], side="right") - 1
             ok = idx >= 0
             ok[ok] = mc[idx[ok]] == codes[ok]
-            vals = run[np.where(ok, idx, 0)] if len(run) else np.zeros(len(codes))
-            out[f"o{off}_{stream.name}__{name}"] = np.where(ok, vals, np.nan)
+            idx[~ok] = len(mv)
+            out[f"o{off}_{stream.name}__{name}"] = run[idx]
     return out
 
 
@@ -409,19 +528,22 @@ def _pivot_sql(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Measur
     return _Pivot(cidx, k, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
 
 
-def _pivot_numpy(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Measure]) -> _Pivot:
-    """Pivot stage-1 rows into measures per ``(cidx, k)``, in NumPy.
-
-    Category columns come back as small integer codes (position in the list of values
-    the measures filter on), so each slice is an integer comparison; sums are one
-    ``bincount`` per measure, maxima a ``maximum.reduceat`` over the matching rows only.
-    """
+def _slice_values(measures: list[Measure]) -> dict[str, list[str]]:
+    """Category column -> the values the measures filter on (codes are positions + 1)."""
     values: dict[str, list[str]] = {}
     for m in measures:
         for col, val in m.where:
             values.setdefault(col, [])
             if val not in values[col]:
                 values[col].append(val)
+    return values
+
+
+def _fetch_rows(
+    con: duckdb.DuckDBPyConnection, stage: str, measures: list[Measure]
+) -> dict[str, np.ndarray]:
+    """Fetch stage-1 rows sorted by ``(cidx, k)``, category columns as integer codes."""
+    values = _slice_values(measures)
     cols = sorted(values)
     coded = "".join(
         f", COALESCE(list_position([{', '.join(_lit(v) for v in values[c])}], "
@@ -429,12 +551,24 @@ def _pivot_numpy(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Meas
         for i, c in enumerate(cols)
     )
     bases = sorted({m.base for m in measures} - {"last_day"})
-    rows = con.execute(
+    return con.execute(
         f"{stage} SELECT cidx, k{coded}"
         + "".join(f", {b}::DOUBLE AS {b}" for b in bases)
         + ", date_diff('day', DATE '1970-01-01', last_day)::DOUBLE AS last_day "
         "FROM s1 ORDER BY cidx, k"
     ).fetchnumpy()
+
+
+def _pivot_rows(rows: dict[str, np.ndarray], measures: list[Measure]) -> _Pivot:
+    """Pivot stage-1 rows into measures per ``(cidx, k)``, in NumPy.
+
+    Category columns come as small integer codes (position in the list of values the
+    measures filter on), so each slice is an integer comparison; sums are one
+    ``bincount`` per measure, maxima a ``maximum.reduceat`` over the matching rows only.
+    """
+    values = _slice_values(measures)
+    cols = sorted(values)
+    bases = sorted({m.base for m in measures} - {"last_day"})
     cidx = np.asarray(rows["cidx"], dtype=np.int64)
     k = np.asarray(rows["k"], dtype=np.int64)
     g, starts = _groups(cidx, k)
@@ -458,6 +592,54 @@ def _pivot_numpy(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Meas
             )
         else:
             maxes[m.name] = _sparse_max(g, gc, gk, v, mask)
+    return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
+
+
+def _pivot_arrays(
+    arrays: dict[str, np.ndarray], measures: list[Measure], bounds: np.ndarray, n_clients: int
+) -> _Pivot:
+    """Pivot a stream given as NumPy arrays into measures per ``(cidx, k)`` group."""
+    width = len(bounds) + 1
+    k = np.searchsorted(bounds, arrays["day"], side="right")
+    keep = k < len(bounds)  # rows on or after the last boundary are never looked up
+    key = arrays["cidx"][keep].astype(np.int64) * width + k[keep]
+    n_keys = n_clients * width
+    if n_keys <= 4 * len(key) + (1 << 20):  # dense key space: counting beats sorting
+        present = np.flatnonzero(np.bincount(key, minlength=n_keys))
+        gid = np.zeros(n_keys, dtype=np.int64)
+        gid[present] = np.arange(len(present))
+        g = gid[key]
+        del gid
+    else:
+        present, g = np.unique(key, return_inverse=True)
+    n_groups = len(present)
+    gc, gk = present // width, present % width
+
+    def column(base: str) -> np.ndarray:
+        if base == "n":
+            return np.ones(len(key))
+        if base == "last_day":
+            return arrays["day"][keep].astype(np.float64)
+        return arrays[base[2:] if base.startswith("s_") else base][keep]
+
+    sums = [m for m in measures if m.how == "sum"]
+    mat = np.zeros((len(sums), n_groups))
+    maxes = {}
+    for m in measures:
+        mask = np.ones(len(key), dtype=bool)
+        for col, val in m.where:
+            values = arrays[col][keep]
+            mask &= values == np.asarray(val, dtype=values.dtype)
+        v = column(m.base)
+        mask &= ~np.isnan(v)
+        rows = slice(None) if mask.all() else mask
+        if m.how == "sum":
+            mat[sums.index(m)] = np.bincount(g[rows], weights=v[rows], minlength=n_groups)
+        else:
+            best = np.full(n_groups, -np.inf)
+            np.maximum.at(best, g[rows], v[rows])
+            has = best > -np.inf
+            maxes[m.name] = (gc[has], gk[has], best[has])
     return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
 
 
