@@ -25,6 +25,12 @@ the windows for trends). A row with timestamp ``ts`` is known at ``T`` iff
 
 A training table of many snapshots therefore costs one scan plus lookups: K grows
 with the number of distinct cut-off dates, not with the number of rows.
+
+Two cores are kept busy: step 2 of the next streams runs on a second DuckDB
+connection (scratch tables ``_spine``, ``_cidx``, ``_daymap`` are therefore real
+tables, dropped at the end) while this thread does steps 3-4 of the current one. A
+stream computed in NumPy beforehand (the campaign state) skips step 2 and hands its
+rows over as arrays.
 """
 
 from __future__ import annotations
