@@ -63,7 +63,6 @@ def _stage(name: str):
         STAGE_TIMES[name] += time.perf_counter() - t0
 
 
-SCAN_AHEAD = 3
 _REF = re.compile(r"\bo(\d+)_([a-z0-9_]+)\b")
 # Missing feature values leave DuckDB as NaN, not NULL: an Arrow column without a
 # validity bitmap converts to NumPy/pandas without a copy (10x faster on big tables).
@@ -260,9 +259,13 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
         (streams[name], pairs, _measures_of(streams[name], pairs))
         for name, pairs in sorted(refs.items())
     ]
-    parts: list[pa.Table] = []
-    with ThreadPoolExecutor(max_workers=1) as pool, _cursor(con) as cur:
-        ahead: dict[int, Future] = {}
+    parts: list[pa.Table | Future] = []
+    # the cursor is closed last, after the threads that use it have finished
+    with (
+        _cursor(con) as cur,
+        ThreadPoolExecutor(max_workers=1) as pool,
+        ThreadPoolExecutor(max_workers=1) as packer,
+    ):
         bounds = max_b = None
         if order:
             offsets = sorted({o for _, pairs, _ in order for o, _ in pairs})
@@ -285,33 +288,41 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
             )
             max_b = str(np.datetime64(int(bounds[-1]), "D"))
 
-        def scan(i: int) -> None:
-            if i < len(order) and order[i][0].arrays is None:
-                ahead[i] = pool.submit(_fetch, cur, order[i][0], order[i][2], max_b)
-
-        for i in range(SCAN_AHEAD):
-            scan(i)
-        with _stage("prepare"):
-            registered.extend(name for prep in plan.prepare for name in prep(con))
-        by_stream: dict[str, list[FeatureExpr]] = {}
-        for f in plan.features:
-            first = _REF.search(f.expr)
-            by_stream.setdefault(first.group(2).partition("__")[0] if first else "", []).append(f)
-        uniq, inverse = np.unique(as_of_day, return_inverse=True)
-        n_clients = int(codes.max()) + 1 if len(codes) else 0
-        for i, (stream, pairs, measures) in enumerate(order):
-            scan(i + SCAN_AHEAD)
-            fetched = ahead.pop(i).result() if i in ahead else None
-            with _stage("pivot"):
-                piv = _pivot_of(stream, measures, fetched, bounds, n_clients)
-            del fetched
-            with _stage("lookups"):
-                lookups = _lookup_pivot(stream, piv, pairs, codes, (uniq, inverse), bounds)
-            del piv
-            lookups["as_of"] = as_of_day
-            with _stage("evaluate"):
-                parts.append(_evaluate(con, lookups, by_stream.pop(stream.name, [])))
-            del lookups
+        # every SQL stream's scan, queued at once: the worker runs them back to back
+        ahead = {
+            i: pool.submit(_fetch, cur, stream, measures, max_b)
+            for i, (stream, _, measures) in enumerate(order)
+            if stream.arrays is None
+        }
+        try:
+            with _stage("prepare"):
+                registered.extend(name for prep in plan.prepare for name in prep(con))
+            by_stream: dict[str, list[FeatureExpr]] = {}
+            for f in plan.features:
+                first = _REF.search(f.expr)
+                by_stream.setdefault(
+                    first.group(2).partition("__")[0] if first else "", []
+                ).append(f)
+            uniq, inverse = np.unique(as_of_day, return_inverse=True)
+            n_clients = int(codes.max()) + 1 if len(codes) else 0
+            for i, (stream, pairs, measures) in enumerate(order):
+                fetched = ahead.pop(i).result() if i in ahead else None
+                with _stage("pivot"):
+                    piv = _pivot_of(stream, measures, fetched, bounds, n_clients)
+                del fetched
+                with _stage("lookups"):
+                    lookups = _lookup_pivot(stream, piv, pairs, codes, (uniq, inverse), bounds)
+                del piv
+                lookups["as_of"] = as_of_day
+                with _stage("evaluate"):
+                    part = _evaluate(con, lookups, by_stream.pop(stream.name, []))
+                # one chunk per column, copied while this thread goes on: the final
+                # conversion to pandas is then zero-copy
+                parts.append(packer.submit(part.combine_chunks))
+                del lookups
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # no point scanning the rest
+            raise
         leftover = [f for fs in by_stream.values() for f in fs]
         if leftover:
             raise ValueError(f"features without a stream reference: {[f.name for f in leftover]}")
@@ -331,6 +342,8 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
         "as_of": pa.array(as_of_day.astype("datetime64[D]")),
     }
     for part in parts:
+        if isinstance(part, Future):
+            part = part.result()
         for name in part.column_names:
             cols[name] = part.column(name)
     table = pa.table(cols)
