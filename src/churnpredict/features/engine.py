@@ -219,8 +219,8 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
             con.execute(f"DROP TABLE IF EXISTS {t}")
         for name in registered:
             con.unregister(name)
-    # one NumPy array per column (split_blocks), filled straight from DuckDB's batches:
-    # combining the chunks first costs a second copy of the whole table
+    # one chunk per column already (see _compute): one NumPy array per column without a
+    # copy (split_blocks)
     with _stage("to_pandas"):
         out = table.to_pandas(split_blocks=True, self_destruct=True)
     out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[ns]")
@@ -246,9 +246,10 @@ def _table(
 def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.Table:
     """Every feature of ``plan`` as an Arrow table in spine order (see ``compute``).
 
-    Each SQL stream's scan runs on a second connection one stream ahead, so DuckDB
-    scans the next table while this thread pivots, looks up and evaluates the current
-    one (DuckDB and NumPy release the GIL for their heavy work).
+    Every SQL stream's scan is queued at once on a second connection, so DuckDB scans
+    the next tables while this thread pivots, looks up and evaluates the current one;
+    a third thread copies each evaluated part into one chunk per column (DuckDB, NumPy
+    and Arrow release the GIL for their heavy work).
     """
     refs = _refs(plan.features)
     streams = {s.name: s for s in plan.streams}
