@@ -459,3 +459,17 @@ def test_engine_leaves_no_scratch_tables_even_when_a_stream_fails():
     with pytest.raises(duckdb.Error):
         compute(con, spine, _engine_plan(bad))
     assert set(con.execute("SELECT table_name FROM duckdb_tables()").fetchall()) == before
+
+
+def test_lookups_by_binary_search_equal_the_dense_index(monkeypatch):
+    """Past a size the engine looks groups up by binary search instead of a dense
+    (client, boundary) table; both give the same features."""
+    from churnpredict.features import engine
+
+    ds = tiny()
+    dates = ["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-25", "2024-03-30"]
+    dense, _, _ = features_at(ds, dates)
+    monkeypatch.setattr(engine, "DENSE_INDEX_CELLS_PER_ROW", -(10**9))
+    searched, _, _ = features_at(ds, dates)
+    pd.testing.assert_frame_equal(dense, searched)
+    assert dense.notna().any().sum() > 200  # the comparison covers real values

@@ -458,12 +458,7 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
 
     if piv.sum_names:
         cidx, n_groups = piv.cidx, len(piv.cidx)
-        itype = np.int32 if n_groups < 2**31 - 1 else np.int64
-        last = np.full(n_clients * width, -1, dtype=itype)
-        last[cidx * width + piv.k] = np.arange(n_groups, dtype=itype)
-        last = last.reshape(n_clients, width)
-        np.maximum.accumulate(last, axis=1, out=last)  # last group at or before each bucket
-        last = last.ravel()
+        group_at = _group_index(cidx, piv.k, n_clients, width, len(codes))
         new = np.r_[True, cidx[1:] != cidx[:-1]]
         client_gid = np.cumsum(new) - 1
         first = np.flatnonzero(new)
@@ -484,7 +479,7 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
                 src[name] = row.astype(np.float32) if small else row
         del run
         for off in offsets:
-            idx = last[flat_of[off]]
+            idx = group_at(flat_of[off])
             idx[idx < 0] = n_groups
             for name, row in src.items():
                 if (off, name) in pairs:
@@ -525,6 +520,42 @@ def _sparse_max(
     first = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
     gid = gs[first]
     return starts_c[gid], starts_k[gid], np.maximum.reduceat(v[sub], first)
+
+
+# The dense (client, boundary) index is used while it has at most this many cells per
+# spine row (plus a fixed allowance); beyond that, a binary search per look-up.
+DENSE_INDEX_CELLS_PER_ROW = 64
+
+
+def _group_index(
+    cidx: np.ndarray, k: np.ndarray, n_clients: int, width: int, n_rows: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Map ``client * width + j`` to the client's last group with ``k <= j`` (-1: none).
+
+    Groups are sorted by ``(cidx, k)``. With few cells per spine row the map is a dense
+    table filled once (one running maximum per client); otherwise each call is a
+    binary search over the group keys, so memory stays proportional to the groups.
+    """
+    n_groups = len(cidx)
+    if n_clients * width <= DENSE_INDEX_CELLS_PER_ROW * n_rows + (1 << 22):
+        itype = np.int32 if n_groups < 2**31 - 1 else np.int64
+        last = np.full(n_clients * width, -1, dtype=itype)
+        last[cidx * width + k] = np.arange(n_groups, dtype=itype)
+        last = last.reshape(n_clients, width)
+        np.maximum.accumulate(last, axis=1, out=last)  # last group at or before j
+        last = last.ravel()
+        return lambda flat: last[flat].astype(np.intp)  # intp: later gathers need no cast
+
+    key = cidx * width + k
+
+    def search(flat: np.ndarray) -> np.ndarray:
+        idx = np.searchsorted(key, flat, side="right") - 1
+        ok = idx >= 0
+        ok[ok] = cidx[idx[ok]] == flat[ok] // width
+        idx[~ok] = -1
+        return idx
+
+    return search
 
 
 def _pivot_sql(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Measure]) -> _Pivot:
