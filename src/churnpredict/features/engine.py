@@ -440,10 +440,10 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
     """Accumulate a stream's pivot over time and look up each (offset, measure).
 
     Sum measures become running sums per client (one cumulative sum along each row of
-    the measure matrix, minus the total before the client); a dense ``(client,
-    boundary) -> last group`` index, built once, turns each offset's look-up into one
-    gather per measure, with a trailing zero column for "nothing yet". Counts and days
-    (integers) are served as float32.
+    the measure matrix, minus the total before the client); a ``(client, boundary) ->
+    last group`` index (``_group_index``) turns each offset's look-up into one gather per
+    measure, with a trailing zero column for "nothing yet". Max measures are sparse and
+    looked up by binary search. Counts and days (integers) are served as float32.
     """
     exact32 = {m.name for m in stream.measures if m.base in ("n", "last_day")}
     width = len(bounds) + 1
@@ -488,15 +488,12 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
     # max measures: running maxima of the sparse series, looked up by binary search
     for name, (mc, mk, mv) in piv.maxes.items():
         offs = [o for o, m in pairs if m == name]
-        mkey = mc * width + mk
         run = np.r_[_group_running_max(mv, np.cumsum(np.r_[True, mc[1:] != mc[:-1]]) - 1), np.nan]
         if name in exact32:  # days since the epoch: exact in float32
             run = run.astype(np.float32)
         for off in sorted(offs):
-            idx = np.searchsorted(mkey, flat_of[off], side="right") - 1
-            ok = idx >= 0
-            ok[ok] = mc[idx[ok]] == codes[ok]
-            idx[~ok] = len(mv)
+            idx = _search_group(mc, mk, width, flat_of[off])
+            idx[idx < 0] = len(mv)
             out[f"o{off}_{stream.name}__{name}"] = run[idx]
     return out
 
@@ -545,17 +542,17 @@ def _group_index(
         np.maximum.accumulate(last, axis=1, out=last)  # last group at or before j
         last = last.ravel()
         return lambda flat: last[flat].astype(np.intp)  # intp: later gathers need no cast
+    return lambda flat: _search_group(cidx, k, width, flat)
 
-    key = cidx * width + k
 
-    def search(flat: np.ndarray) -> np.ndarray:
-        idx = np.searchsorted(key, flat, side="right") - 1
-        ok = idx >= 0
-        ok[ok] = cidx[idx[ok]] == flat[ok] // width
-        idx[~ok] = -1
-        return idx
-
-    return search
+def _search_group(cidx: np.ndarray, k: np.ndarray, width: int, flat: np.ndarray) -> np.ndarray:
+    """Binary search: for each ``client * width + j`` in ``flat``, the index of the
+    client's last ``(cidx, k)`` group (sorted) with ``k <= j``, or -1."""
+    idx = np.searchsorted(cidx * width + k, flat, side="right") - 1
+    ok = idx >= 0
+    ok[ok] = cidx[idx[ok]] == flat[ok] // width
+    idx[~ok] = -1
+    return idx
 
 
 def _pivot_sql(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Measure]) -> _Pivot:
