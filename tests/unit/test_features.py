@@ -461,6 +461,32 @@ def test_engine_leaves_no_scratch_tables_even_when_a_stream_fails():
     assert set(con.execute("SELECT table_name FROM duckdb_tables()").fetchall()) == before
 
 
+def test_raw_rows_pivoted_in_numpy_equal_the_grouping_in_sql(monkeypatch):
+    """Streams sliced by categories are fetched as raw rows and pivoted in NumPy; past
+    RAW_ROWS rows they are grouped in SQL instead; both give the same features."""
+    from churnpredict.features import engine
+
+    fetched = []
+    fetch_raw = engine._fetch_raw
+
+    def spy(con, stream, *args):
+        out = fetch_raw(con, stream, *args)
+        fetched.append((stream.name, out is not None))
+        return out
+
+    monkeypatch.setattr(engine, "_fetch_raw", spy)
+    ds = tiny()
+    dates = ["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-25", "2024-03-30"]
+    raw, _, _ = features_at(ds, dates)
+    assert {"campaigns", "contacts", "inv"} <= {name for name, ok in fetched if ok}
+    fetched.clear()
+    monkeypatch.setattr(engine, "RAW_ROWS", 0)
+    grouped, _, _ = features_at(ds, dates)
+    assert fetched and not any(ok for _, ok in fetched)  # every stream fell back to SQL
+    pd.testing.assert_frame_equal(raw, grouped)
+    assert raw.notna().any().sum() > 200  # the comparison covers real values
+
+
 def test_lookups_by_binary_search_equal_the_dense_index(monkeypatch):
     """Past a size the engine looks groups up by binary search instead of a dense
     (client, boundary) table; both give the same features."""

@@ -267,7 +267,8 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
         ThreadPoolExecutor(max_workers=1) as pool,
         ThreadPoolExecutor(max_workers=1) as packer,
     ):
-        bounds = max_b = None
+        bounds = None
+        n_clients = int(codes.max()) + 1 if len(codes) else 0
         if order:
             offsets = sorted({o for _, pairs, _ in order for o, _ in pairs})
             bounds = np.unique(
@@ -287,11 +288,10 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
                 ),
                 "day::DATE AS day, k::BIGINT AS k",
             )
-            max_b = str(np.datetime64(int(bounds[-1]), "D"))
 
         # every SQL stream's scan, queued at once: the worker runs them back to back
         ahead = {
-            i: pool.submit(_fetch, cur, stream, measures, max_b)
+            i: pool.submit(_fetch, cur, stream, measures, bounds, n_clients)
             for i, (stream, _, measures) in enumerate(order)
             if stream.arrays is None
         }
@@ -305,7 +305,6 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
                     first.group(2).partition("__")[0] if first else "", []
                 ).append(f)
             uniq, inverse = np.unique(as_of_day, return_inverse=True)
-            n_clients = int(codes.max()) + 1 if len(codes) else 0
             for i, (stream, pairs, measures) in enumerate(order):
                 fetched = ahead.pop(i).result() if i in ahead else None
                 with _stage("pivot"):
@@ -401,12 +400,19 @@ def _measures_of(stream: Stream, pairs: set[tuple[int, str]]) -> list[Measure]:
     return measures
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, stream: Stream, measures: list[Measure], max_b: str):
+def _fetch(
+    con: duckdb.DuckDBPyConnection,
+    stream: Stream,
+    measures: list[Measure],
+    bounds: np.ndarray,
+    n_clients: int,
+):
     """Run a SQL stream's one scan (stage 1): rows to pivot in NumPy, or a finished pivot.
 
     Only DuckDB work happens here, so it can run on another connection while the
     calling thread pivots and looks up the previous stream.
     """
+    max_b = str(np.datetime64(int(bounds[-1]), "D"))
     group = "".join(f", {g}" for g in stream.group_cols)
     aggs = "".join(f", sum({c})::DOUBLE AS s_{c}" for c in stream.sum_cols)
     aggs += "".join(f", max({c})::DOUBLE AS x_{c}" for c in stream.max_cols)
@@ -421,10 +427,59 @@ def _fetch(con: duckdb.DuckDBPyConnection, stream: Stream, measures: list[Measur
                FROM s0 JOIN _cidx c ON s0.client_id = c.client_id)
     """
     if all(m.base for m in measures):
+        if stream.group_cols:
+            with _stage("stage1_raw"):
+                raw = _fetch_raw(con, stream, measures, max_b)
+            if raw is not None:
+                with _stage("pivot_raw"):
+                    return _pivot_arrays(raw.arrays, measures, bounds, n_clients, raw.values)
         with _stage("stage1_sql"):
             return _fetch_rows(con, stage, measures)
     with _stage("stage1_sql"):
         return _pivot_sql(con, stage, measures)
+
+
+# A stream sliced by category columns is fetched as raw rows (client index, day, codes,
+# numbers: a few bytes per row) and pivoted in NumPy while it has at most this many
+# rows: grouping by (client, bucket, categories) in SQL hardly reduces such rows but
+# costs a hash aggregate over string keys. Longer streams are grouped in SQL.
+RAW_ROWS = 16_000_000
+
+
+@dataclass
+class _Raw:
+    """A stream's rows as arrays, category columns as codes (``values`` position + 1)."""
+
+    arrays: dict[str, np.ndarray]
+    values: dict[str, list[str]]
+
+
+def _fetch_raw(
+    con: duckdb.DuckDBPyConnection, stream: Stream, measures: list[Measure], max_b: str
+) -> _Raw | None:
+    """Fetch the stream's rows before ``max_b`` (unsorted), or None past ``RAW_ROWS``."""
+    values = _slice_values(measures)
+    coded = "".join(
+        f", COALESCE(list_position([{', '.join(_lit(v) for v in values[c])}], "
+        f'e."{c}"), 0)::TINYINT AS "{c}"'
+        if len(values[c]) < 127
+        else f", COALESCE(list_position([{', '.join(_lit(v) for v in values[c])}], "
+        f'e."{c}"), 0)::INTEGER AS "{c}"'
+        for c in values
+    )
+    nums = sorted({m.base[2:] for m in measures if m.base.startswith(("s_", "x_"))})
+    tab = con.sql(
+        "SELECT c.cidx::INTEGER AS cidx, "
+        "date_diff('day', DATE '1970-01-01', e.day)::INTEGER AS day"
+        + coded
+        + "".join(f', e."{c}"::DOUBLE AS "{c}"' for c in nums)
+        + f" FROM ({stream.sql}) e JOIN _cidx c ON e.client_id = c.client_id"
+        f" WHERE e.day < DATE '{max_b}' LIMIT {RAW_ROWS + 1}"
+    ).to_arrow_table()
+    if tab.num_rows > RAW_ROWS:
+        return None
+    arrays = {name: tab.column(name).to_numpy(zero_copy_only=False) for name in tab.column_names}
+    return _Raw(arrays, values)
 
 
 def _pivot_of(stream: Stream, measures: list[Measure], fetched, bounds, n_clients) -> _Pivot:
@@ -656,48 +711,74 @@ def _pivot_rows(rows: dict[str, np.ndarray], measures: list[Measure]) -> _Pivot:
 
 
 def _pivot_arrays(
-    arrays: dict[str, np.ndarray], measures: list[Measure], bounds: np.ndarray, n_clients: int
+    arrays: dict[str, np.ndarray],
+    measures: list[Measure],
+    bounds: np.ndarray,
+    n_clients: int,
+    codes: dict[str, list[str]] | None = None,
 ) -> _Pivot:
-    """Pivot a stream given as NumPy arrays into measures per ``(cidx, k)`` group."""
+    """Pivot a stream given as NumPy arrays into measures per ``(cidx, k)`` group.
+
+    Columns named in ``codes`` hold codes (position in ``codes[col]`` + 1), others the
+    values themselves.
+    """
+    codes = codes or {}
     width = len(bounds) + 1
     k = np.searchsorted(bounds, arrays["day"], side="right")
     keep = k < len(bounds)  # rows on or after the last boundary are never looked up
-    key = arrays["cidx"][keep].astype(np.int64) * width + k[keep]
+    if not keep.all():
+        arrays = {name: a[keep] for name, a in arrays.items()}
+        k = k[keep]
+    key = arrays["cidx"].astype(np.int64) * width + k
+    del k, keep
     n_keys = n_clients * width
     if n_keys <= 4 * len(key) + (1 << 20):  # dense key space: counting beats sorting
         present = np.flatnonzero(np.bincount(key, minlength=n_keys))
-        gid = np.zeros(n_keys, dtype=np.int64)
+        gid = np.zeros(n_keys, dtype=np.intp)
         gid[present] = np.arange(len(present))
         g = gid[key]
         del gid
     else:
         present, g = np.unique(key, return_inverse=True)
+    del key
     n_groups = len(present)
     gc, gk = present // width, present % width
 
-    def column(base: str) -> np.ndarray:
+    masks: dict = {}  # (column, value) or base -> rows it selects (None: all)
+
+    def equal(col: str, val: str) -> np.ndarray:
+        if (col, val) not in masks:
+            a = arrays[col]
+            target = codes[col].index(val) + 1 if col in codes else np.asarray(val, a.dtype)
+            masks[col, val] = a == target
+        return masks[col, val]
+
+    def column(base: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The base's values (None: all ones) and its non-missing rows (None: all)."""
         if base == "n":
-            return np.ones(len(key))
+            return None, None
         if base == "last_day":
-            return arrays["day"][keep].astype(np.float64)
-        return arrays[base[2:] if base.startswith("s_") else base][keep]
+            return arrays["day"], None
+        v = arrays[base[2:] if base.startswith(("s_", "x_")) else base]
+        if base not in masks:
+            ok = ~np.isnan(v)
+            masks[base] = None if ok.all() else ok
+        return v, masks[base]
 
     sums = [m for m in measures if m.how == "sum"]
     mat = np.zeros((len(sums), n_groups))
     maxes = {}
     for m in measures:
-        mask = np.ones(len(key), dtype=bool)
+        v, mask = column(m.base)
         for col, val in m.where:
-            values = arrays[col][keep]
-            mask &= values == np.asarray(val, dtype=values.dtype)
-        v = column(m.base)
-        mask &= ~np.isnan(v)
-        rows = slice(None) if mask.all() else mask
+            mask = equal(col, val) if mask is None else mask & equal(col, val)
+        gm = g if mask is None else g[mask]
+        vm = v if v is None or mask is None else v[mask]
         if m.how == "sum":
-            mat[sums.index(m)] = np.bincount(g[rows], weights=v[rows], minlength=n_groups)
+            mat[sums.index(m)] = np.bincount(gm, weights=vm, minlength=n_groups)
         else:
             best = np.full(n_groups, -np.inf)
-            np.maximum.at(best, g[rows], v[rows])
+            np.maximum.at(best, gm, vm.astype(np.float64, copy=False))
             has = best > -np.inf
             maxes[m.name] = (gc[has], gk[has], best[has])
     return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
