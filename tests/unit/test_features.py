@@ -184,6 +184,31 @@ def test_pause_lasts_until_the_next_state_event_not_a_budget_change():
     assert a11["campaigns__longest_pause__now"] == 8  # c2, paused since 2024-01-03
 
 
+def test_budget_changes_at_the_same_timestamp_are_ordered_by_budget_whatever_the_input_order():
+    """Ties (same campaign, timestamp and kind) are ordered by daily budget, missing
+    first: the larger budget counts as the later one, in any input order."""
+    rows = [
+        ("a", "c1", ts(1), "started", "client", None, 10.0),
+        ("a", "c1", ts(3), "budget_changed", "client", None, 9.0),
+        ("a", "c1", ts(3), "budget_changed", "client", None, 4.0),
+        ("a", "c1", ts(3), "budget_changed", "client", None, None),
+        ("a", "c2", ts(2), "started", "client", None, 6.0),  # not tied: other campaign
+        ("a", "c2", ts(3), "budget_changed", "client", None, 2.0),
+    ]
+    budgets = []
+    for order in (rows, rows[::-1], [rows[i] for i in (2, 4, 0, 3, 5, 1)]):
+        ds = make_ds(
+            {
+                "clients": [("a", "2024-01-01", "A", "smb", "m1", 100.0, None, None)],
+                "campaign_events": order,
+            },
+            end="2024-03-01",
+        )
+        t, _, _ = features_at(ds, ["2024-01-08"], clients=("a",))
+        budgets.append(t.loc[("a", pd.Timestamp("2024-01-08")), "campaigns__budget__now"])
+    assert budgets == [11.0, 11.0, 11.0]  # c1's 9 (the largest tie) + c2's 2
+
+
 def test_invoice_family_and_paid_after_as_of_is_unpaid():
     t, _, _ = features_at(tiny(), ["2024-01-20", "2024-02-15"])
     a20, a_feb = t.loc[("a", pd.Timestamp("2024-01-20"))], t.loc[("a", pd.Timestamp("2024-02-15"))]

@@ -36,11 +36,13 @@ rows over as arrays.
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -51,7 +53,9 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 # Wall time per engine stage of the last ``compute`` call (seconds); logged at DEBUG.
+# Stages on worker threads overlap, so their sum exceeds the total.
 STAGE_TIMES: dict[str, float] = defaultdict(float)
+_STAGE_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -60,7 +64,8 @@ def _stage(name: str):
     try:
         yield
     finally:
-        STAGE_TIMES[name] += time.perf_counter() - t0
+        with _STAGE_LOCK:
+            STAGE_TIMES[name] += time.perf_counter() - t0
 
 
 _REF = re.compile(r"\bo(\d+)_([a-z0-9_]+)\b")
@@ -110,8 +115,9 @@ class Stream:
     A stream already computed in NumPy (e.g. by a ``Plan.prepare`` function) gives
     ``arrays`` instead of ``sql``: a function returning one array per row attribute —
     ``cidx`` (the client's index in the engine's ``_cidx`` table), ``day`` (epoch
-    days) and the columns its structured measures name (``s_<col>`` sums ``<col>``;
-    ``where`` compares ``<col>`` with the value).
+    days) and the columns its structured measures name (``s_<col>`` sums ``<col>``,
+    ``x_<col>`` takes its maximum, NaN being no value; ``where`` compares ``<col>`` with
+    the value).
     """
 
     name: str
@@ -261,14 +267,16 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
         for name, pairs in sorted(refs.items())
     ]
     parts: list[pa.Table | Future] = []
-    # the cursor is closed last, after the threads that use it have finished
+    n_clients = int(codes.max()) + 1 if len(codes) else 0
+    # cursors are closed last, after the threads that use them have finished
     with (
-        _cursor(con) as cur,
-        ThreadPoolExecutor(max_workers=1) as pool,
+        _cursor(con) as cur_eval,
+        _cursor(con) as cur_a,
+        _cursor(con) as cur_b,
+        ThreadPoolExecutor(max_workers=2) as pool,
         ThreadPoolExecutor(max_workers=1) as packer,
     ):
         bounds = None
-        n_clients = int(codes.max()) + 1 if len(codes) else 0
         if order:
             offsets = sorted({o for _, pairs, _ in order for o, _ in pairs})
             bounds = np.unique(
@@ -289,15 +297,41 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
                 "day::DATE AS day, k::BIGINT AS k",
             )
 
-        # every SQL stream's scan, queued at once: the worker runs them back to back
+        # Two workers: one runs the prepare functions on ``con`` (their registrations
+        # must live there, for extra SQL) and then pivots the streams they feed; both
+        # run the SQL streams' scans and pivots, each on a cursor of its own.
+        free: queue.SimpleQueue = queue.SimpleQueue()
+        free.put(cur_a)
+        free.put(cur_b)
+
+        def prepared() -> dict[int, _Pivot]:
+            with _stage("prepare"):
+                for prep in plan.prepare:
+                    registered.extend(prep(con))
+            with _stage("pivot_arrays"):
+                return {
+                    i: _pivot_arrays(stream.arrays(), measures, bounds, n_clients)
+                    for i, (stream, _, measures) in enumerate(order)
+                    if stream.arrays is not None
+                }
+
+        def scanned(stream: Stream, measures: list[Measure]) -> _Pivot:
+            cur = free.get()
+            try:
+                return _fetch(cur, stream, measures, bounds, n_clients)
+            finally:
+                free.put(cur)
+
+        ready = pool.submit(prepared)
+        # streams grouped in SQL (no category slices: long daily tables) start first
         ahead = {
-            i: pool.submit(_fetch, cur, stream, measures, bounds, n_clients)
-            for i, (stream, _, measures) in enumerate(order)
+            i: pool.submit(scanned, stream, measures)
+            for i, (stream, _, measures) in sorted(
+                enumerate(order), key=lambda x: bool(x[1][0].group_cols)
+            )
             if stream.arrays is None
         }
         try:
-            with _stage("prepare"):
-                registered.extend(name for prep in plan.prepare for name in prep(con))
             by_stream: dict[str, list[FeatureExpr]] = {}
             for f in plan.features:
                 first = _REF.search(f.expr)
@@ -305,21 +339,26 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
                     first.group(2).partition("__")[0] if first else "", []
                 ).append(f)
             uniq, inverse = np.unique(as_of_day, return_inverse=True)
-            for i, (stream, pairs, measures) in enumerate(order):
-                fetched = ahead.pop(i).result() if i in ahead else None
-                with _stage("pivot"):
-                    piv = _pivot_of(stream, measures, fetched, bounds, n_clients)
-                del fetched
-                with _stage("lookups"):
-                    lookups = _lookup_pivot(stream, piv, pairs, codes, (uniq, inverse), bounds)
-                del piv
-                lookups["as_of"] = as_of_day
-                with _stage("evaluate"):
-                    part = _evaluate(con, lookups, by_stream.pop(stream.name, []))
-                # one chunk per column, copied while this thread goes on: the final
-                # conversion to pandas is then zero-copy
-                parts.append(packer.submit(part.combine_chunks))
-                del lookups
+            # streams are looked up and evaluated as their pivots arrive, in any order
+            done: dict[int, Future] = {}
+            source = {fut: i for i, fut in ahead.items()}
+            source[ready] = -1  # the pivots of the streams fed by prepare functions
+            for fut in as_completed(source):
+                pivots = fut.result() if source[fut] < 0 else {source[fut]: fut.result()}
+                for i, piv in pivots.items():
+                    stream, pairs, _ = order[i]
+                    with _stage("lookups"):
+                        lookups = _lookup_pivot(stream, piv, pairs, codes, (uniq, inverse), bounds)
+                    del piv
+                    lookups["as_of"] = as_of_day
+                    with _stage("evaluate"):
+                        part = _evaluate(cur_eval, lookups, by_stream.pop(stream.name, []))
+                    # one chunk per column, copied while this thread goes on: the final
+                    # conversion to pandas is then zero-copy
+                    done[i] = packer.submit(part.combine_chunks)
+                    del lookups
+                del pivots
+            parts.extend(done[i] for i in sorted(done))  # columns in stream order
         except BaseException:
             pool.shutdown(cancel_futures=True)  # no point scanning the rest
             raise
@@ -434,7 +473,9 @@ def _fetch(
                 with _stage("pivot_raw"):
                     return _pivot_arrays(raw.arrays, measures, bounds, n_clients, raw.values)
         with _stage("stage1_sql"):
-            return _fetch_rows(con, stage, measures)
+            rows = _fetch_rows(con, stage, measures)
+        with _stage("pivot_rows"):
+            return _pivot_rows(rows, measures)
     with _stage("stage1_sql"):
         return _pivot_sql(con, stage, measures)
 
@@ -480,15 +521,6 @@ def _fetch_raw(
         return None
     arrays = {name: tab.column(name).to_numpy(zero_copy_only=False) for name in tab.column_names}
     return _Raw(arrays, values)
-
-
-def _pivot_of(stream: Stream, measures: list[Measure], fetched, bounds, n_clients) -> _Pivot:
-    """The stream's pivot: from its arrays, its fetched stage-1 rows, or as fetched."""
-    if stream.arrays is not None:
-        return _pivot_arrays(stream.arrays(), measures, bounds, n_clients)
-    if isinstance(fetched, _Pivot):
-        return fetched
-    return _pivot_rows(fetched, measures)
 
 
 def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndarray]:
@@ -744,41 +776,81 @@ def _pivot_arrays(
     n_groups = len(present)
     gc, gk = present // width, present % width
 
-    masks: dict = {}  # (column, value) or base -> rows it selects (None: all)
+    # Rows ordered by their combination of category values (first column most
+    # significant): every slice is then a few contiguous runs of rows, each pivoted
+    # with one bincount over a view instead of a boolean-mask gather per measure.
+    cats = sorted({col for m in measures for col, _ in m.where})
+    values = {
+        c: codes[c] if c in codes else sorted({v for m in measures for w, v in m.where if w == c})
+        for c in cats
+    }
+    combo = np.zeros(len(g), dtype=np.int64)
+    for c in cats:
+        radix = len(values[c]) + 1
+        a = arrays[c]
+        if c in codes:
+            code = a
+        else:
+            code = np.zeros(len(a), dtype=np.int8 if radix < 128 else np.int32)
+            for i, v in enumerate(values[c]):
+                code[a == np.asarray(v, a.dtype)] = i + 1
+        combo *= radix
+        combo += code
+    total = int(np.prod([len(values[c]) + 1 for c in cats]))
+    if not cats:
+        order, combos, counts = slice(None), np.zeros(1, np.int64), np.array([len(g)])
+    elif total <= 2**16:  # a stable argsort of 16-bit integers is a radix sort
+        combos, counts = np.arange(total), np.bincount(combo, minlength=total)
+        order = np.argsort(combo.astype(np.uint16), kind="stable")
+    else:
+        combos, inverse, counts = np.unique(combo, return_inverse=True, return_counts=True)
+        order = np.argsort(inverse, kind="stable")
+        del inverse
+    del combo
+    starts = np.r_[0, np.cumsum(counts)]
+    combo_code = {}  # each combination's code of each category column
+    rest = combos.copy()
+    for c in reversed(cats):
+        radix = len(values[c]) + 1
+        combo_code[c] = rest % radix
+        rest //= radix
+    g = g[order]
+    sorted_cols: dict[tuple[str, str], np.ndarray] = {}
 
-    def equal(col: str, val: str) -> np.ndarray:
-        if (col, val) not in masks:
-            a = arrays[col]
-            target = codes[col].index(val) + 1 if col in codes else np.asarray(val, a.dtype)
-            masks[col, val] = a == target
-        return masks[col, val]
-
-    def column(base: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The base's values (None: all ones) and its non-missing rows (None: all)."""
+    def column(base: str, how: str) -> np.ndarray | None:
+        """The base's values in sorted row order (None: ones); for sums NaN is 0."""
         if base == "n":
-            return None, None
-        if base == "last_day":
-            return arrays["day"], None
-        v = arrays[base[2:] if base.startswith(("s_", "x_")) else base]
-        if base not in masks:
-            ok = ~np.isnan(v)
-            masks[base] = None if ok.all() else ok
-        return v, masks[base]
+            return None
+        if (base, how) not in sorted_cols:
+            name = "day" if base == "last_day" else base[2:] if base[:2] in ("s_", "x_") else base
+            v = arrays[name][order].astype(np.float64, copy=False)
+            if how == "sum" and np.isnan(v).any():
+                v = np.where(np.isnan(v), 0.0, v)  # NaN adds nothing to a sum
+            sorted_cols[base, how] = v
+        return sorted_cols[base, how]
+
+    def runs(m: Measure) -> list[tuple[int, int]]:
+        """The contiguous row ranges of the measure's slice."""
+        sel = np.ones(len(combos), dtype=bool)
+        for col, val in m.where:
+            sel &= combo_code[col] == values[col].index(val) + 1
+        edges = np.flatnonzero(np.diff(np.r_[0, sel.view(np.int8), 0]))
+        return [(starts[a], starts[b]) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
     sums = [m for m in measures if m.how == "sum"]
     mat = np.zeros((len(sums), n_groups))
     maxes = {}
+    best = np.empty(n_groups)
     for m in measures:
-        v, mask = column(m.base)
-        for col, val in m.where:
-            mask = equal(col, val) if mask is None else mask & equal(col, val)
-        gm = g if mask is None else g[mask]
-        vm = v if v is None or mask is None else v[mask]
+        v = column(m.base, m.how)
         if m.how == "sum":
-            mat[sums.index(m)] = np.bincount(gm, weights=vm, minlength=n_groups)
+            row = mat[sums.index(m)]
+            for a, b in runs(m):  # add.at: no temporary of n_groups per run
+                np.add.at(row, g[a:b], 1.0 if v is None else v[a:b])
         else:
-            best = np.full(n_groups, -np.inf)
-            np.maximum.at(best, gm, vm.astype(np.float64, copy=False))
+            best.fill(-np.inf)
+            for a, b in runs(m):
+                np.fmax.at(best, g[a:b], v[a:b])  # fmax: NaN is no value
             has = best > -np.inf
             maxes[m.name] = (gc[has], gk[has], best[has])
     return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
