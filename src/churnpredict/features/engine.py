@@ -455,15 +455,16 @@ def _fetch(
     group = "".join(f", {g}" for g in stream.group_cols)
     aggs = "".join(f", sum({c})::DOUBLE AS s_{c}" for c in stream.sum_cols)
     aggs += "".join(f", max({c})::DOUBLE AS x_{c}" for c in stream.max_cols)
+    # clients become integer indices before grouping: integer keys hash faster
     stage = f"""
-        WITH e AS (SELECT * FROM ({stream.sql}) WHERE day < DATE '{max_b}'),
-        s0 AS (
-            SELECT e.client_id, COALESCE(m.k, 0) AS k{group},
+        WITH e AS (SELECT c.cidx, x.* EXCLUDE (client_id)
+                   FROM ({stream.sql}) x JOIN _cidx c ON x.client_id = c.client_id
+                   WHERE x.day < DATE '{max_b}'),
+        s1 AS (
+            SELECT e.cidx, COALESCE(m.k, 0) AS k{group},
                    count(*)::DOUBLE AS n{aggs}, max(e.day) AS last_day
             FROM e LEFT JOIN _daymap m ON e.day = m.day
-            GROUP BY ALL),
-        s1 AS (SELECT c.cidx, s0.* EXCLUDE (client_id)
-               FROM s0 JOIN _cidx c ON s0.client_id = c.client_id)
+            GROUP BY ALL)
     """
     if all(m.base for m in measures):
         if stream.group_cols:
