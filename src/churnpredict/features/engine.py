@@ -884,14 +884,126 @@ def _group_running_max(v: np.ndarray, group_id: np.ndarray) -> np.ndarray:
 def _evaluate(
     con: duckdb.DuckDBPyConnection, lookups: dict[str, np.ndarray], features: list[FeatureExpr]
 ) -> pa.Table:
-    """Evaluate feature expressions over looked-up measure columns (float32 result)."""
+    """Evaluate feature expressions over looked-up measure columns (float32 result).
+
+    Arithmetic expressions (the vast majority) are evaluated in NumPy with DuckDB's
+    types and IEEE results (see ``_arith``): binding hundreds of SQL expressions costs
+    more than computing them. Anything else is evaluated in DuckDB SQL.
+    """
     if not features:
         return pa.table({})
-    con.register("_lk_df", pa.table(lookups))
-    sql = ", ".join(f'COALESCE(({f.expr})::FLOAT, {_NAN}) AS "{f.name}"' for f in features)
-    res = _arrow(con, f"SELECT {sql} FROM _lk_df")
-    con.unregister("_lk_df")
-    return res
+    compiled = {f.name: _arith(f.expr) for f in features}
+    cols: dict[str, pa.Array] = {}
+    in_sql = [f for f in features if compiled[f.name] is None]
+    if in_sql:
+        con.register("_lk_df", pa.table(lookups))
+        sql = ", ".join(f'COALESCE(({f.expr})::FLOAT, {_NAN}) AS "{f.name}"' for f in in_sql)
+        res = _arrow(con, f"SELECT {sql} FROM _lk_df")
+        con.unregister("_lk_df")
+        cols.update(zip(res.column_names, res.columns, strict=True))
+    if len(in_sql) < len(features):
+        # as_of (epoch days) as FLOAT, as DuckDB promotes BIGINT with FLOAT: exact
+        env = dict(lookups, as_of=lookups["as_of"].astype(np.float32))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for f in features:
+                if compiled[f.name] is not None:
+                    value = np.asarray(compiled[f.name](env))
+                    cols[f.name] = pa.array(
+                        np.broadcast_to(value, len(lookups["as_of"])).astype(np.float32)
+                    )
+    return pa.table({f.name: cols[f.name] for f in features})
+
+
+_TOKENS = re.compile(r"\s*(?:(\d+\.?\d*)|([A-Za-z_][A-Za-z0-9_]*)|(\S))")
+
+
+def _arith(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray] | None:
+    """Compile ``expr`` to a NumPy function if it is only column names, numbers,
+    ``+ - * /``, parentheses and ``NULLIF(x, y)``; otherwise return None.
+
+    The results equal DuckDB's: FLOAT with FLOAT stays FLOAT (float32 arithmetic),
+    anything with DOUBLE is DOUBLE, division is IEEE (x / 0 = inf, 0 / 0 = NaN, as in
+    DuckDB), and NULL is NaN (``NULLIF`` gives NaN; NaN propagates like NULL).
+    """
+    tokens = [m.group(1, 2, 3) for m in _TOKENS.finditer(expr)]
+    if "".join("".join(t for t in tok if t) for tok in tokens) != re.sub(r"\s", "", expr):
+        return None
+    pos = 0
+
+    def peek():
+        return tokens[pos] if pos < len(tokens) else (None, None, None)
+
+    def take(symbol: str) -> None:
+        nonlocal pos
+        if peek()[2] != symbol:
+            raise SyntaxError(symbol)
+        pos += 1
+
+    def binary(ops: str, operand):
+        nonlocal pos
+        node = operand()
+        while peek()[2] is not None and peek()[2] in ops:
+            fn = _OPS[peek()[2]]
+            pos += 1
+            node = _apply(fn, node, operand())
+        return node
+
+    def sum_():
+        return binary("+-", product)
+
+    def product():
+        return binary("*/", unary)
+
+    def unary():
+        nonlocal pos
+        if peek()[2] == "-":
+            pos += 1
+            inner = unary()
+            return lambda e: -inner(e)
+        return atom()
+
+    def atom():
+        nonlocal pos
+        number, name, symbol = peek()
+        pos += 1
+        if number is not None:
+            value = float(number) if "." in number else int(number)
+            return lambda e: value
+        if symbol == "(":
+            node = sum_()
+            take(")")
+            return node
+        if name is not None and name.upper() == "NULLIF" and peek()[2] == "(":
+            take("(")
+            x = sum_()
+            take(",")
+            y = sum_()
+            take(")")
+            return lambda e: _nullif(x(e), y(e))
+        if name is not None and (name == "as_of" or _REF.fullmatch(name)):
+            return lambda e: e[name]
+        raise SyntaxError(expr)
+
+    try:
+        fn = sum_()
+    except SyntaxError:
+        return None
+    return fn if pos == len(tokens) else None
+
+
+_OPS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide}
+
+
+def _apply(fn, a, b):
+    return lambda e: fn(a(e), b(e))
+
+
+def _nullif(x, y):
+    """SQL ``NULLIF(x, y)`` with NaN as NULL."""
+    x = np.asarray(x)
+    out = x.astype(np.result_type(x.dtype, np.float32), copy=True)
+    out[np.broadcast_to(x == y, out.shape)] = np.nan
+    return out
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
