@@ -42,7 +42,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -266,15 +266,13 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
         (streams[name], pairs, _measures_of(streams[name], pairs))
         for name, pairs in sorted(refs.items())
     ]
-    parts: list[pa.Table | Future] = []
+    parts: list[pa.Table] = []
     n_clients = int(codes.max()) + 1 if len(codes) else 0
     # cursors are closed last, after the threads that use them have finished
     with (
-        _cursor(con) as cur_eval,
         _cursor(con) as cur_a,
         _cursor(con) as cur_b,
         ThreadPoolExecutor(max_workers=2) as pool,
-        ThreadPoolExecutor(max_workers=1) as packer,
     ):
         bounds = None
         if order:
@@ -297,74 +295,71 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
                 "day::DATE AS day, k::BIGINT AS k",
             )
 
-        # Two workers: one runs the prepare functions on ``con`` (their registrations
-        # must live there, for extra SQL) and then pivots the streams they feed; both
-        # run the SQL streams' scans and pivots, each on a cursor of its own.
+        by_stream: dict[str, list[FeatureExpr]] = {}
+        for f in plan.features:
+            first = _REF.search(f.expr)
+            by_stream.setdefault(first.group(2).partition("__")[0] if first else "", []).append(f)
+        leftover = [f.name for name, fs in by_stream.items() if name not in streams for f in fs]
+        if leftover:
+            raise ValueError(f"features without a stream reference: {leftover}")
+        uniq, inverse = np.unique(as_of_day, return_inverse=True)
+
+        def finish(i: int, piv: _Pivot, cur) -> pa.Table:
+            """Look a stream's measures up and evaluate its features (one chunk per
+            column, so that the final conversion to pandas is zero-copy)."""
+            stream, pairs, _ = order[i]
+            with _stage("lookups"):
+                lookups = _lookup_pivot(stream, piv, pairs, codes, (uniq, inverse), bounds)
+            del piv
+            lookups["as_of"] = as_of_day
+            with _stage("evaluate"):
+                part = _evaluate(cur, lookups, by_stream.get(stream.name, []))
+            del lookups
+            return part.combine_chunks()
+
+        # Two workers each take a stream from scan to evaluated features. One of them
+        # first runs the prepare functions on ``con`` (their registrations must live
+        # there, for extra SQL) and finishes the streams they feed; SQL streams run on
+        # a cursor of their own.
         free: queue.SimpleQueue = queue.SimpleQueue()
         free.put(cur_a)
         free.put(cur_b)
 
-        def prepared() -> dict[int, _Pivot]:
+        def prepared() -> dict[int, pa.Table]:
             with _stage("prepare"):
                 for prep in plan.prepare:
                     registered.extend(prep(con))
-            with _stage("pivot_arrays"):
-                return {
-                    i: _pivot_arrays(stream.arrays(), measures, bounds, n_clients)
-                    for i, (stream, _, measures) in enumerate(order)
-                    if stream.arrays is not None
-                }
+            out = {}
+            for i, (stream, _, measures) in enumerate(order):
+                if stream.arrays is not None:
+                    with _stage("pivot_arrays"):
+                        piv = _pivot_arrays(stream.arrays(), measures, bounds, n_clients)
+                    out[i] = finish(i, piv, con)
+            return out
 
-        def scanned(stream: Stream, measures: list[Measure]) -> _Pivot:
+        def scanned(i: int, stream: Stream, measures: list[Measure]) -> dict[int, pa.Table]:
             cur = free.get()
             try:
-                return _fetch(cur, stream, measures, bounds, n_clients)
+                return {i: finish(i, _fetch(cur, stream, measures, bounds, n_clients), cur)}
             finally:
                 free.put(cur)
 
-        ready = pool.submit(prepared)
         # streams grouped in SQL (no category slices: long daily tables) start first
-        ahead = {
-            i: pool.submit(scanned, stream, measures)
+        futures = [pool.submit(prepared)] + [
+            pool.submit(scanned, i, stream, measures)
             for i, (stream, _, measures) in sorted(
                 enumerate(order), key=lambda x: bool(x[1][0].group_cols)
             )
             if stream.arrays is None
-        }
+        ]
+        done: dict[int, pa.Table] = {}
         try:
-            by_stream: dict[str, list[FeatureExpr]] = {}
-            for f in plan.features:
-                first = _REF.search(f.expr)
-                by_stream.setdefault(
-                    first.group(2).partition("__")[0] if first else "", []
-                ).append(f)
-            uniq, inverse = np.unique(as_of_day, return_inverse=True)
-            # streams are looked up and evaluated as their pivots arrive, in any order
-            done: dict[int, Future] = {}
-            source = {fut: i for i, fut in ahead.items()}
-            source[ready] = -1  # the pivots of the streams fed by prepare functions
-            for fut in as_completed(source):
-                pivots = fut.result() if source[fut] < 0 else {source[fut]: fut.result()}
-                for i, piv in pivots.items():
-                    stream, pairs, _ = order[i]
-                    with _stage("lookups"):
-                        lookups = _lookup_pivot(stream, piv, pairs, codes, (uniq, inverse), bounds)
-                    del piv
-                    lookups["as_of"] = as_of_day
-                    with _stage("evaluate"):
-                        part = _evaluate(cur_eval, lookups, by_stream.pop(stream.name, []))
-                    # one chunk per column, copied while this thread goes on: the final
-                    # conversion to pandas is then zero-copy
-                    done[i] = packer.submit(part.combine_chunks)
-                    del lookups
-                del pivots
-            parts.extend(done[i] for i in sorted(done))  # columns in stream order
+            for fut in as_completed(futures):
+                done.update(fut.result())
         except BaseException:
             pool.shutdown(cancel_futures=True)  # no point scanning the rest
             raise
-        leftover = [f for fs in by_stream.values() for f in fs]
-        if leftover:
-            raise ValueError(f"features without a stream reference: {[f.name for f in leftover]}")
+        parts.extend(done[i] for i in sorted(done))  # columns in stream order
 
     for sql in plan.extra_sql:
         with _stage("extra_sql"):
@@ -381,8 +376,6 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
         "as_of": pa.array(as_of_day.astype("datetime64[D]")),
     }
     for part in parts:
-        if isinstance(part, Future):
-            part = part.result()
         for name in part.column_names:
             cols[name] = part.column(name)
     table = pa.table(cols)
@@ -417,8 +410,7 @@ class _Pivot:
     """One stream's measures per ``(client, bucket)`` group, before accumulation.
 
     ``cidx``/``k`` list the groups (sorted); ``sums`` holds the sum measures as one
-    ``(measures, groups)`` matrix; each max measure is kept sparse, as the
-    ``(cidx, k, value)`` of the groups where it has a value.
+    ``(measures, groups)`` matrix; each max measure is one value per group (NaN: none).
     """
 
     cidx: np.ndarray
@@ -426,7 +418,7 @@ class _Pivot:
     sum_names: list[str]
     sums: np.ndarray
     decimals: list[int | None]
-    maxes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    maxes: dict[str, np.ndarray]
 
 
 def _measures_of(stream: Stream, pairs: set[tuple[int, str]]) -> list[Measure]:
@@ -530,59 +522,52 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
     Sum measures become running sums per client (one cumulative sum along each row of
     the measure matrix, minus the total before the client); a ``(client, boundary) ->
     last group`` index (``_group_index``) turns each offset's look-up into one gather per
-    measure, with a trailing zero column for "nothing yet". Max measures are sparse and
-    looked up by binary search. Counts and days (integers) are served as float32.
+    measure, with a trailing column for "nothing yet". Max measures become running
+    maxima per client and are looked up the same way. Counts and days (integers) are
+    served as float32.
     """
     exact32 = {m.name for m in stream.measures if m.base in ("n", "last_day")}
     width = len(bounds) + 1
     n_clients = int(codes.max()) + 1 if len(codes) else 0
     uniq, inverse = as_of  # distinct as-of days and each spine row's index into them
     offsets = sorted({o for o, _ in pairs})
-    # each spine row's position in the dense index for T - off (T - off is a boundary)
-    flat_of = {
-        off: codes * width + np.searchsorted(bounds, uniq - off)[inverse] for off in offsets
-    }
+    cidx, n_groups = piv.cidx, len(piv.cidx)
+    group_at = _group_index(cidx, piv.k, n_clients, width, len(codes))
+    idx_of = {}  # each spine row's last group before T - off (n_groups: none)
+    for off in offsets:
+        # the row's position in the dense index for T - off (T - off is a boundary)
+        idx = group_at(codes * width + np.searchsorted(bounds, uniq - off)[inverse])
+        idx[idx < 0] = n_groups
+        idx_of[off] = idx
+    new = np.r_[True, cidx[1:] != cidx[:-1]]
+    client_gid = np.cumsum(new) - 1  # each group's client number (0, 1, ...)
     out: dict[str, np.ndarray] = {}
 
+    def serve(name: str, run: np.ndarray) -> None:
+        for off in offsets:
+            if (off, name) in pairs:
+                out[f"o{off}_{stream.name}__{name}"] = run.take(idx_of[off])
+
     if piv.sum_names:
-        cidx, n_groups = piv.cidx, len(piv.cidx)
-        group_at = _group_index(cidx, piv.k, n_clients, width, len(codes))
-        new = np.r_[True, cidx[1:] != cidx[:-1]]
-        client_gid = np.cumsum(new) - 1
         first = np.flatnonzero(new)
         run = np.zeros((len(piv.sum_names), n_groups + 1))  # last column: nothing yet
         np.cumsum(piv.sums, axis=1, out=run[:, :n_groups])
         piv.sums = None
-        for j, d in enumerate(piv.decimals):
+        for j, (name, d) in enumerate(zip(piv.sum_names, piv.decimals, strict=True)):
+            row = run[j]
             if n_groups:
-                run[j, :n_groups] -= np.r_[0.0, run[j, first[1:] - 1]][client_gid]
+                row[:n_groups] -= np.r_[0.0, row[first[1:] - 1]][client_gid]
             if d is not None:  # the running total's residue is relative to all clients
-                np.round(run[j], d, out=run[j])
-        # counts are served as float32 (exact below 2**24): half the memory to fill
-        src = {}
-        for j, name in enumerate(piv.sum_names):
-            if any((off, name) in pairs for off in offsets):
-                row = run[j]
-                small = name in exact32 and row.max() < 2**24 and row.min() > -(2**24)
-                src[name] = row.astype(np.float32) if small else row
+                np.round(row, d, out=row)
+            # counts are served as float32 (exact below 2**24): half the memory to fill
+            small = name in exact32 and row.max() < 2**24 and row.min() > -(2**24)
+            serve(name, row.astype(np.float32) if small else row)
         del run
-        for off in offsets:
-            idx = group_at(flat_of[off])
-            idx[idx < 0] = n_groups
-            for name, row in src.items():
-                if (off, name) in pairs:
-                    out[f"o{off}_{stream.name}__{name}"] = row.take(idx)
 
-    # max measures: running maxima of the sparse series, looked up by binary search
-    for name, (mc, mk, mv) in piv.maxes.items():
-        offs = [o for o, m in pairs if m == name]
-        run = np.r_[_group_running_max(mv, np.cumsum(np.r_[True, mc[1:] != mc[:-1]]) - 1), np.nan]
-        if name in exact32:  # days since the epoch: exact in float32
-            run = run.astype(np.float32)
-        for off in sorted(offs):
-            idx = _search_group(mc, mk, width, flat_of[off])
-            idx[idx < 0] = len(mv)
-            out[f"o{off}_{stream.name}__{name}"] = run[idx]
+    for name, values in piv.maxes.items():
+        run = np.r_[_group_running_max(values, client_gid), np.nan]
+        piv.maxes[name] = None
+        serve(name, run.astype(np.float32) if name in exact32 else run)  # days: exact
     return out
 
 
@@ -594,17 +579,15 @@ def _groups(cidx: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.cumsum(new) - 1, np.flatnonzero(new)
 
 
-def _sparse_max(
-    g: np.ndarray, starts_c: np.ndarray, starts_k: np.ndarray, v: np.ndarray, mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Max of ``v`` over the rows in ``mask`` per group, for the groups that have one."""
+def _group_max(g: np.ndarray, n_groups: int, v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Max of ``v`` over the rows in ``mask`` per group (rows sorted by group; NaN: none)."""
+    out = np.full(n_groups, np.nan)
     sub = np.flatnonzero(mask & ~np.isnan(v))
-    if len(sub) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    gs = g[sub]
-    first = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
-    gid = gs[first]
-    return starts_c[gid], starts_k[gid], np.maximum.reduceat(v[sub], first)
+    if len(sub):
+        gs = g[sub]
+        first = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+        out[gs[first]] = np.maximum.reduceat(v[sub], first)
+    return out
 
 
 # The dense (client, boundary) index is used while it has at most this many cells per
@@ -670,9 +653,7 @@ def _pivot_sql(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Measur
     maxes = {}
     for m in measures:
         if m.how != "sum":
-            v = values(m.name)
-            ok = ~np.isnan(v)
-            maxes[m.name] = (cidx[ok], k[ok], v[ok])
+            maxes[m.name] = values(m.name)
     return _Pivot(cidx, k, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
 
 
@@ -739,7 +720,7 @@ def _pivot_rows(rows: dict[str, np.ndarray], measures: list[Measure]) -> _Pivot:
                 g[mask], weights=np.nan_to_num(v[mask], nan=0.0), minlength=len(starts)
             )
         else:
-            maxes[m.name] = _sparse_max(g, gc, gk, v, mask)
+            maxes[m.name] = _group_max(g, len(starts), v, mask)
     return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
 
 
@@ -841,7 +822,6 @@ def _pivot_arrays(
     sums = [m for m in measures if m.how == "sum"]
     mat = np.zeros((len(sums), n_groups))
     maxes = {}
-    best = np.empty(n_groups)
     for m in measures:
         v = column(m.base, m.how)
         if m.how == "sum":
@@ -849,11 +829,10 @@ def _pivot_arrays(
             for a, b in runs(m):  # add.at: no temporary of n_groups per run
                 np.add.at(row, g[a:b], 1.0 if v is None else v[a:b])
         else:
-            best.fill(-np.inf)
+            best = np.full(n_groups, np.nan)
             for a, b in runs(m):
                 np.fmax.at(best, g[a:b], v[a:b])  # fmax: NaN is no value
-            has = best > -np.inf
-            maxes[m.name] = (gc[has], gk[has], best[has])
+            maxes[m.name] = best
     return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
 
 
