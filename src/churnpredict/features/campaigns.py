@@ -153,7 +153,12 @@ def campaign_state_part(windows: list[int]) -> Part:
         delta, pauses = campaign_state(con)
         events.clear()
         events.update(delta)
-        con.register("_cstate_pauses", pauses)
+        # a real table: the engine's other connections read it too
+        con.register("_cstate_pauses_arrow", pauses)
+        try:
+            con.execute("CREATE OR REPLACE TABLE _cstate_pauses AS FROM _cstate_pauses_arrow")
+        finally:
+            con.unregister("_cstate_pauses_arrow")
         return ["_cstate_pauses"]
 
     def arrays() -> dict[str, np.ndarray]:

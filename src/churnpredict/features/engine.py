@@ -154,8 +154,8 @@ class Plan:
     # functions over the spine, e.g. quintiles by as_of); evaluated last, stage by stage.
     post: list[list[FeatureExpr]] = field(default_factory=list)
     # Functions ``f(con) -> [names]`` run once, after ``_spine`` exists and before the
-    # streams: they register (Arrow) tables the streams or extra SQL read; the engine
-    # unregisters them at the end.
+    # streams: they create the (real) tables that streams fed by them or extra SQL read
+    # and return their names; the engine drops them at the end.
     prepare: list[Callable[[duckdb.DuckDBPyConnection], list[str]]] = field(default_factory=list)
 
 
@@ -196,7 +196,6 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
     as_of_day = _epoch_days(spine["as_of"])
     codes, uniques = pd.factorize(client_id, sort=True)
     tables: list[str] = []  # scratch tables (visible to the scan thread's connection)
-    registered: list[str] = []
     try:
         _table(
             con,
@@ -219,12 +218,10 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
             pd.DataFrame({"client_id": uniques, "cidx": np.arange(len(uniques))}),
             "client_id::VARCHAR AS client_id, cidx::BIGINT AS cidx",
         )
-        table = _compute(con, plan, client_id, as_of_day, codes, tables, registered)
+        table = _compute(con, plan, client_id, as_of_day, codes, tables)
     finally:
         for t in tables:
             con.execute(f"DROP TABLE IF EXISTS {t}")
-        for name in registered:
-            con.unregister(name)
     # one chunk per column already (see _compute): one NumPy array per column without a
     # copy (split_blocks)
     with _stage("to_pandas"):
@@ -249,7 +246,7 @@ def _table(
     tables.append(name)
 
 
-def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.Table:
+def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
     """Every feature of ``plan`` as an Arrow table in spine order (see ``compute``).
 
     Every SQL stream's scan is queued at once on a second connection, so DuckDB scans
@@ -270,6 +267,7 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
     n_clients = int(codes.max()) + 1 if len(codes) else 0
     # cursors are closed last, after the threads that use them have finished
     with (
+        _cursor(con) as cur_main,
         _cursor(con) as cur_a,
         _cursor(con) as cur_b,
         ThreadPoolExecutor(max_workers=2) as pool,
@@ -325,10 +323,17 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
         free.put(cur_a)
         free.put(cur_b)
 
+        prepared_ok = threading.Event()  # the prepare functions' tables exist
+        prepare_ended = threading.Event()
+
         def prepared() -> dict[int, pa.Table]:
-            with _stage("prepare"):
-                for prep in plan.prepare:
-                    registered.extend(prep(con))
+            try:
+                with _stage("prepare"):
+                    for prep in plan.prepare:
+                        tables.extend(prep(con))
+                prepared_ok.set()
+            finally:
+                prepare_ended.set()
             out = {}
             for i, (stream, _, measures) in enumerate(order):
                 if stream.arrays is not None:
@@ -344,33 +349,37 @@ def _compute(con, plan, client_id, as_of_day, codes, tables, registered) -> pa.T
             finally:
                 free.put(cur)
 
-        # streams grouped in SQL (no category slices: long daily tables) start first
+        # longest first: streams grouped in SQL (no category slices: long daily tables),
+        # then by the number of look-ups
         futures = [pool.submit(prepared)] + [
             pool.submit(scanned, i, stream, measures)
-            for i, (stream, _, measures) in sorted(
-                enumerate(order), key=lambda x: bool(x[1][0].group_cols)
+            for i, (stream, pairs, measures) in sorted(
+                enumerate(order), key=lambda x: (bool(x[1][0].group_cols), -len(x[1][1]))
             )
             if stream.arrays is None
         ]
         done: dict[int, pa.Table] = {}
+        extra: list[pa.Table] = []
         try:
+            # meanwhile this thread runs the extra SQL (once the tables it may read exist)
+            prepare_ended.wait()
+            for sql in plan.extra_sql if prepared_ok.is_set() else []:
+                with _stage("extra_sql"):
+                    extra.append(
+                        _arrow(
+                            cur_main,
+                            f"SELECT COALESCE(COLUMNS(* EXCLUDE (rid))::FLOAT, {_NAN}) "
+                            f"FROM (SELECT x.* EXCLUDE (rid), s.rid "
+                            f"FROM _spine s LEFT JOIN ({sql}) x USING (rid)) ORDER BY rid",
+                        )
+                    )
             for fut in as_completed(futures):
                 done.update(fut.result())
         except BaseException:
             pool.shutdown(cancel_futures=True)  # no point scanning the rest
             raise
         parts.extend(done[i] for i in sorted(done))  # columns in stream order
-
-    for sql in plan.extra_sql:
-        with _stage("extra_sql"):
-            parts.append(
-                _arrow(
-                    con,
-                    f"SELECT COALESCE(COLUMNS(* EXCLUDE (rid))::FLOAT, {_NAN}) "
-                    f"FROM (SELECT x.* EXCLUDE (rid), s.rid "
-                    f"FROM _spine s LEFT JOIN ({sql}) x USING (rid)) ORDER BY rid",
-                )
-            )
+        parts.extend(extra)
     cols: dict[str, pa.Array] = {
         "client_id": pa.array(client_id),
         "as_of": pa.array(as_of_day.astype("datetime64[D]")),
