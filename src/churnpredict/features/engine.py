@@ -419,7 +419,7 @@ class _Pivot:
     """One stream's measures per ``(client, bucket)`` group, before accumulation.
 
     ``cidx``/``k`` list the groups (sorted); ``sums`` holds the sum measures as one
-    ``(measures, groups)`` matrix; each max measure is one value per group (NaN: none).
+    ``(measures, groups + 1)`` matrix (the last column stays 0: "nothing yet"); each max measure is one value per group (NaN: none).
     """
 
     cidx: np.ndarray
@@ -559,9 +559,8 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
 
     if piv.sum_names:
         first = np.flatnonzero(new)
-        run = np.zeros((len(piv.sum_names), n_groups + 1))  # last column: nothing yet
-        np.cumsum(piv.sums, axis=1, out=run[:, :n_groups])
-        piv.sums = None
+        run, piv.sums = piv.sums, None  # accumulated in place; last column: nothing yet
+        np.cumsum(run[:, :n_groups], axis=1, out=run[:, :n_groups])
         for j, (name, d) in enumerate(zip(piv.sum_names, piv.decimals, strict=True)):
             row = run[j]
             if n_groups:
@@ -573,8 +572,9 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
             serve(name, row.astype(np.float32) if small else row)
         del run
 
+    base = client_gid * 1e7 if piv.maxes else None
     for name, values in piv.maxes.items():
-        run = np.r_[_group_running_max(values, client_gid), np.nan]
+        run = np.r_[_group_running_max(values, client_gid, base), np.nan]
         piv.maxes[name] = None
         serve(name, run.astype(np.float32) if name in exact32 else run)  # days: exact
     return out
@@ -656,9 +656,9 @@ def _pivot_sql(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Measur
         return v.astype(np.float64).filled(np.nan) if np.ma.isMaskedArray(v) else v.astype(float)
 
     sums = [m for m in measures if m.how == "sum"]
-    mat = np.zeros((len(sums), len(cidx)))
+    mat = np.zeros((len(sums), len(cidx) + 1))
     for j, m in enumerate(sums):
-        mat[j] = np.nan_to_num(values(m.name), nan=0.0)
+        mat[j, : len(cidx)] = np.nan_to_num(values(m.name), nan=0.0)
     maxes = {}
     for m in measures:
         if m.how != "sum":
@@ -717,7 +717,7 @@ def _pivot_rows(rows: dict[str, np.ndarray], measures: list[Measure]) -> _Pivot:
         v = rows[b]
         data[b] = v.astype(np.float64).filled(np.nan) if np.ma.isMaskedArray(v) else v
     sums = [m for m in measures if m.how == "sum"]
-    mat = np.zeros((len(sums), len(starts)))
+    mat = np.zeros((len(sums), len(starts) + 1))
     maxes = {}
     for m in measures:
         mask = np.ones(len(cidx), dtype=bool)
@@ -725,7 +725,7 @@ def _pivot_rows(rows: dict[str, np.ndarray], measures: list[Measure]) -> _Pivot:
             mask &= code[col] == values[col].index(val) + 1
         v = data[m.base]
         if m.how == "sum":
-            mat[sums.index(m)] = np.bincount(
+            mat[sums.index(m), : len(starts)] = np.bincount(
                 g[mask], weights=np.nan_to_num(v[mask], nan=0.0), minlength=len(starts)
             )
         else:
@@ -829,7 +829,7 @@ def _pivot_arrays(
         return [(starts[a], starts[b]) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
     sums = [m for m in measures if m.how == "sum"]
-    mat = np.zeros((len(sums), n_groups))
+    mat = np.zeros((len(sums), n_groups + 1))
     maxes = {}
     for m in measures:
         v = column(m.base, m.how)
@@ -849,22 +849,28 @@ def _lit(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _group_running_max(v: np.ndarray, group_id: np.ndarray) -> np.ndarray:
+def _group_running_max(
+    v: np.ndarray, group_id: np.ndarray, base: np.ndarray | None = None
+) -> np.ndarray:
     """Return the running maximum of ``v`` within consecutive groups, skipping NaN.
 
-    Rows are sorted by group. For values in ``[0, 1e7)`` (days, delays) one
+    Rows are sorted by group. For whole numbers in ``[0, 1e7)`` (days, delays) one
     ``np.maximum.accumulate`` over ``group_id * 1e7 + v`` does it (exact in float64);
-    anything else falls back to pandas.
+    anything else falls back to pandas. ``base`` is ``group_id * 1e7`` if the caller
+    has it already.
     """
     if len(v) == 0:
         return v
-    ok = ~np.isnan(v)
-    if ok.any() and (v[ok].min() < 0 or v[ok].max() >= 1e7):
+    seen = v[~np.isnan(v)]
+    if len(seen) and (seen.min() < 0 or seen.max() >= 1e7 or (seen % 1).any()):
         s = pd.Series(v)
         return s.groupby(group_id).cummax().groupby(group_id).ffill().to_numpy()
-    base = group_id.astype(np.float64) * 1e7
-    acc = np.maximum.accumulate(np.where(ok, base + v, base - 1.0))
-    out = acc - base
+    if base is None:
+        base = group_id * 1e7
+    out = v + base  # NaN stays NaN
+    np.fmax(out, base - 1.0, out=out)  # NaN -> below anything in its group
+    np.maximum.accumulate(out, out=out)
+    out -= base
     out[out < 0] = np.nan  # nothing seen yet in this group
     return out
 
