@@ -23,3 +23,21 @@ def test_numpy_hugepage_advice_is_off_unless_the_user_sets_it(env, expected):
         [sys.executable, "-c", _PROBE], env=environ, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == expected
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc settings")
+@pytest.mark.parametrize(
+    ("env", "expected"), [(None, "True"), ("MALLOC_TRIM_THRESHOLD_", "False")]
+)
+def test_glibc_keeps_freed_memory_unless_the_user_tunes_malloc(env, expected):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if env is not None:
+        environ[env] = "131072"
+    out = subprocess.run(
+        [sys.executable, "-c", "import churnpredict; print(churnpredict.MALLOC_TUNED)"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == expected
