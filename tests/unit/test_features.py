@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -554,15 +556,30 @@ def test_arithmetic_features_in_numpy_equal_duckdb_bit_for_bit(monkeypatch):
             lookups.setdefault(f"o{off}_{ref}", values.astype(dtype))
     lookups["as_of"] = rng.integers(19000, 21000, n)
     lookups["o9_t__f"] = rng.normal(0, 50, n).astype(np.float32)
-    compiled = [f.name for f in features if engine._arith(f.expr) is not None]
+    compiled = [f.name for f in features if engine._arith(f.expr, lookups) is not None]
     assert len(compiled) == len(features) - 2  # all but the CASE expressions
 
+    # post stages read finished features (float32) by quoted name; as_of is a DATE
+    post = [p for stage in plan.post for p in stage]
+    assert post
+    columns = {
+        name: rng.choice(pool, n).astype(np.float32)
+        for p in post
+        for name in re.findall(r'"?\b([a-z][a-z0-9_]*__[a-z0-9_]+)\b"?', p.expr)
+    }
+    columns["as_of"] = rng.integers(19000, 19003, n).astype("datetime64[D]")
+    columns["__rid"] = np.arange(n)
+    assert sum(engine._arith(p.expr, columns) is not None for p in post) >= 5
+
     in_numpy = engine._evaluate(duckdb.connect(), lookups, features)
-    monkeypatch.setattr(engine, "_arith", lambda expr: None)
+    post_numpy = engine._evaluate(duckdb.connect(), columns, post)
+    monkeypatch.setattr(engine, "_arith", lambda expr, names: None)
     in_sql = engine._evaluate(duckdb.connect(), lookups, features)
+    post_sql = engine._evaluate(duckdb.connect(), columns, post)
     assert in_numpy.column_names == in_sql.column_names == [f.name for f in features]
-    for name in in_sql.column_names:
-        a, b = in_numpy.column(name).to_numpy(), in_sql.column(name).to_numpy()
-        assert a.dtype == b.dtype == np.float32
-        same = (a.view(np.int32) == b.view(np.int32)) | (np.isnan(a) & np.isnan(b))
-        assert same.all(), (name, a[~same][:3], b[~same][:3])
+    for x, y in ((in_numpy, in_sql), (post_numpy, post_sql)):
+        for name in y.column_names:
+            a, b = x.column(name).to_numpy(), y.column(name).to_numpy()
+            assert a.dtype == b.dtype == np.float32
+            same = (a.view(np.int32) == b.view(np.int32)) | (np.isnan(a) & np.isnan(b))
+            assert same.all(), (name, a[~same][:3], b[~same][:3])

@@ -192,32 +192,34 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
     """
     STAGE_TIMES.clear()
     t_start = time.perf_counter()
-    client_id = spine["client_id"].astype(str).to_numpy()
-    as_of_day = _epoch_days(spine["as_of"])
-    codes, uniques = pd.factorize(client_id, sort=True)
+    with _stage("setup"):
+        client_id = spine["client_id"].astype(str).to_numpy()
+        as_of_day = _epoch_days(spine["as_of"])
+        codes, uniques = _factorize(client_id)
     tables: list[str] = []  # scratch tables (visible to the scan thread's connection)
     try:
-        _table(
-            con,
-            tables,
-            "_spine",
-            pd.DataFrame(
-                {
-                    "rid": np.arange(len(spine), dtype=np.int64),
-                    "client_id": client_id,
-                    "as_of": as_of_day.astype("datetime64[D]"),
-                }
-            ),
-            "rid::BIGINT AS rid, client_id::VARCHAR AS client_id, as_of::DATE AS as_of",
-            order="rid",
-        )
-        _table(
-            con,
-            tables,
-            "_cidx",
-            pd.DataFrame({"client_id": uniques, "cidx": np.arange(len(uniques))}),
-            "client_id::VARCHAR AS client_id, cidx::BIGINT AS cidx",
-        )
+        with _stage("setup_spine"):
+            _table(
+                con,
+                tables,
+                "_spine",
+                pd.DataFrame(
+                    {
+                        "rid": np.arange(len(spine), dtype=np.int64),
+                        "client_id": client_id,
+                        "as_of": as_of_day.astype("datetime64[D]"),
+                    }
+                ),
+                "rid::BIGINT AS rid, client_id::VARCHAR AS client_id, as_of::DATE AS as_of",
+                order="rid",
+            )
+            _table(
+                con,
+                tables,
+                "_cidx",
+                pd.DataFrame({"client_id": uniques, "cidx": np.arange(len(uniques))}),
+                "client_id::VARCHAR AS client_id, cidx::BIGINT AS cidx",
+            )
         table = _compute(con, plan, client_id, as_of_day, codes, tables)
     finally:
         for t in tables:
@@ -230,6 +232,15 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
     STAGE_TIMES["total"] = time.perf_counter() - t_start
     log.debug("engine stages (s): %s", {k: round(v, 3) for k, v in STAGE_TIMES.items()})
     return out
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=True)``, in one pass when ``values`` are sorted (as
+    ``build_features`` sorts the spine)."""
+    if len(values) and (values[1:] >= values[:-1]).all():
+        new = np.r_[True, values[1:] != values[:-1]]
+        return np.cumsum(new) - 1, values[new]
+    return pd.factorize(values, sort=True)
 
 
 def _table(
@@ -389,16 +400,12 @@ def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
             cols[name] = part.column(name)
     table = pa.table(cols)
     for stage in plan.post:
-        if stage:
-            con.register(
-                "_feat_df", table.append_column("__rid", pa.array(np.arange(len(client_id))))
-            )
-            post_sql = ", ".join(f'({p.expr})::FLOAT AS "{p.name}"' for p in stage)
-            # window functions do not keep row order: restore it explicitly
-            extra = _arrow(con, f"SELECT {post_sql} FROM _feat_df ORDER BY __rid")
-            con.unregister("_feat_df")
-            for name in extra.column_names:
-                table = table.append_column(name, extra.column(name))
+        with _stage("post"):
+            columns = {name: table.column(name).to_numpy() for name in table.column_names[2:]}
+            columns["as_of"] = as_of_day.astype("datetime64[D]")  # a DATE, as in SQL
+            part = _evaluate(con, columns | {"__rid": np.arange(len(client_id))}, stage)
+        for name in part.column_names:
+            table = table.append_column(name, part.column(name))
     return table
 
 
@@ -719,6 +726,14 @@ def _pivot_rows(rows: dict[str, np.ndarray], measures: list[Measure]) -> _Pivot:
     sums = [m for m in measures if m.how == "sum"]
     mat = np.zeros((len(sums), len(starts) + 1))
     maxes = {}
+    if len(starts) == len(cidx) and not values:  # one row per group, no slices: as is
+        for j, m in enumerate(sums):
+            mat[j, : len(starts)] = data[m.base]
+            np.nan_to_num(mat[j], nan=0.0, copy=False)
+        for m in measures:
+            if m.how != "sum":
+                maxes[m.name] = data[m.base]
+        return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
     for m in measures:
         mask = np.ones(len(cidx), dtype=bool)
         for col, val in m.where:
@@ -886,34 +901,40 @@ def _evaluate(
     """
     if not features:
         return pa.table({})
-    compiled = {f.name: _arith(f.expr) for f in features}
+    compiled = {f.name: _arith(f.expr, lookups) for f in features}
     cols: dict[str, pa.Array] = {}
     in_sql = [f for f in features if compiled[f.name] is None]
     if in_sql:
         con.register("_lk_df", pa.table(lookups))
         sql = ", ".join(f'COALESCE(({f.expr})::FLOAT, {_NAN}) AS "{f.name}"' for f in in_sql)
-        res = _arrow(con, f"SELECT {sql} FROM _lk_df")
+        # window functions do not keep row order: a ``__rid`` column restores it
+        order = " ORDER BY __rid" if "__rid" in lookups else ""
+        res = _arrow(con, f"SELECT {sql} FROM _lk_df{order}")
         con.unregister("_lk_df")
         cols.update(zip(res.column_names, res.columns, strict=True))
     if len(in_sql) < len(features):
-        # as_of (epoch days) as FLOAT, as DuckDB promotes BIGINT with FLOAT: exact
-        env = dict(lookups, as_of=lookups["as_of"].astype(np.float32))
+        env = dict(lookups)
+        if env.get("as_of") is not None and env["as_of"].dtype.kind == "i":
+            # epoch days as FLOAT, as DuckDB promotes BIGINT with FLOAT: exact
+            env["as_of"] = env["as_of"].astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            n = len(next(iter(lookups.values())))
             for f in features:
                 if compiled[f.name] is not None:
                     value = np.asarray(compiled[f.name](env))
-                    cols[f.name] = pa.array(
-                        np.broadcast_to(value, len(lookups["as_of"])).astype(np.float32)
-                    )
+                    cols[f.name] = pa.array(np.broadcast_to(value, n).astype(np.float32))
     return pa.table({f.name: cols[f.name] for f in features})
 
 
-_TOKENS = re.compile(r"\s*(?:(\d+\.?\d*)|([A-Za-z_][A-Za-z0-9_]*)|(\S))")
+_TOKENS = re.compile(r'\s*(?:(\d+\.?\d*)|([A-Za-z_][A-Za-z0-9_]*|"[A-Za-z0-9_]+")|(\S))')
 
 
-def _arith(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray] | None:
-    """Compile ``expr`` to a NumPy function if it is only column names, numbers,
-    ``+ - * /``, parentheses and ``NULLIF(x, y)``; otherwise return None.
+def _arith(
+    expr: str, names: dict[str, np.ndarray]
+) -> Callable[[dict[str, np.ndarray]], np.ndarray] | None:
+    """Compile ``expr`` to a NumPy function if it is only numeric columns of ``names``
+    (plain or double-quoted), numbers, ``+ - * /``, parentheses and ``NULLIF(x, y)``; otherwise
+    return None.
 
     The results equal DuckDB's: FLOAT with FLOAT stays FLOAT (float32 arithmetic),
     anything with DOUBLE is DOUBLE, division is IEEE (x / 0 = inf, 0 / 0 = NaN, as in
@@ -974,8 +995,9 @@ def _arith(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray] | None:
             y = sum_()
             take(")")
             return lambda e: _nullif(x(e), y(e))
-        if name is not None and (name == "as_of" or _REF.fullmatch(name)):
-            return lambda e: e[name]
+        col = None if name is None else name.strip('"')
+        if col in names and col != "__rid" and np.asarray(names[col]).dtype.kind in "iuf":
+            return lambda e: e[col]
         raise SyntaxError(expr)
 
     try:
