@@ -14,23 +14,29 @@ the windows for trends). A row with timestamp ``ts`` is known at ``T`` iff
 
 1. The set of cut-off dates ``B = {T - o}`` over all as-of dates and offsets is
    sorted into boundaries ``b_1 < ... < b_K``.
-2. Each stream row goes to bucket ``k`` = number of boundaries ``<= day`` (a join
-   with a tiny day -> bucket table) and rows are aggregated per
-   ``(client, k, group columns)`` — the single scan over the events, in DuckDB.
-3. Measures (counts per slice, sums, last day) are pivoted from that small table
-   (DuckDB), then accumulated over ``k`` per client (running sums / maxima, NumPy).
-4. "Rows with ``day < b_j``" are exactly buckets ``0..j-1``, so each lookup is a
-   binary search for the client's last bucket ``<= j - 1`` (NumPy), and feature
-   expressions are evaluated on the looked-up columns (DuckDB SQL).
+2. Each stream row goes to bucket ``k`` = number of boundaries ``<= day``: the single
+   scan over the events, in DuckDB. A stream sliced by category columns (campaigns,
+   contacts, activity, invoices) is fetched as raw rows (client index, day, category
+   codes, numbers; up to ``RAW_ROWS``), which NumPy buckets; other streams (daily
+   spend) are aggregated per ``(client, k)`` in SQL (a join with a tiny day -> bucket
+   table), which shrinks them most.
+3. Measures (counts per slice, sums, last day) are pivoted per ``(client, k)`` group
+   (NumPy; raw rows ordered by their category combination, so that each slice is a
+   few contiguous runs), then accumulated over ``k`` per client (running sums /
+   maxima).
+4. "Rows with ``day < b_j``" are exactly buckets ``0..j-1``: a ``(client, boundary)
+   -> last group`` index turns each look-up into one gather per measure, and feature
+   expressions are evaluated on the looked-up columns (NumPy for arithmetic, DuckDB
+   SQL for the rest).
 
 A training table of many snapshots therefore costs one scan plus lookups: K grows
 with the number of distinct cut-off dates, not with the number of rows.
 
-Two cores are kept busy: step 2 of the next streams runs on a second DuckDB
-connection (scratch tables ``_spine``, ``_cidx``, ``_daymap`` are therefore real
-tables, dropped at the end) while this thread does steps 3-4 of the current one. A
-stream computed in NumPy beforehand (the campaign state) skips step 2 and hands its
-rows over as arrays.
+Both cores are kept busy: two workers each take a stream from scan to evaluated
+features, on a DuckDB connection of their own (scratch tables ``_spine``, ``_cidx``,
+``_daymap`` are therefore real tables, dropped at the end); one of them first runs
+the prepare functions (the campaign state, computed in NumPy from one sorted pass and
+handed over as arrays), after which the main thread runs the extra SQL.
 """
 
 from __future__ import annotations
@@ -148,14 +154,15 @@ class Plan:
 
     streams: list[Stream] = field(default_factory=list)
     features: list[FeatureExpr] = field(default_factory=list)
-    # SQL selecting (rid, <feature columns>) from the registered `_spine` table.
+    # SQL selecting (rid, <feature columns>) from the `_spine` table.
     extra_sql: list[str] = field(default_factory=list)
     # Stages of expressions over already computed features (may use window
     # functions over the spine, e.g. quintiles by as_of); evaluated last, stage by stage.
     post: list[list[FeatureExpr]] = field(default_factory=list)
     # Functions ``f(con) -> [names]`` run once, after ``_spine`` exists and before the
-    # streams: they create the (real) tables that streams fed by them or extra SQL read
-    # and return their names; the engine drops them at the end.
+    # streams they feed: they create the (real) tables those streams or extra SQL read
+    # and return their names; the engine drops them at the end. (SQL streams run
+    # meanwhile: their SQL must not read ``_spine`` or these tables.)
     prepare: list[Callable[[duckdb.DuckDBPyConnection], list[str]]] = field(default_factory=list)
 
 
@@ -198,21 +205,7 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
         codes, uniques = _factorize(client_id)
     tables: list[str] = []  # scratch tables (visible to the scan thread's connection)
     try:
-        with _stage("setup_spine"):
-            _table(
-                con,
-                tables,
-                "_spine",
-                pd.DataFrame(
-                    {
-                        "rid": np.arange(len(spine), dtype=np.int64),
-                        "client_id": client_id,
-                        "as_of": as_of_day.astype("datetime64[D]"),
-                    }
-                ),
-                "rid::BIGINT AS rid, client_id::VARCHAR AS client_id, as_of::DATE AS as_of",
-                order="rid",
-            )
+        with _stage("setup_cidx"):
             _table(
                 con,
                 tables,
@@ -339,6 +332,21 @@ def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
 
         def prepared() -> dict[int, pa.Table]:
             try:
+                with _stage("spine"):  # read by prepare functions and extra SQL only
+                    _table(
+                        con,
+                        tables,
+                        "_spine",
+                        pd.DataFrame(
+                            {
+                                "rid": np.arange(len(client_id), dtype=np.int64),
+                                "client_id": client_id,
+                                "as_of": as_of_day.astype("datetime64[D]"),
+                            }
+                        ),
+                        "rid::BIGINT AS rid, client_id::VARCHAR AS client_id, as_of::DATE AS as_of",
+                        order="rid",
+                    )
                 with _stage("prepare"):
                     for prep in plan.prepare:
                         tables.extend(prep(con))
