@@ -203,7 +203,7 @@ def compute(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, plan: Plan) -> 
         client_id = spine["client_id"].astype(str).to_numpy()
         as_of_day = _epoch_days(spine["as_of"])
         codes, uniques = _factorize(client_id)
-    tables: list[str] = []  # scratch tables (visible to the scan thread's connection)
+    tables: list[str] = []  # scratch tables (real: the workers' connections read them)
     try:
         with _stage("setup_cidx"):
             _table(
@@ -253,10 +253,9 @@ def _table(
 def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
     """Every feature of ``plan`` as an Arrow table in spine order (see ``compute``).
 
-    Every SQL stream's scan is queued at once on a second connection, so DuckDB scans
-    the next tables while this thread pivots, looks up and evaluates the current one;
-    a third thread copies each evaluated part into one chunk per column (DuckDB, NumPy
-    and Arrow release the GIL for their heavy work).
+    Two workers take the streams, longest first, from scan to evaluated features, each
+    on a DuckDB connection of its own; the main thread runs the extra SQL meanwhile
+    (DuckDB, NumPy and Arrow release the GIL for their heavy work).
     """
     refs = _refs(plan.features)
     streams = {s.name: s for s in plan.streams}
@@ -320,9 +319,8 @@ def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
             return part.combine_chunks()
 
         # Two workers each take a stream from scan to evaluated features. One of them
-        # first runs the prepare functions on ``con`` (their registrations must live
-        # there, for extra SQL) and finishes the streams they feed; SQL streams run on
-        # a cursor of their own.
+        # first builds ``_spine`` and runs the prepare functions on ``con``, then
+        # finishes the streams they feed; SQL streams run on a cursor of their own.
         free: queue.SimpleQueue = queue.SimpleQueue()
         free.put(cur_a)
         free.put(cur_b)
@@ -434,7 +432,8 @@ class _Pivot:
     """One stream's measures per ``(client, bucket)`` group, before accumulation.
 
     ``cidx``/``k`` list the groups (sorted); ``sums`` holds the sum measures as one
-    ``(measures, groups + 1)`` matrix (the last column stays 0: "nothing yet"); each max measure is one value per group (NaN: none).
+    ``(measures, groups + 1)`` matrix (the last column stays 0: "nothing yet"); each max
+    measure is one value per group (NaN: none).
     """
 
     cidx: np.ndarray
@@ -462,10 +461,10 @@ def _fetch(
     bounds: np.ndarray,
     n_clients: int,
 ):
-    """Run a SQL stream's one scan (stage 1): rows to pivot in NumPy, or a finished pivot.
+    """Run a SQL stream's one scan (stage 1) on ``con`` and pivot it.
 
-    Only DuckDB work happens here, so it can run on another connection while the
-    calling thread pivots and looks up the previous stream.
+    Streams sliced by categories are fetched as raw rows (up to ``RAW_ROWS``) and
+    pivoted in NumPy; others are grouped per ``(client, k)`` in SQL first.
     """
     max_b = str(np.datetime64(int(bounds[-1]), "D"))
     group = "".join(f", {g}" for g in stream.group_cols)
@@ -517,14 +516,11 @@ def _fetch_raw(
 ) -> _Raw | None:
     """Fetch the stream's rows before ``max_b`` (unsorted), or None past ``RAW_ROWS``."""
     values = _slice_values(measures)
-    coded = "".join(
-        f", COALESCE(list_position([{', '.join(_lit(v) for v in values[c])}], "
-        f'e."{c}"), 0)::TINYINT AS "{c}"'
-        if len(values[c]) < 127
-        else f", COALESCE(list_position([{', '.join(_lit(v) for v in values[c])}], "
-        f'e."{c}"), 0)::INTEGER AS "{c}"'
-        for c in values
-    )
+    coded = ""
+    for c, vals in values.items():
+        sql_type = "TINYINT" if len(vals) < 127 else "INTEGER"
+        col = f'e."{c}"'
+        coded += f", {_code_sql(col, vals, sql_type)} AS {col[2:]}"
     nums = sorted({m.base[2:] for m in measures if m.base.startswith(("s_", "x_"))})
     tab = con.sql(
         "SELECT c.cidx::INTEGER AS cidx, "
@@ -699,8 +695,7 @@ def _fetch_rows(
     values = _slice_values(measures)
     cols = sorted(values)
     coded = "".join(
-        f", COALESCE(list_position([{', '.join(_lit(v) for v in values[c])}], "
-        f's1."{c}"), 0)::INTEGER AS g{i}'
+        ", " + _code_sql(f's1."{c}"', values[c], "INTEGER") + f" AS g{i}"
         for i, c in enumerate(cols)
     )
     bases = sorted({m.base for m in measures} - {"last_day"})
@@ -798,7 +793,7 @@ def _pivot_arrays(
         c: codes[c] if c in codes else sorted({v for m in measures for w, v in m.where if w == c})
         for c in cats
     }
-    combo = np.zeros(len(g), dtype=np.int64)
+    combo = np.zeros(len(g) if cats else 0, dtype=np.int64)
     for c in cats:
         radix = len(values[c]) + 1
         a = arrays[c]
@@ -870,6 +865,13 @@ def _pivot_arrays(
 
 def _lit(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _code_sql(column: str, values: list[str], sql_type: str) -> str:
+    """SQL giving ``column``'s code: its position in ``values`` (1-based), 0 if absent."""
+    return (
+        f"COALESCE(list_position([{', '.join(_lit(v) for v in values)}], {column}), 0)::{sql_type}"
+    )
 
 
 def _group_running_max(
