@@ -514,6 +514,66 @@ def test_raw_rows_pivoted_in_numpy_equal_the_grouping_in_sql(monkeypatch):
     assert raw.notna().any().sum() > 200  # the comparison covers real values
 
 
+def test_unsliced_rows_reduced_by_runs_equal_the_grouping_in_sql(monkeypatch):
+    """Streams without slices (daily spend) are reduced in NumPy from runs of equal
+    (client, bucket) keys, batch by batch, while rows come grouped by client; rows in
+    another order are sorted first (or, by default, grouped in SQL). All give the same
+    features, also with keys split across batches and with missing numbers."""
+    from churnpredict.features import engine
+
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2023-12-01", "2024-03-31", freq="D")
+    rows = [
+        (
+            c,
+            d.date(),
+            *(None if rng.random() < 0.1 else float(rng.integers(0, 400)) / 4 for _ in range(4)),
+        )
+        for c in ("a", "b", "x")  # x: not in the spine
+        for d in days
+        if rng.random() < 0.7
+    ]
+    spend = pd.DataFrame(
+        rows, columns=["client_id", "date", "spend", "impressions", "clicks", "conversions"]
+    )
+    used = []
+    fetch_runs = engine._fetch_runs
+
+    def spy(con, stream, *args):
+        out = fetch_runs(con, stream, *args)
+        used.append((stream.name, out is not None))
+        return out
+
+    monkeypatch.setattr(engine, "_fetch_runs", spy)
+    dates = ["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-25", "2024-03-30"]
+
+    def build(frame):
+        ds = tiny()
+        ds.con.register("_spend", frame)
+        ds.con.execute("CREATE OR REPLACE TABLE spend AS SELECT * FROM _spend")
+        ds.con.unregister("_spend")
+        used.clear()
+        table = features_at(ds, dates)[0]
+        return table, dict(used)
+
+    monkeypatch.setattr(engine, "RUN_MIN_LENGTH", 10**9)  # never grouped enough: SQL
+    grouped, how = build(spend)
+    assert how["spend"] is False
+    monkeypatch.setattr(engine, "RUN_MIN_LENGTH", 2)
+    monkeypatch.setattr(engine, "RUN_BATCH", 7)  # runs split across batches
+    by_runs, how = build(spend)
+    assert how["spend"] is True
+    pd.testing.assert_frame_equal(by_runs, grouped)  # quarters add up exactly in any order
+    shuffled = spend.sample(frac=1.0, random_state=1)
+    assert build(shuffled)[1]["spend"] is False  # mostly runs of one row: SQL
+    monkeypatch.setattr(engine, "RUN_MIN_LENGTH", 0)  # reduced anyway, then sorted
+    by_sorting, how = build(shuffled)
+    assert how["spend"] is True
+    pd.testing.assert_frame_equal(by_sorting, grouped)
+    spent = [c for c in grouped.columns if c.startswith("spend__") and grouped[c].notna().any()]
+    assert len(spent) > 20 and grouped[spent].abs().sum().gt(0).sum() > 20
+
+
 def test_lookups_by_binary_search_equal_the_dense_index(monkeypatch):
     """Past a size the engine looks groups up by binary search instead of a dense
     (client, boundary) table; both give the same features."""

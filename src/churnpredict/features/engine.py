@@ -18,8 +18,9 @@ the windows for trends). A row with timestamp ``ts`` is known at ``T`` iff
    scan over the events, in DuckDB. A stream sliced by category columns (campaigns,
    contacts, activity, invoices) is fetched as raw rows (client index, day, category
    codes, numbers; up to ``RAW_ROWS``), which NumPy buckets; other streams (daily
-   spend) are aggregated per ``(client, k)`` in SQL (a join with a tiny day -> bucket
-   table), which shrinks them most.
+   spend) shrink most by aggregating per ``(client, k)``: in NumPy over runs of
+   equal keys while their rows arrive grouped by client, else in SQL (a join with a
+   tiny day -> bucket table).
 3. Measures (counts per slice, sums, last day) are pivoted per ``(client, k)`` group
    (NumPy; raw rows ordered by their category combination, so that each slice is a
    few contiguous runs), then accumulated over ``k`` per client (running sums /
@@ -464,7 +465,8 @@ def _fetch(
     """Run a SQL stream's one scan (stage 1) on ``con`` and pivot it.
 
     Streams sliced by categories are fetched as raw rows (up to ``RAW_ROWS``) and
-    pivoted in NumPy; others are grouped per ``(client, k)`` in SQL first.
+    pivoted in NumPy; others are reduced from runs of rows grouped by client
+    (``_fetch_runs``), or, in any other order, grouped per ``(client, k)`` in SQL.
     """
     max_b = str(np.datetime64(int(bounds[-1]), "D"))
     group = "".join(f", {g}" for g in stream.group_cols)
@@ -488,6 +490,12 @@ def _fetch(
             if raw is not None:
                 with _stage("pivot_raw"):
                     return _pivot_arrays(raw.arrays, measures, bounds, n_clients, raw.values)
+        else:
+            with _stage("stage1_runs"):
+                rows = _fetch_runs(con, stream, measures, bounds, max_b)
+            if rows is not None:
+                with _stage("pivot_rows"):
+                    return _pivot_rows(rows, measures)
         with _stage("stage1_sql"):
             rows = _fetch_rows(con, stage, measures)
         with _stage("pivot_rows"):
@@ -534,6 +542,93 @@ def _fetch_raw(
         return None
     arrays = {name: tab.column(name).to_numpy(zero_copy_only=False) for name in tab.column_names}
     return _Raw(arrays, values)
+
+
+# Rows of a stream without slices (daily spend) arrive in batches of this many; while
+# they come grouped by client (most runs of one (client, bucket) key longer than
+# RUN_MIN_LENGTH rows on average) each batch is reduced to its runs in NumPy, which
+# costs a fraction of DuckDB's hash aggregate over millions of (client, bucket)
+# groups. Rows in any other order are grouped in SQL.
+RUN_BATCH = 1 << 20
+RUN_MIN_LENGTH = 2
+
+
+def _fetch_runs(
+    con: duckdb.DuckDBPyConnection,
+    stream: Stream,
+    measures: list[Measure],
+    bounds: np.ndarray,
+    max_b: str,
+) -> dict[str, np.ndarray] | None:
+    """Stage-1 rows of an unsliced stream as ``_fetch_rows`` gives them (one per
+    ``(cidx, k)``, sorted), reduced in NumPy from runs of equal keys in the rows' own
+    order; None as soon as the rows turn out not to be grouped by client."""
+    sums = sorted({m.base[2:] for m in measures if m.base.startswith("s_")})
+    maxes = sorted({m.base[2:] for m in measures if m.base.startswith("x_")})
+    sql = (
+        "SELECT c.cidx::INTEGER AS cidx, "
+        "date_diff('day', DATE '1970-01-01', e.day)::INTEGER AS day"
+        + "".join(f', e."{c}"::DOUBLE AS "{c}"' for c in sorted({*sums, *maxes}))
+        + f" FROM ({stream.sql}) e JOIN _cidx c ON e.client_id = c.client_id"
+        f" WHERE e.day < DATE '{max_b}'"
+    )
+    width = len(bounds) + 1
+    parts: list[dict[str, np.ndarray]] = []
+    n_rows = n_runs = 0
+    reader = con.sql(sql).to_arrow_reader(RUN_BATCH)
+    try:
+        for batch in reader:
+            arr = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in batch.schema.names}
+            key = arr["cidx"].astype(np.int64) * width
+            key += np.searchsorted(bounds, arr["day"], side="right")
+            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+            n_rows, n_runs = n_rows + len(key), n_runs + len(starts)
+            if n_runs * RUN_MIN_LENGTH > n_rows:
+                return None
+            parts.append(_reduce_runs(key, starts, arr, sums, maxes, n=None))
+    finally:
+        reader.close()
+    if not parts:
+        return None
+    part = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    key = part.pop("key")
+    if (key[1:] < key[:-1]).any():  # a few sorted stretches: timsort merges them
+        order = np.argsort(key, kind="stable")
+        key, part = key[order], {name: v[order] for name, v in part.items()}
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    if len(starts) < len(key):  # keys split across batches (or stretches)
+        part = _reduce_runs(key, starts, part, sums, maxes, n=part["n"])
+        key = part.pop("key")
+    rows = {"cidx": key // width, "k": key % width, "n": part["n"].astype(np.float64)}
+    rows.update({f"s_{c}": part[f"s_{c}"] for c in sums})
+    rows.update({f"x_{c}": part[f"x_{c}"] for c in maxes})
+    rows["last_day"] = part["last_day"].astype(np.float64)
+    return rows
+
+
+def _reduce_runs(
+    key: np.ndarray,
+    starts: np.ndarray,
+    arr: dict[str, np.ndarray],
+    sums: list[str],
+    maxes: list[str],
+    n: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """Aggregate rows over the runs beginning at ``starts``: row count (or the sum of
+    ``n``), sums (NaN adds nothing), maxima (NaN is no value) and the last day.
+    Columns come as ``arr[col]`` for raw rows, ``arr["s_<col>"]`` etc. for partials."""
+    raw = n is None
+    out = {"key": key[starts]}
+    out["n"] = np.diff(np.r_[starts, len(key)]) if raw else np.add.reduceat(n, starts)
+    for c in sums:
+        v = arr[c if raw else f"s_{c}"]
+        if raw and np.isnan(v).any():
+            v = np.where(np.isnan(v), 0.0, v)
+        out[f"s_{c}"] = np.add.reduceat(v, starts)
+    for c in maxes:
+        out[f"x_{c}"] = np.fmax.reduceat(arr[c if raw else f"x_{c}"], starts)
+    out["last_day"] = np.maximum.reduceat(arr["day" if raw else "last_day"], starts)
+    return out
 
 
 def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndarray]:
