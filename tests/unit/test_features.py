@@ -588,6 +588,32 @@ def test_lookups_by_binary_search_equal_the_dense_index(monkeypatch):
     assert dense.notna().any().sum() > 200  # the comparison covers real values
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        [3.0, np.nan, 1.0, 7.0, np.nan, 2.0, np.nan, 5.0, 4.0, np.nan],  # days: fast path
+        [0.5, np.nan, 2.25, 1.0, np.nan, -3.0, np.nan, 9.5, 1e8, np.nan],  # pandas path
+        [np.nan] * 10,
+    ],
+)
+def test_group_running_max_skips_nan_and_restarts_per_group(values):
+    """Running maxima per group (rows sorted by group), NaN being no value: the same
+    with a caller's buffers and the whole-number hint as computed by pandas."""
+    from churnpredict.features.engine import _group_running_max
+
+    v = np.array(values)
+    group = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 3])
+    s = pd.Series(v)
+    expected = s.groupby(group).cummax().groupby(group).ffill().to_numpy()
+    assert np.array_equal(_group_running_max(v, group), expected, equal_nan=True)
+    buffer = np.full(len(v) + 1, -1.0)
+    base = group * 1e7
+    whole = not np.isnan(v).all() and (np.nan_to_num(v) % 1 == 0).all()
+    out = _group_running_max(v, group, base, base - 1.0, buffer, whole=whole)
+    assert out.base is buffer and buffer[-1] == -1.0  # written in place, nothing past
+    assert np.array_equal(buffer[:-1], expected, equal_nan=True)
+
+
 def test_arithmetic_features_in_numpy_equal_duckdb_bit_for_bit(monkeypatch):
     """Arithmetic feature expressions are evaluated in NumPy, with DuckDB's types and
     IEEE results: every default feature gives the same float32 bits both ways, over

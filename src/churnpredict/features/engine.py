@@ -669,18 +669,24 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
         np.cumsum(run[:, :n_groups], axis=1, out=run[:, :n_groups])
         for j, (name, d) in enumerate(zip(piv.sum_names, piv.decimals, strict=True)):
             row = run[j]
+            # counts are served as float32 (exact below 2**24): half the memory to fill;
+            # a count's running total over all clients bounds every client's
+            small = name in exact32 and (n_groups == 0 or row[n_groups - 1] < 2**24)
             if n_groups:
                 row[:n_groups] -= np.r_[0.0, row[first[1:] - 1]][client_gid]
             if d is not None:  # the running total's residue is relative to all clients
                 np.round(row, d, out=row)
-            # counts are served as float32 (exact below 2**24): half the memory to fill
-            small = name in exact32 and row.max() < 2**24 and row.min() > -(2**24)
             serve(name, row.astype(np.float32) if small else row)
         del run
 
-    base = client_gid * 1e7 if piv.maxes else None
+    if piv.maxes:  # one buffer for every measure's running maximum (and "nothing yet")
+        base = client_gid * 1e7
+        below = base - 1.0
+        run = np.empty(n_groups + 1)
+        run[n_groups] = np.nan
+        days = {m.name for m in stream.measures if m.base == "last_day"}
     for name, values in piv.maxes.items():
-        run = np.r_[_group_running_max(values, client_gid, base), np.nan]
+        _group_running_max(values, client_gid, base, below, run, whole=name in days)
         piv.maxes[name] = None
         serve(name, run.astype(np.float32) if name in exact32 else run)  # days: exact
     return out
@@ -970,29 +976,39 @@ def _code_sql(column: str, values: list[str], sql_type: str) -> str:
 
 
 def _group_running_max(
-    v: np.ndarray, group_id: np.ndarray, base: np.ndarray | None = None
+    v: np.ndarray,
+    group_id: np.ndarray,
+    base: np.ndarray | None = None,
+    below: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+    whole: bool = False,
 ) -> np.ndarray:
     """Return the running maximum of ``v`` within consecutive groups, skipping NaN.
 
     Rows are sorted by group. For whole numbers in ``[0, 1e7)`` (days, delays) one
     ``np.maximum.accumulate`` over ``group_id * 1e7 + v`` does it (exact in float64);
-    anything else falls back to pandas. ``base`` is ``group_id * 1e7`` if the caller
-    has it already.
+    anything else falls back to pandas. ``base`` (``group_id * 1e7``) and ``below``
+    (``base - 1``) may be given by a caller with many measures over the same groups,
+    ``out`` to receive the result in its first ``len(v)`` cells, ``whole=True`` when
+    ``v`` holds whole numbers only (days).
     """
-    if len(v) == 0:
-        return v
-    seen = v[~np.isnan(v)]
-    if len(seen) and (seen.min() < 0 or seen.max() >= 1e7 or (seen % 1).any()):
+    n = len(v)
+    res = np.empty(n) if out is None else out[:n]
+    if n == 0:
+        return res
+    lo, hi = np.fmin.reduce(v), np.fmax.reduce(v)  # NaN: no value at all
+    if not np.isnan(lo) and (lo < 0 or hi >= 1e7 or (not whole and np.fmax.reduce(v % 1) > 0)):
         s = pd.Series(v)
-        return s.groupby(group_id).cummax().groupby(group_id).ffill().to_numpy()
+        res[:] = s.groupby(group_id).cummax().groupby(group_id).ffill().to_numpy()
+        return res
     if base is None:
         base = group_id * 1e7
-    out = v + base  # NaN stays NaN
-    np.fmax(out, base - 1.0, out=out)  # NaN -> below anything in its group
-    np.maximum.accumulate(out, out=out)
-    out -= base
-    out[out < 0] = np.nan  # nothing seen yet in this group
-    return out
+    np.add(v, base, out=res)  # NaN stays NaN
+    np.fmax(res, base - 1.0 if below is None else below, out=res)  # NaN: below anything
+    np.maximum.accumulate(res, out=res)
+    res -= base
+    res[res < 0] = np.nan  # nothing seen yet in this group
+    return res
 
 
 def _evaluate(
