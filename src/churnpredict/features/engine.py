@@ -433,14 +433,14 @@ class _Pivot:
     """One stream's measures per ``(client, bucket)`` group, before accumulation.
 
     ``cidx``/``k`` list the groups (sorted); ``sums`` holds the sum measures as one
-    ``(measures, groups + 1)`` matrix (the last column stays 0: "nothing yet"); each max
+    row of ``groups + 1`` values each (the last stays 0: "nothing yet"); each max
     measure is one value per group (NaN: none).
     """
 
     cidx: np.ndarray
     k: np.ndarray
     sum_names: list[str]
-    sums: np.ndarray
+    sums: list[np.ndarray]
     decimals: list[int | None]
     maxes: dict[str, np.ndarray]
 
@@ -634,8 +634,8 @@ def _reduce_runs(
 def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndarray]:
     """Accumulate a stream's pivot over time and look up each (offset, measure).
 
-    Sum measures become running sums per client (one cumulative sum along each row of
-    the measure matrix, minus the total before the client); a ``(client, boundary) ->
+    Sum measures become running sums per client (one cumulative sum along each
+    measure's row, minus the total before the client); a ``(client, boundary) ->
     last group`` index (``_group_index``) turns each offset's look-up into one gather per
     measure, with a trailing column for "nothing yet". Max measures become running
     maxima per client and are looked up the same way. Counts and days (integers) are
@@ -665,10 +665,10 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
 
     if piv.sum_names:
         first = np.flatnonzero(new)
-        run, piv.sums = piv.sums, None  # accumulated in place; last column: nothing yet
-        np.cumsum(run[:, :n_groups], axis=1, out=run[:, :n_groups])
+        run, piv.sums = piv.sums, None  # accumulated in place; last cell: nothing yet
         for j, (name, d) in enumerate(zip(piv.sum_names, piv.decimals, strict=True)):
-            row = run[j]
+            row, run[j] = run[j], None  # freed once served: the next arrays reuse it
+            np.cumsum(row[:n_groups], out=row[:n_groups])
             # counts are served as float32 (exact below 2**24): half the memory to fill;
             # a count's running total over all clients bounds every client's
             small = name in exact32 and (n_groups == 0 or row[n_groups - 1] < 2**24)
@@ -768,9 +768,9 @@ def _pivot_sql(con: duckdb.DuckDBPyConnection, stage: str, measures: list[Measur
         return v.astype(np.float64).filled(np.nan) if np.ma.isMaskedArray(v) else v.astype(float)
 
     sums = [m for m in measures if m.how == "sum"]
-    mat = np.zeros((len(sums), len(cidx) + 1))
+    mat = _sum_rows(len(sums), len(cidx))
     for j, m in enumerate(sums):
-        mat[j, : len(cidx)] = np.nan_to_num(values(m.name), nan=0.0)
+        mat[j][: len(cidx)] = np.nan_to_num(values(m.name), nan=0.0)
     maxes = {}
     for m in measures:
         if m.how != "sum":
@@ -828,11 +828,11 @@ def _pivot_rows(rows: dict[str, np.ndarray], measures: list[Measure]) -> _Pivot:
         v = rows[b]
         data[b] = v.astype(np.float64).filled(np.nan) if np.ma.isMaskedArray(v) else v
     sums = [m for m in measures if m.how == "sum"]
-    mat = np.zeros((len(sums), len(starts) + 1))
+    mat = _sum_rows(len(sums), len(starts))
     maxes = {}
     if len(starts) == len(cidx) and not values:  # one row per group, no slices: as is
         for j, m in enumerate(sums):
-            mat[j, : len(starts)] = data[m.base]
+            mat[j][: len(starts)] = data[m.base]
             np.nan_to_num(mat[j], nan=0.0, copy=False)
         for m in measures:
             if m.how != "sum":
@@ -844,7 +844,7 @@ def _pivot_rows(rows: dict[str, np.ndarray], measures: list[Measure]) -> _Pivot:
             mask &= code[col] == values[col].index(val) + 1
         v = data[m.base]
         if m.how == "sum":
-            mat[sums.index(m), : len(starts)] = np.bincount(
+            mat[sums.index(m)][: len(starts)] = np.bincount(
                 g[mask], weights=np.nan_to_num(v[mask], nan=0.0), minlength=len(starts)
             )
         else:
@@ -948,7 +948,7 @@ def _pivot_arrays(
         return [(starts[a], starts[b]) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
     sums = [m for m in measures if m.how == "sum"]
-    mat = np.zeros((len(sums), n_groups + 1))
+    mat = _sum_rows(len(sums), n_groups)
     maxes = {}
     for m in measures:
         v = column(m.base, m.how)
@@ -962,6 +962,14 @@ def _pivot_arrays(
                 np.fmax.at(best, g[a:b], v[a:b])  # fmax: NaN is no value
             maxes[m.name] = best
     return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
+
+
+def _sum_rows(n_measures: int, n_groups: int) -> list[np.ndarray]:
+    """Zeroed running-sum rows, one array per measure with a last cell for "nothing
+    yet". Separate rows (not one matrix) stay below glibc's mmap threshold for up to
+    4M groups, so they reuse freed heap memory instead of faulting in fresh pages, and
+    each is freed as soon as it is served."""
+    return [np.zeros(n_groups + 1) for _ in range(n_measures)]
 
 
 def _lit(value: str) -> str:
