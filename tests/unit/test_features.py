@@ -614,6 +614,23 @@ def test_group_running_max_skips_nan_and_restarts_per_group(values):
     assert np.array_equal(buffer[:-1], expected, equal_nan=True)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    bounds=st.lists(st.integers(-400, 400), min_size=1, max_size=40, unique=True),
+    days=st.lists(st.integers(-600, 600), max_size=60),
+    far=st.booleans(),
+)
+def test_buckets_by_table_equal_the_binary_search(bounds, days, far):
+    """A day's bucket (boundaries <= day) from the day table equals np.searchsorted,
+    for days before, between and after the boundaries; boundaries far apart fall
+    back to the search."""
+    from churnpredict.features.engine import _buckets
+
+    b = np.array(sorted(bounds + ([2_000_000] if far else [])), dtype=np.int64)
+    d = np.array(days, dtype=np.int32)
+    assert np.array_equal(_buckets(d, b), np.searchsorted(b, d, side="right"))
+
+
 def test_arithmetic_features_in_numpy_equal_duckdb_bit_for_bit(monkeypatch):
     """Arithmetic feature expressions are evaluated in NumPy, with DuckDB's types and
     IEEE results: every default feature gives the same float32 bits both ways, over

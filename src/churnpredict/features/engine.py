@@ -580,7 +580,7 @@ def _fetch_runs(
         for batch in reader:
             arr = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in batch.schema.names}
             key = arr["cidx"].astype(np.int64) * width
-            key += np.searchsorted(bounds, arr["day"], side="right")
+            key += _buckets(arr["day"], bounds)
             starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
             n_rows, n_runs = n_rows + len(key), n_runs + len(starts)
             if n_runs * RUN_MIN_LENGTH > n_rows:
@@ -629,6 +629,18 @@ def _reduce_runs(
         out[f"x_{c}"] = np.fmax.reduceat(arr[c if raw else f"x_{c}"], starts)
     out["last_day"] = np.maximum.reduceat(arr["day" if raw else "last_day"], starts)
     return out
+
+
+def _buckets(day: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Each day's bucket, the number of boundaries ``<= day``, i.e.
+    ``np.searchsorted(bounds, day, side="right")``, as a look-up in a table of the days
+    between the first and last boundary: 4M days in no order took 89 ms to search,
+    10 ms to look up."""
+    if len(bounds) == 0 or bounds[-1] - bounds[0] > 1 << 20:
+        return np.searchsorted(bounds, day, side="right")
+    lo, hi = int(bounds[0]) - 1, int(bounds[-1])  # days before lo / after hi: same bucket
+    table = np.searchsorted(bounds, np.arange(lo, hi + 1), side="right").astype(np.int32)
+    return table[np.clip(day, lo, hi) - lo]
 
 
 def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndarray]:
@@ -866,7 +878,7 @@ def _pivot_arrays(
     """
     codes = codes or {}
     width = len(bounds) + 1
-    k = np.searchsorted(bounds, arrays["day"], side="right")
+    k = _buckets(arrays["day"], bounds)
     keep = k < len(bounds)  # rows on or after the last boundary are never looked up
     if not keep.all():
         arrays = {name: a[keep] for name, a in arrays.items()}
