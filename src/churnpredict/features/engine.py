@@ -545,9 +545,9 @@ def _fetch_raw(
 
 
 # Rows of a stream without slices (daily spend) arrive in batches of this many; while
-# they come grouped by client (most runs of one (client, bucket) key longer than
-# RUN_MIN_LENGTH rows on average) each batch is reduced to its runs in NumPy, which
-# costs a fraction of DuckDB's hash aggregate over millions of (client, bucket)
+# they come grouped by client (runs of one (client, bucket) key at least
+# RUN_MIN_LENGTH rows long on average) each batch is reduced to its runs in NumPy,
+# which costs a fraction of DuckDB's hash aggregate over millions of (client, bucket)
 # groups. Rows in any other order are grouped in SQL.
 RUN_BATCH = 1 << 20
 RUN_MIN_LENGTH = 2
