@@ -488,20 +488,29 @@ def test_engine_leaves_no_scratch_tables_even_when_a_stream_fails():
     assert set(con.execute("SELECT table_name FROM duckdb_tables()").fetchall()) == before
 
 
+def _spy_on(monkeypatch, name: str) -> list[tuple[str, bool]]:
+    """Wrap the engine's fetch function ``name``; the returned list gets ``(stream
+    name, whether it returned rows)`` for every call."""
+    from churnpredict.features import engine
+
+    calls: list[tuple[str, bool]] = []
+    real = getattr(engine, name)
+
+    def spy(con, stream, *args):
+        out = real(con, stream, *args)
+        calls.append((stream.name, out is not None))
+        return out
+
+    monkeypatch.setattr(engine, name, spy)
+    return calls
+
+
 def test_raw_rows_pivoted_in_numpy_equal_the_grouping_in_sql(monkeypatch):
     """Streams sliced by categories are fetched as raw rows and pivoted in NumPy; past
     RAW_ROWS rows they are grouped in SQL instead; both give the same features."""
     from churnpredict.features import engine
 
-    fetched = []
-    fetch_raw = engine._fetch_raw
-
-    def spy(con, stream, *args):
-        out = fetch_raw(con, stream, *args)
-        fetched.append((stream.name, out is not None))
-        return out
-
-    monkeypatch.setattr(engine, "_fetch_raw", spy)
+    fetched = _spy_on(monkeypatch, "_fetch_raw")
     ds = tiny()
     dates = ["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-25", "2024-03-30"]
     raw, _, _ = features_at(ds, dates)
@@ -536,15 +545,7 @@ def test_unsliced_rows_reduced_by_runs_equal_the_grouping_in_sql(monkeypatch):
     spend = pd.DataFrame(
         rows, columns=["client_id", "date", "spend", "impressions", "clicks", "conversions"]
     )
-    used = []
-    fetch_runs = engine._fetch_runs
-
-    def spy(con, stream, *args):
-        out = fetch_runs(con, stream, *args)
-        used.append((stream.name, out is not None))
-        return out
-
-    monkeypatch.setattr(engine, "_fetch_runs", spy)
+    used = _spy_on(monkeypatch, "_fetch_runs")
     dates = ["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-25", "2024-03-30"]
 
     def build(frame):
