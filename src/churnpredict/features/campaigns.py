@@ -84,8 +84,8 @@ def campaign_state(con) -> tuple[dict[str, np.ndarray], pa.Table]:
     ``d_paused``, ``d_live``, ``d_budget``, ``d_run_budget``, ``off_day`` = ``day``
     when a campaign stops running, NaN otherwise). The second holds every pause that is
     open at some as-of date of the engine's ``_spine``: client index, start (epoch
-    microseconds and day) and end (the campaign's next started/resumed/paused/stopped event; null while
-    still paused).
+    microseconds and day) and end (the campaign's next started/resumed/paused/stopped
+    event; null while still paused).
     """
     tab = con.sql(_SORTED_SQL).to_arrow_table()
     cp = tab.column("cp").to_numpy()

@@ -531,17 +531,29 @@ def _fetch_raw(
         coded += f", {_code_sql(col, vals, sql_type)} AS {col[2:]}"
     nums = sorted({m.base[2:] for m in measures if m.base.startswith(("s_", "x_"))})
     tab = con.sql(
-        "SELECT c.cidx::INTEGER AS cidx, "
-        "date_diff('day', DATE '1970-01-01', e.day)::INTEGER AS day"
-        + coded
-        + "".join(f', e."{c}"::DOUBLE AS "{c}"' for c in nums)
-        + f" FROM ({stream.sql}) e JOIN _cidx c ON e.client_id = c.client_id"
-        f" WHERE e.day < DATE '{max_b}' LIMIT {RAW_ROWS + 1}"
+        _rows_sql(stream, coded + _doubles_sql(nums), max_b) + f" LIMIT {RAW_ROWS + 1}"
     ).to_arrow_table()
     if tab.num_rows > RAW_ROWS:
         return None
     arrays = {name: tab.column(name).to_numpy(zero_copy_only=False) for name in tab.column_names}
     return _Raw(arrays, values)
+
+
+def _rows_sql(stream: Stream, columns: str, max_b: str) -> str:
+    """SQL for the stream's rows before ``max_b``: client index, epoch day, then
+    ``columns`` (select items over ``e``, each starting with a comma)."""
+    return (
+        "SELECT c.cidx::INTEGER AS cidx, "
+        "date_diff('day', DATE '1970-01-01', e.day)::INTEGER AS day"
+        + columns
+        + f" FROM ({stream.sql}) e JOIN _cidx c ON e.client_id = c.client_id"
+        f" WHERE e.day < DATE '{max_b}'"
+    )
+
+
+def _doubles_sql(columns: list[str]) -> str:
+    """Select items for numeric stream columns, as DOUBLE under their own names."""
+    return "".join(f', e."{c}"::DOUBLE AS "{c}"' for c in columns)
 
 
 # Rows of a stream without slices (daily spend) arrive in batches of this many; while
@@ -565,13 +577,7 @@ def _fetch_runs(
     order; None as soon as the rows turn out not to be grouped by client."""
     sums = sorted({m.base[2:] for m in measures if m.base.startswith("s_")})
     maxes = sorted({m.base[2:] for m in measures if m.base.startswith("x_")})
-    sql = (
-        "SELECT c.cidx::INTEGER AS cidx, "
-        "date_diff('day', DATE '1970-01-01', e.day)::INTEGER AS day"
-        + "".join(f', e."{c}"::DOUBLE AS "{c}"' for c in sorted({*sums, *maxes}))
-        + f" FROM ({stream.sql}) e JOIN _cidx c ON e.client_id = c.client_id"
-        f" WHERE e.day < DATE '{max_b}'"
-    )
+    sql = _rows_sql(stream, _doubles_sql(sorted({*sums, *maxes})), max_b)
     width = len(bounds) + 1
     parts: list[dict[str, np.ndarray]] = []
     n_rows = n_runs = 0
