@@ -27,7 +27,9 @@ from pydantic import (
 
 from churnpredict.errors import ConfigError
 
-DEFAULT_CONFIG = Path("configs/default.yaml")
+# the shipped default configuration (package data; configs/default.yaml in the repository
+# is the same file, kept equal by a test): it applies wherever the command is run from
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 ENV_PREFIX = "CHURNPREDICT_"
 
 
@@ -437,19 +439,18 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
 
 
 def load_config(path: Path | None = None, *, environ: dict[str, str] | None = None) -> Config:
-    """Load the YAML config at ``path`` (default ``configs/default.yaml`` if it exists).
+    """Load the YAML config at ``path`` (default: the shipped ``default.yaml``).
 
     Parameters
     ----------
     path : Path, optional
-        The YAML file. When omitted and the default file does not exist, built-in
-        defaults are used.
+        The YAML file. When omitted, the package's ``default.yaml`` (the same file as
+        ``configs/default.yaml`` in the repository) applies, wherever the command runs.
     environ : dict, optional
         Environment to read ``CHURNPREDICT_*`` overrides from (default ``os.environ``).
     """
     raw: dict[str, Any] = {}
-    source = "built-in defaults"
-    if path is None and DEFAULT_CONFIG.exists():
+    if path is None:
         path = DEFAULT_CONFIG
     if path is not None:
         source = str(path)

@@ -339,14 +339,16 @@ def run_score(
 
     t0 = time.perf_counter()
     out = Path(out)
+    # the data first: unusable data is exit 2 whatever the registry holds, and a run
+    # that fails on its input creates neither the output folder nor the lock file
+    ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
     out.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
-        # the data first: unusable data is exit 2 whatever the registry holds
-        ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
         if model_version:
             model, version = load_version(cfg, model_version)
         else:
             model, version = load_champion(cfg)
+        log.info("model: %s version %s", cfg.tracking.model_name, version)
         T = resolve_as_of(as_of, ds, cfg)
         stale = (T - pd.Timestamp(ds.data_end).normalize()).days
         if stale > 2:
