@@ -452,6 +452,16 @@ def features_build(
     typer.echo(run_features_build(data, cfg, dates, out, policy="strict" if strict else "lenient"))
 
 
+def _terminate(signum: int, frame) -> None:
+    """Turn SIGTERM into SystemExit, so that temporary files are removed, locks released
+    and an MLflow run in progress is closed as failed (kill -9 cannot be caught: its
+    temporary files are removed by the next successful write)."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point of the console script."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -182,6 +182,7 @@ class RoutingRule(Section):
 class DriftConfig(Section):
     psi_warn: float = Field(default=0.1, ge=0)
     psi_fail: float = Field(default=0.5, ge=0)
+    fail_min_features: int = Field(default=3, ge=1)
     action: Literal["warn", "fail"] = "warn"
 
 

@@ -140,6 +140,70 @@ def atomic_writer(
     _cleanup_stale_temps(path)
 
 
+def atomic_write_set(files: Sequence[tuple[Path | str, bytes]]) -> list[Path]:
+    """Write several files as one set: all are staged before any replaces its target.
+
+    Every file is first written in full to a temporary file beside its target and
+    ``fsync``-ed; only then are they renamed, the *first* file last (e.g. the full call
+    list after its per-owner files). A run killed while writing leaves every target as
+    it was; only a kill between the renames (microseconds) can leave some targets new
+    and some old, and then the first file is still the previous one, so a reader who
+    trusts the first file's date never pairs it with newer parts.
+
+    Returns
+    -------
+    list of Path
+        The targets, in the order given.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, data in files:
+            target = Path(target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+                )
+            except OSError as err:
+                raise OutputError(f"cannot write {target}: {err.strerror or err}") from None
+            staged.append((Path(tmp), target))
+            os.chmod(tmp, _target_mode(target))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, target in staged[1:] + staged[:1]:
+            os.replace(tmp, target)
+    except BaseException as err:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(err, OSError) and err.errno in _ENVIRONMENT_ERRNOS:
+            raise OutputError(
+                f"cannot write {staged[-1][1] if staged else 'the outputs'}: "
+                f"{err.strerror or err}; the previous files are intact"
+            ) from None
+        raise
+    for folder in {t.parent for _, t in staged}:
+        _fsync_dir(folder)
+    for _, target in staged:
+        _cleanup_stale_temps(target)
+    return [t for _, t in staged]
+
+
+def csv_bytes(
+    df: pd.DataFrame,
+    *,
+    sep: str = ",",
+    bom: bool = True,
+    columns: Sequence[str] | None = None,
+    neutralize: bool = True,
+) -> bytes:
+    """Return the bytes :func:`atomic_write_csv` would write (for :func:`atomic_write_set`)."""
+    text = to_csv_text(df, sep=sep, columns=columns, neutralize=neutralize)
+    return ((BOM if bom else "") + text).encode("utf-8")
+
+
 def check_output_path(path: Path | str, option: str = "output") -> Path:
     """Check, before any work, that ``path`` can become a file; create nothing.
 

@@ -220,6 +220,7 @@ def run_train(
     report_dir: Path = Path("reports/train"),
 ) -> str:
     """Train on snapshots before ``as_of``, evaluate on the latest ones, register in MLflow."""
+    from churnpredict.drift import reference_stats
     from churnpredict.modeling.backtest import train_and_evaluate
     from churnpredict.report import write_report
     from churnpredict.tracking import log_training_run
@@ -231,6 +232,10 @@ def run_train(
     truth = load_truth(data_dir)
     result = train_and_evaluate(table, catalog, cfg, truth)
     result.model.metadata_["feature_spec"] = spec
+    # the drift check's reference: the latest training as-of dates (see drift.py)
+    result.model.metadata_["drift_reference"] = reference_stats(
+        table, result.model.catalog_, seed=cfg.model.seed
+    )
     report = write_report(result, Path(report_dir))
     reg = log_training_run(
         result,
@@ -331,7 +336,7 @@ def run_score(
 ) -> str:
     """Score every active client at ``as_of`` with the champion and write the call list."""
     from churnpredict.calls import build_call_list, find_previous_list, write_call_list
-    from churnpredict.drift import check_drift
+    from churnpredict.drift import check_drift, drift_reference
     from churnpredict.explain import top_reasons
     from churnpredict.io import output_lock
     from churnpredict.labels import build_spine, derive_freezes
@@ -369,7 +374,7 @@ def run_score(
             )
         spec = model.metadata_.get("feature_spec")
         table, _, _ = build_features(ds, spine, cfg, spec)
-        drift = check_drift(model.train_stats_, table, model.feature_names_, cfg)
+        drift = check_drift(drift_reference(model), table, model.feature_names_, cfg)
         if not drift.ok:
             log.warning("%s", drift.text())
         X = table[model.feature_names_]

@@ -29,6 +29,7 @@ import io
 import logging
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -391,6 +392,33 @@ def _experiment_id(mlflow: Any, cfg: Config) -> str:
     return client.create_experiment(cfg.tracking.experiment, artifact_location=location)
 
 
+def _close_dead_runs(client: Any, exp_id: str) -> list[str]:
+    """Mark runs left RUNNING by a killed ``train`` on this host as KILLED; return their ids.
+
+    A run records its host and process id (tags); one whose process no longer exists
+    was killed (kill -9) and would stay RUNNING for ever.
+    """
+    host = socket.gethostname()
+    closed = []
+    runs = client.search_runs(
+        [exp_id], filter_string=f"attributes.status = 'RUNNING' and tags.host = '{host}'"
+    )
+    for run in runs:
+        pid = run.data.tags.get("pid", "")
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+        except OSError:
+            continue
+    if closed:
+        log.info("marked %d run(s) of killed train processes as KILLED", len(closed))
+    return closed
+
+
 def git_commit() -> str:
     """Return ``git rev-parse HEAD`` of the current directory, or ``"unknown"``."""
     try:
@@ -525,6 +553,8 @@ def log_training_run(
             "trained_until": str(meta.get("trained_until", "")),
         }
         run_name = f"train-{meta.get('trained_until', 'model')}"
+        _close_dead_runs(client, exp_id)
+        tags.update(host=socket.gethostname(), pid=str(os.getpid()))
         with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
             run_id = run.info.run_id
             mlflow.set_tags(tags)
