@@ -169,10 +169,14 @@ def _config(path: Path | None, data: Path | None = None):
 
 
 def _store(cfg, *, write: bool = False) -> str:
-    """Check the tracking store within seconds (exit 6 / 3) and log which one is used."""
+    """Check the tracking store within seconds (exit 6) and log which one is used.
+
+    A reading command on a SQLite store that does not exist goes on: it checks its data
+    first and then says "no model" (exit 3), without creating the store.
+    """
     from churnpredict.tracking import check_store
 
-    uri = check_store(cfg, write=write)
+    uri = check_store(cfg, write=write, missing_ok=not write)
     log.info("tracking store: %s", uri)
     return uri
 
@@ -382,7 +386,7 @@ def promote(
     from churnpredict.tracking import promote as run
 
     cfg = _config(config)
-    _store(cfg, write=True)
+    _store(cfg)
     run(cfg, version)
     typer.echo(f"Version {version} of {cfg.tracking.model_name} is now @champion.")
 

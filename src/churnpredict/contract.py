@@ -560,6 +560,7 @@ def _csv_break(read: _Read, max_lines: int = 20_000_000) -> tuple[str, int, str]
     a line break in an unquoted field splits the row (fewer fields than the header);
     a quote inside an unquoted field is refused by the strict reader.
     """
+    csv.field_size_limit(2**31 - 1)  # long fields are DuckDB's call (max_line_size), not ours
     for path in read.source.files:
         try:
             with _open_text(path) as fh:

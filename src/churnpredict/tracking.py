@@ -178,8 +178,10 @@ def _probe_dir_writable(folder: Path, uri: str, what: str) -> None:
         )
 
 
-def _check_sqlite(uri: str, path: Path, *, write: bool) -> None:
+def _check_sqlite(uri: str, path: Path, *, write: bool, missing_ok: bool = False) -> None:
     if not path.exists():
+        if missing_ok and not write:
+            return
         if not write:
             raise ModelNotFoundError(
                 f"tracking store {uri} does not exist (no file {path}): nothing was trained "
@@ -255,7 +257,16 @@ def _is_mlflow(err: urllib.error.HTTPError) -> bool:
         return False
 
 
-def check_store(cfg: Config, *, write: bool = False) -> str:
+def _require_sqlite_file(cfg: Config) -> bool:
+    """Return False when the store is SQLite and its file does not exist (else True).
+
+    Reading commands then say so instead of letting MLflow create an empty store.
+    """
+    path = _sqlite_path(tracking_uri(cfg))
+    return path is None or path.exists()
+
+
+def check_store(cfg: Config, *, write: bool = False, missing_ok: bool = False) -> str:
     """Check within seconds that the tracking store can be used; return its URI.
 
     Parameters
@@ -265,6 +276,9 @@ def check_store(cfg: Config, *, write: bool = False) -> str:
     write : bool
         Also check that a new run and model version can be written (``train``,
         ``promote``); a SQLite store that does not exist yet may then be created.
+    missing_ok : bool
+        When reading, accept a SQLite store that does not exist (the command reports
+        "no model" later, after checking its data); it is never created.
 
     Raises
     ------
@@ -281,7 +295,7 @@ def check_store(cfg: Config, *, write: bool = False) -> str:
             raise TrackingError(
                 f"tracking store {uri} is not supported: give a file, sqlite:///PATH"
             )
-        _check_sqlite(uri, path, write=write)
+        _check_sqlite(uri, path, write=write, missing_ok=missing_ok)
     elif scheme in ("http", "https"):
         _check_http(uri, cfg.tracking.experiment)
     elif scheme in ("postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc"):
@@ -316,6 +330,10 @@ def _store_lock(cfg: Config, what: str) -> Iterator[None]:
     lock = FileLock(str(path.with_name(f".{path.name}.lock")), timeout=600)
     try:
         lock.acquire()
+    except OSError as err:  # a read-only folder: nobody can write the store, no race
+        log.debug("no store lock (%s): %s", what, err)
+        yield
+        return
     except Timeout:
         raise TrackingError(
             f"tracking store {tracking_uri(cfg)}: waited 10 minutes for another run's {what}"
@@ -664,6 +682,8 @@ def load_champion(cfg: Config) -> tuple[ChurnModel, str]:
         When no champion exists in the configured store.
     """
     name = cfg.tracking.model_name
+    if not _require_sqlite_file(cfg):
+        check_store(cfg)  # raises: the store does not exist (never created here)
     with _mlflow(cfg) as mlflow:
         client = mlflow.MlflowClient()
         mv = _version_by_alias(client, name, CHAMPION)
@@ -682,6 +702,8 @@ def load_version(cfg: Config, version: str | int) -> tuple[ChurnModel, str]:
     """
     name = cfg.tracking.model_name
     version = str(version)
+    if not _require_sqlite_file(cfg):
+        check_store(cfg)  # raises: the store does not exist (never created here)
     with _mlflow(cfg) as mlflow:
         from mlflow.exceptions import MlflowException
 
@@ -705,6 +727,8 @@ def list_models(cfg: Config) -> pd.DataFrame:
     """Return one row per registered version: version, aliases, created, key metrics."""
     name = cfg.tracking.model_name
     cols = ["version", "aliases", "created", "trained_until", *KEY_METRICS, "run_id"]
+    if not _require_sqlite_file(cfg):
+        return pd.DataFrame(columns=cols)  # no store yet: nothing registered (not created)
     with _mlflow(cfg) as mlflow:
         client = mlflow.MlflowClient()
         from mlflow.exceptions import MlflowException
@@ -747,6 +771,8 @@ def promote(cfg: Config, version: str | int) -> str:
     """
     name = cfg.tracking.model_name
     version = str(version)
+    if not _require_sqlite_file(cfg):
+        check_store(cfg)  # raises: the store does not exist (never created here)
     with _mlflow(cfg) as mlflow:
         from mlflow.exceptions import MlflowException
 
