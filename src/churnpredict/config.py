@@ -49,6 +49,18 @@ class EventTableConfig(Section):
     categories: list[str] = []
     numerics: list[str] = []
 
+    @field_validator("path")
+    @classmethod
+    def _inside_data_dir(cls, v: str | None) -> str | None:
+        if v is not None and (
+            not v.strip() or Path(v).is_absolute() or ".." in Path(v).parts or ":" in v
+        ):
+            raise ValueError(
+                f"must be a file or folder inside the data directory (relative, no '..'), "
+                f"got {v!r}"
+            )
+        return v
+
 
 class DataConfig(Section):
     required_tables: list[str] = ["clients", "campaign_events", "invoices", "contacts"]

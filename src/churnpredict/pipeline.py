@@ -244,6 +244,12 @@ def run_train(
         config_hash=cfg.fingerprint(),
         report_dir=Path(report_dir),
     )
+    log.info(
+        "model: %s version %s registered (champion: version %s)",
+        reg.model_name,
+        reg.version,
+        reg.champion_version,
+    )
     lines = [
         f"Trained on {len(table):,} snapshots of {table['client_id'].nunique():,} clients "
         f"({len(catalog)} features, label rate {table['label'].mean():.3f}) "
