@@ -46,6 +46,16 @@ def test_tracking_uri_priority(tmp_path, monkeypatch):
 
 
 def test_no_champion_is_a_clear_error(tmp_path):
+    # no store at all: said as such, and not created by reading
+    with pytest.raises(ModelNotFoundError, match="does not exist.*churnpredict train"):
+        load_champion(_cfg(tmp_path))
+    assert list_models(_cfg(tmp_path)).empty
+    assert not (tmp_path / "mlflow.db").exists()
+    # a store without a champion
+    from churnpredict.tracking import _experiment_id, _mlflow
+
+    with _mlflow(_cfg(tmp_path)) as mlflow:
+        _experiment_id(mlflow, _cfg(tmp_path))
     with pytest.raises(ModelNotFoundError, match="no champion model yet.*churnpredict train"):
         load_champion(_cfg(tmp_path))
     assert list_models(_cfg(tmp_path)).empty
