@@ -162,3 +162,30 @@ def test_recency_and_bgnbd_know_the_idle_rule():
     # not a purchase-like label (campaigns): BG/NBD is skipped with a reason
     other = fit_baselines(X, y, wanted=["bgnbd"], label=LabelSource("buys", 14, 30))
     assert "bgnbd" in other.skipped and not other.names
+
+
+def test_group_metrics_by_segment_and_new_clients():
+    from churnpredict.modeling.backtest import group_metrics, segment_of
+
+    X = pd.DataFrame(
+        {
+            "profile__segment_low_cost": [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            "profile__segment_key": [0.0, 1.0, 0.0, 0.0, 1.0, 0.0],
+        }
+    )
+    seg = segment_of(X)
+    assert seg.tolist() == ["low-cost", "key", "-", "low-cost", "key", "-"]
+    preds = pd.DataFrame(
+        {
+            "label": [1, 0, 1, 0, 1, 0],
+            "segment": seg,
+            "tenure_days": [10, 50, 200, 20, 400, 95],
+            "model": [0.9, 0.1, 0.8, 0.2, 0.3, 0.4],
+        }
+    )
+    g = group_metrics(preds, ["model"])
+    assert g.index.tolist() == [
+        "all", "segment key", "segment low-cost", "first 30 days", "first 90 days"
+    ]  # fmt: skip
+    assert g.loc["segment low-cost", "rows"] == 2 and g.loc["segment low-cost", "model"] == 1.0
+    assert g.loc["first 90 days", "rows"] == 3 and g.loc["first 30 days", "positives"] == 1

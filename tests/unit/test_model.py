@@ -159,7 +159,9 @@ def test_early_stopping_uses_a_ranking_metric_and_warns_on_tiny_or_capped(data):
 
     m = _fit(cfg, catalog, folds)
     assert m.metadata_["early_stopping"] == "average_precision"
-    assert early_stopping_note(5, cfg.model) and "only 5 trees" in early_stopping_note(5, cfg.model)
+    assert early_stopping_note(5, cfg.model) and "only 5 trees" in early_stopping_note(
+        5, cfg.model
+    )
     assert "cap" in early_stopping_note(cfg.model.n_estimators, cfg.model)
     assert early_stopping_note(50, cfg.model) is None
 

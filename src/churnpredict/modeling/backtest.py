@@ -44,6 +44,51 @@ log = logging.getLogger(__name__)
 KEYS = ("client_id", "as_of", "label")
 MODEL = "model"
 TRUTH = "p_true"
+TENURE = "profile__tenure_days"
+SEGMENT_PREFIX = "profile__segment_"
+NEW_CLIENT_DAYS = (30, 90)
+
+
+def segment_of(X: pd.DataFrame) -> np.ndarray:
+    """Return each row's segment from the ``profile__segment_*`` flags ("-" when none)."""
+    cols = [c for c in X.columns if c.startswith(SEGMENT_PREFIX)]
+    out = np.full(len(X), "-", dtype=object)
+    for c in cols:
+        on = X[c].to_numpy(dtype=float) > 0.5
+        out[on] = c[len(SEGMENT_PREFIX) :].replace("_", "-")
+    return out
+
+
+def group_metrics(preds: pd.DataFrame, scorers: Sequence[str]) -> pd.DataFrame:
+    """Return PR AUC per scorer for every segment and for clients in their first days.
+
+    One row per group (``all``, ``segment <name>``, ``first <n> days``) with ``rows``,
+    ``positives`` and one PR AUC column per scorer (NaN where a group has one class).
+    """
+    from sklearn.metrics import average_precision_score
+
+    y = preds["label"].to_numpy(dtype=float)
+    groups: list[tuple[str, np.ndarray]] = [("all", np.ones(len(preds), bool))]
+    if "segment" in preds:
+        for seg in sorted(set(preds["segment"]) - {"-"}):
+            groups.append((f"segment {seg}", (preds["segment"] == seg).to_numpy()))
+    if "tenure_days" in preds:
+        t = preds["tenure_days"].to_numpy(dtype=float)
+        for n in NEW_CLIENT_DAYS:
+            groups.append((f"first {n} days", t <= n))
+    rows = []
+    for name, m in groups:
+        row: dict = {"group": name, "rows": int(m.sum()), "positives": int(y[m].sum())}
+        for s in scorers:
+            ok = m & preds[s].notna().to_numpy()
+            yy = y[ok]
+            row[s] = (
+                float(average_precision_score(yy, preds.loc[ok, s].to_numpy(dtype=float)))
+                if 0 < yy.sum() < len(yy)
+                else float("nan")
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("group")
 
 
 @dataclass
@@ -107,6 +152,8 @@ class TrainResult:
     seconds : dict of str to float
         Wall-clock time per step.
     backtest : BacktestResult or None
+    by_group : DataFrame or None
+        PR AUC per scorer by segment and for new clients (see :func:`group_metrics`).
     eval_model : ChurnModel or None
         The model the metrics describe: the same protocol as ``model``, fitted on the rows
         whose labels end before the test fold (None: ``model`` itself).
@@ -127,6 +174,7 @@ class TrainResult:
     seconds: dict[str, float] = field(default_factory=dict)
     backtest: BacktestResult | None = None
     eval_model: ChurnModel | None = None
+    by_group: pd.DataFrame | None = None
 
     @property
     def evaluated(self) -> ChurnModel:
@@ -368,6 +416,9 @@ def _fit_and_score(
     X_test = table.loc[test, feats]
     pm = paused_mask(X_test)
     rows["paused_7d"] = pd.Series(pm, dtype=object) if pm is not None else np.nan
+    rows["segment"] = segment_of(X_test)
+    if TENURE in X_test.columns:
+        rows["tenure_days"] = X_test[TENURE].to_numpy(dtype=float)
     rows[MODEL] = model.predict_risk(X_test)
     for name, s in base.score(X_test).items():
         rows[name] = s
@@ -438,6 +489,7 @@ def train_and_evaluate(
     )
     t0 = time.perf_counter()
     mt = _metrics_table(preds, scorers, cfg)
+    by_group = group_metrics(preds, scorers)
     seconds["metrics"] = time.perf_counter() - t0
     served = model
     if cfg.model.refit:
@@ -461,6 +513,7 @@ def train_and_evaluate(
     return TrainResult(
         model=served,
         eval_model=model if served is not model else None,
+        by_group=by_group,
         metrics=mt,
         predictions=preds,
         X_test=X_test.reset_index(drop=True),
