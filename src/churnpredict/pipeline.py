@@ -16,7 +16,12 @@ import pandas as pd
 
 from churnpredict.config import Config
 from churnpredict.errors import DataError, UsageError
-from churnpredict.features.build import build_features, make_plan, resolve_spec
+from churnpredict.features.build import (
+    build_features,
+    constant_columns,
+    make_plan,
+    resolve_spec,
+)
 from churnpredict.features.catalog import Feature
 
 log = logging.getLogger("churnpredict.pipeline")
@@ -72,6 +77,15 @@ def training_table(
         )
     spine = build_spine(ds, cfg, dates)
     table, catalog, spec = build_features(ds, spine, cfg)
+    constant = constant_columns(table, catalog)
+    if constant:
+        log.warning(
+            "%d of %d feature columns hold one value on every training row (their source, "
+            "slice value or window never varies in this data), e.g. %s",
+            len(constant),
+            len(catalog),
+            ", ".join(constant[:8]),
+        )
     log.info(
         "training table: %d rows × %d features over %d as-of dates (%.1fs), label rate %.3f",
         len(table),
