@@ -204,6 +204,11 @@ def snapshot_dates(ds, cfg: Config, *, until: pd.Timestamp | None = None) -> lis
     """
     starts = covered_from(ds, cfg)
     wait = cfg.snapshots.wait_for
+    if wait != "auto" and set(wait) - set(starts):
+        log.warning(
+            "snapshots.wait_for: %s has no rows in this data (not waited for)",
+            ", ".join(sorted(set(wait) - set(starts))),
+        )
     need = (
         feature_tables(ds, cfg) | {label_source(ds, cfg)} if wait == "auto" else set(wait)
     ) & set(starts)
@@ -244,6 +249,14 @@ def _ended_sql(ds, cfg: Config) -> str | None:
     """Return SQL giving ``(client_id, ended_at)`` for ``label.ended``, or None."""
     ended = cfg.label.ended
     if ended.column:
+        have = {r[0] for r in ds.con.execute("DESCRIBE clients").fetchall()}
+        if ended.column not in have:
+            raise DataError(
+                f"label.ended.column '{ended.column}' is not a column of clients",
+                file=str(ds.data_dir),
+                column=ended.column,
+                expected="a date or timestamp column of the clients table",
+            )
         col = '"' + ended.column.replace('"', '""') + '"'
         return (
             f"SELECT client_id, CAST({col} AS TIMESTAMP) AS ended_at FROM clients "

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from churnpredict.cli import app
 from churnpredict.config import build_config, load_config, override
 from churnpredict.contract import load_dataset, table_coverage, validate
-from churnpredict.errors import DataError
+from churnpredict.errors import ConfigError, DataError
 from churnpredict.features.build import build_features, resolve_spec
 from churnpredict.labels import build_spine, covered_from, derive_freezes, snapshot_dates
 from churnpredict.pipeline import check_fresh
@@ -299,3 +299,25 @@ def test_stale_data_is_refused_unless_allowed(tmp_path):
     assert not (tmp_path / "l.csv").exists()
     r = CliRunner().invoke(app, [*args, "--allow-stale"], env=env)
     assert r.exit_code == 3  # past the freshness gate: no model in this store
+
+
+def test_lookbacks_of_windows_trends_states_and_lifetime_counts():
+    from churnpredict.features.catalog import Feature
+    from churnpredict.features.coverage import LIFETIME, lookback_days
+
+    assert lookback_days(Feature("x__events__30d", "x", "d", "count", 30)) == 30
+    assert lookback_days(Feature("x__events__30d__trend", "x", "d", "trend", 30)) == 60
+    assert lookback_days(Feature("x__events__days_since", "x", "d", "days_since")) == 0
+    assert lookback_days(Feature("x__events__total", "x", "d", "count")) == LIFETIME
+
+
+def test_config_errors_for_population_columns_name_the_column():
+    cfg = build_config({"label": {"ended": {"column": "ended_at"}}})
+    with pytest.raises(DataError, match="ended_at"):
+        build_spine(_pop_world(), cfg, [T("2024-03-04")])
+    cfg = build_config({"data": {"client_columns": {"numerics": ["age"]}}})
+    spine = pd.DataFrame({"client_id": ["a"], "as_of": [T("2024-03-04")]})
+    with pytest.raises(DataError, match="age"):
+        build_features(_pop_world(), spine, cfg)
+    with pytest.raises(ConfigError, match="both numeric and category"):
+        build_config({"data": {"client_columns": {"numerics": ["x"], "categories": ["x"]}}})

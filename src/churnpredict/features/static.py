@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from churnpredict.errors import DataError
 from churnpredict.features.catalog import Feature
 from churnpredict.features.events import Part, ident, quote, slug
 
@@ -30,6 +31,15 @@ def resolve_static(con, cfg) -> dict[str, Any] | None:
     cc = cfg.data.client_columns
     if not cc.numerics and not cc.categories:
         return None
+    have = {r[0] for r in con.execute("DESCRIBE clients").fetchall()}
+    missing = [c for c in [*cc.numerics, *cc.categories] if c not in have]
+    if missing:
+        raise DataError(
+            f"data.client_columns names columns that clients lacks: {', '.join(missing)}",
+            file="clients",
+            column=missing[0],
+            expected="columns of the clients file (a derived clients table has none)",
+        )
     cats: dict[str, list[str]] = {}
     for col in cc.categories:
         rows = con.execute(
