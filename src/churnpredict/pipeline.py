@@ -376,8 +376,13 @@ def run_score(
     split_by: str | None = None,
     policy: str = "strict",
     model_version: str | None = None,
+    allow_stale: bool = False,
 ) -> str:
-    """Score every active client at ``as_of`` with the champion and write the call list."""
+    """Score every active client at ``as_of`` with the champion and write the call list.
+
+    Refuses stale data (``DataError``, exit 2) when a required table ends more than
+    ``data.max_lag_days`` before ``as_of``, unless ``allow_stale``.
+    """
     from churnpredict.calls import build_call_list, find_previous_list, write_call_list
     from churnpredict.drift import check_drift
     from churnpredict.explain import top_reasons
@@ -391,20 +396,12 @@ def run_score(
     with output_lock(out):
         # the data first: unusable data is exit 2 whatever the registry holds
         ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
+        T = resolve_as_of(as_of, ds, cfg)
+        check_fresh(ds, cfg, T, allow_stale=allow_stale)
         if model_version:
             model, version = load_version(cfg, model_version)
         else:
             model, version = load_champion(cfg)
-        T = resolve_as_of(as_of, ds, cfg)
-        stale = (T - pd.Timestamp(ds.data_end).normalize()).days
-        if stale > 2:
-            log.warning(
-                "the data ends %s, %d days before the as-of date %s: recent activity is "
-                "missing, so clients will look silent",
-                ds.data_end,
-                stale,
-                T.date(),
-            )
         derive_freezes(ds, cfg)
         spine = build_spine(ds, cfg, [T], with_label=False)
         if spine.empty:
@@ -445,6 +442,46 @@ def run_score(
         f"{bands.get('low', 0):,} low risk; {in_cap:,} calls fit today's capacity.\n"
         f"Call list: {paths[0]}"
         + (f" (+{len(paths) - 1} per-owner files)" if len(paths) > 1 else "")
+    )
+
+
+def check_fresh(ds, cfg: Config, T: pd.Timestamp, *, allow_stale: bool = False) -> None:
+    """Refuse data whose required tables end more than ``data.max_lag_days`` before ``T``.
+
+    Required: ``data.required_tables``, the ``derive_clients_from`` table and the label
+    source (they decide who is active and what the features see). A table that ends
+    early makes its clients look silent, so the list would be wrong (DATA_CONTRACT.md
+    §2). With ``allow_stale`` the problem is logged as a warning instead.
+    """
+    from churnpredict.contract import table_coverage
+    from churnpredict.labels import label_source
+
+    need = set(cfg.data.required_tables) | {label_source(ds, cfg)}
+    if cfg.data.derive_clients_from:
+        need.add(cfg.data.derive_clients_from)
+    lag = cfg.data.max_lag_days
+    stale = []
+    for table, (_, last) in sorted(table_coverage(ds, cfg).items()):
+        days = (pd.Timestamp(T).normalize() - pd.Timestamp(last).normalize()).days
+        if table in need and days > lag:
+            stale.append((table, pd.Timestamp(last), days))
+    if not stale:
+        return
+    said = "; ".join(f"{t} ends {last} ({d} days before {T.date()})" for t, last, d in stale)
+    text = (
+        f"stale data: {said}; data.max_lag_days is {lag}, so recent activity is missing "
+        "and clients would look silent"
+    )
+    if allow_stale:
+        log.warning("%s (scoring anyway: --allow-stale)", text)
+        return
+    raise DataError(
+        text,
+        file=", ".join(ds.files.get(t, t) for t, _, _ in stale),
+        expected=(
+            f"every required table with rows up to {lag} days before the as-of date, "
+            "an earlier --as-of, or --allow-stale to score anyway"
+        ),
     )
 
 

@@ -710,13 +710,13 @@ def test_slice_values_come_from_the_data_with_other_and_missing_buckets():
     cfg = build_config(raw)
     events = [
         ("a", "c1", ts(1), "started", "client", None, 10.0),
-        ("a", "c1", ts(2), "paused", "client", "not_effective", None),
-        ("a", "c1", ts(3), "resumed", "client", None, None),
-        ("a", "c1", ts(4), "paused", "client", "not_effective", None),
-        ("a", "c1", ts(5), "resumed", "client", None, None),
-        ("a", "c1", ts(6), "paused", "client", "stock", None),
-        ("a", "c1", ts(7), "resumed", "client", None, None),
-        ("a", "c1", ts(8), "paused", "client", None, None),
+        ("a", "c1", ts(42), "paused", "client", "not_effective", None),
+        ("a", "c1", ts(43), "resumed", "client", None, None),
+        ("a", "c1", ts(44), "paused", "client", "not_effective", None),
+        ("a", "c1", ts(45), "resumed", "client", None, None),
+        ("a", "c1", ts(46), "paused", "client", "stock", None),
+        ("a", "c1", ts(47), "resumed", "client", None, None),
+        ("a", "c1", ts(48), "paused", "client", None, None),
     ]
     ds = make_ds(
         {
@@ -736,7 +736,7 @@ def test_slice_values_come_from_the_data_with_other_and_missing_buckets():
     ]
     assert src["keep"]["reason"] == ["not_effective"]
     assert any("teleported" in w for w in spec["warnings"])
-    spine = pd.DataFrame({"client_id": ["a"], "as_of": [ts(20)]})
+    spine = pd.DataFrame({"client_id": ["a"], "as_of": [ts(60)]})  # 30d window covered
     table, catalog, _ = build_features(ds, spine, cfg, spec)
     row = table.iloc[0]
     assert row["campaigns__paused_not_effective__30d"] == 2
@@ -748,7 +748,7 @@ def test_slice_values_come_from_the_data_with_other_and_missing_buckets():
     later = make_ds(
         {
             "clients": [("a", "2024-01-01", "A", "smb", "m1", 100.0, None, None)],
-            "campaign_events": [*events, ("a", "c1", ts(10), "paused", "client", "new", None)],
+            "campaign_events": [*events, ("a", "c1", ts(50), "paused", "client", "new", None)],
             "invoices": [],
             "contacts": [],
         },

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from churnpredict.config import Config, SliceConfig, SourceConfig
-from churnpredict.features import campaigns, invoices, profile, spend
+from churnpredict.features import campaigns, invoices, profile, spend, static
 from churnpredict.features.catalog import Feature
 from churnpredict.features.engine import Plan, compute
 from churnpredict.features.events import (
@@ -27,7 +27,7 @@ from churnpredict.features.events import (
 )
 
 SPEC_VERSION = 1
-log = logging.getLogger(__name__)
+log = logging.getLogger("churnpredict.features")
 
 
 def _columns(con, table: str) -> set[str]:
@@ -198,6 +198,9 @@ def resolve_spec(ds, cfg: Config) -> dict[str, Any]:
             "rfm_sources": [s for s, v in spec["sources"].items() if v["recency"]],
             "rfm_monetary": monetary,
         }
+    static_spec = static.resolve_static(con, cfg)
+    if static_spec:
+        spec["static"] = static_spec
     for w in warnings:
         log.warning("%s", w)
     spec["warnings"] = warnings
@@ -246,6 +249,8 @@ def make_plan(spec: dict[str, Any]) -> tuple[Plan, list[Feature]]:
                 p["segments"], p["assignments"], windows, p["rfm_sources"], p["rfm_monetary"]
             )
         )
+    if spec.get("static"):
+        parts.append(static.static_part(spec["static"]))
     plan = Plan()
     catalog: list[Feature] = []
     post_stages: list[list] = []
@@ -304,4 +309,20 @@ def build_features(
     if missing:
         raise ValueError(f"engine did not produce features: {missing[:5]}")
     out = pd.concat([head, feats[cols]], axis=1)
+    out = _mask_uncovered(ds, cfg, out, catalog, spec)
     return out, catalog, spec
+
+
+def _mask_uncovered(ds, cfg: Config, out, catalog, spec):
+    """Post-step: features of a table before its coverage are NaN (features/coverage.py)."""
+    from churnpredict.contract import table_coverage
+    from churnpredict.features.coverage import mask_uncovered
+    from churnpredict.labels import covered_from
+
+    signup = ds.con.execute("SELECT client_id, signup_date FROM clients").df()
+    signup = signup.set_index(signup["client_id"].astype(str))["signup_date"]
+    firsts = {t: lo for t, (lo, _) in table_coverage(ds, cfg).items()}
+    out, masked = mask_uncovered(out, catalog, spec, firsts, covered_from(ds, cfg), signup)
+    if masked:
+        log.info("coverage: feature values set to missing (table not covered): %s", masked)
+    return out
