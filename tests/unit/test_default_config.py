@@ -47,8 +47,12 @@ def test_feature_list_outside_the_repository_is_the_full_one(tmp_path):
         text=True,
         check=True,
     )
+    from churnpredict.pipeline import feature_catalog
+
     assert out.stdout == inside.stdout
-    assert len(out.stdout.splitlines()) > 200  # was 40-42 with the built-in defaults
+    smaller = len(feature_catalog(Config()))  # what ran outside the repository before
+    assert len(out.stdout.splitlines()) == len(feature_catalog(load_config(None, environ={})))
+    assert len(out.stdout.splitlines()) > 2 * smaller
     assert "the shipped default" in out.stderr
 
 
