@@ -67,6 +67,8 @@ def _resolve_slices(
       ``(missing)`` when such rows exist, so the slice's counts add up to the fixed part's.
     - fixed combinations are kept as written; values that never occur are reported.
     """
+    if not _exists(con, table, [], []):
+        return _placeholder_slices(slices), {}
     keep: dict[str, set[str]] = {}
     pending: list[tuple[list[str], list[list[str]], list[list[str]]]] = []
     for sl in slices:
@@ -120,8 +122,23 @@ def _resolve_slices(
     return out, kept
 
 
+def _placeholder_slices(slices: list[SliceConfig]) -> list[dict[str, Any]]:
+    """Slices for a table without rows (the catalog listed from the config alone): a
+    value taken from the data is shown as ``<column>``."""
+    out = []
+    for sl in slices:
+        values = [["*"] * len(sl.by)] if sl.values == "auto" else sl.values
+        combos = [
+            [f"<{c}>" if x == "*" else x for c, x in zip(sl.by, v, strict=True)] for v in values
+        ]
+        out.append({"by": list(sl.by), "values": combos})
+    return out
+
+
 def _exists(con, table: str, by: list[str], values) -> bool:
+    """Return whether ``table`` has a row with these values (any row when ``by`` is empty)."""
     where = " AND ".join(f"{_label(c)} = {quote(v)}" for c, v in zip(by, values, strict=True))
+    where = where or "TRUE"
     return bool(
         con.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})").fetchall()[0][0]
     )
