@@ -47,7 +47,13 @@ import pandas as pd
 from churnpredict.config import Config
 from churnpredict.errors import DataError, UsageError
 from churnpredict.explain import Reason
-from churnpredict.io import atomic_write_csv, output_lock, read_csv_any
+from churnpredict.io import (
+    atomic_write_csv,
+    atomic_write_set,
+    csv_bytes,
+    output_lock,
+    read_csv_any,
+)
 from churnpredict.phrases import hold_out_note, reached_note, suggested_action
 
 CALL_LIST_COLUMNS = [
@@ -403,8 +409,10 @@ def write_call_list(
     cols = CALL_LIST_COLUMNS + [c for c in EXTRA_COLUMNS if c in df.columns]
     written: list[Path] = []
     with contextlib.nullcontext() if locked else output_lock(out):
-        written.append(atomic_write_csv(df, out, sep=sep, bom=bom, columns=cols))
-        if split_by:
+        if not split_by:
+            written.append(atomic_write_csv(df, out, sep=sep, bom=bom, columns=cols))
+        else:  # the full list and its per-owner files are staged, then renamed as a set
+            files = [(out, csv_bytes(df, sep=sep, bom=bom, columns=cols))]
             folder = out.parent / f"{out.stem}_by_{split_by}"
             keys = df[split_by].fillna("").astype(str).replace("", "unassigned")
             names: set[str] = set()
@@ -418,9 +426,8 @@ def write_call_list(
                         + (out.suffix or ".csv")
                     )
                 names.add(fname)
-                written.append(
-                    atomic_write_csv(part, folder / fname, sep=sep, bom=bom, columns=cols)
-                )
+                files.append((folder / fname, csv_bytes(part, sep=sep, bom=bom, columns=cols)))
+            written.extend(atomic_write_set(files))
             for stale in folder.glob("*" + (out.suffix or ".csv")):
                 if stale.name not in names:
                     stale.unlink()

@@ -1,8 +1,9 @@
 """The command line: one Typer app; each command loads the config, calls, summarizes.
 
-Exit status: 0 success; 2 bad usage, config or data (DATA_CONTRACT.md §4); 3 no
-model; 4 output locked by another run; 5 drift past the failure threshold; 1 any
-internal failure (with a one-line summary; ``-v`` shows the traceback).
+Exit status (DATA_CONTRACT.md §4): 0 success; 2 bad usage, config or data; 3 no
+model; 4 output locked by another run; 5 drift past the failure threshold; 6 the
+tracking store cannot be reached or written; 1 any internal failure (with a one-line
+summary; ``-v`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="YAML config (default: configs/default.yaml if present, else built-in defaults).",
+        help="YAML config (default: the shipped default.yaml = configs/default.yaml).",
         dir_okay=False,
     ),
 ]
@@ -75,7 +76,30 @@ def _setup_logging(verbose: int, log_json: bool) -> None:
     root.propagate = False
 
 
-_state = {"verbose": 0}
+_state = {"verbose": 0, "log_json": False}
+
+
+def _error_line(
+    command: str, kind: str, message: str, exit_code: int, *, internal: bool = False
+) -> None:
+    """Write the one error line on stderr: text, or a JSON object under ``--log-json``."""
+    if _state["log_json"]:
+        line = json.dumps(
+            {
+                "ts": datetime.now().isoformat(timespec="seconds"),
+                "level": "error",
+                "logger": "churnpredict",
+                "command": command,
+                "error": kind,
+                "exit_code": exit_code,
+                "message": message,
+            },
+            ensure_ascii=False,
+        )
+    else:
+        label = "internal error" if internal else "error"
+        line = f"churnpredict {command}: {label}: {message}"
+    typer.echo(line, err=True)
 
 
 def _handled(fn):
@@ -83,20 +107,23 @@ def _handled(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        command = fn.__name__.rstrip("_").replace("_", " ")
         try:
             return fn(*args, **kwargs)
         except ChurnPredictError as err:
-            typer.echo(f"churnpredict {fn.__name__.rstrip('_')}: error: {err}", err=True)
+            _error_line(command, type(err).__name__, str(err), err.exit_code)
             raise typer.Exit(err.exit_code) from None
         except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
             raise
         except Exception as err:  # an internal failure: one line for cron mail
             if _state["verbose"]:
                 log.exception("internal error")
-            typer.echo(
-                f"churnpredict {fn.__name__.rstrip('_')}: internal error: "
+            _error_line(
+                command,
+                type(err).__name__,
                 f"{type(err).__name__}: {err} (run with -v for the traceback)",
-                err=True,
+                1,
+                internal=True,
             )
             raise typer.Exit(1) from None
 
@@ -121,22 +148,53 @@ def _root(
 ) -> None:
     """Churn prediction for service companies: train on activity logs, write call lists."""
     _state["verbose"] = verbose
+    _state["log_json"] = log_json
     _setup_logging(verbose, log_json)
 
 
-def _config(path: Path | None):
-    from churnpredict.config import load_config
+def _config(path: Path | None, data: Path | None = None):
+    """Load the config and log which file (and data directory) this run uses."""
+    from churnpredict.config import DEFAULT_CONFIG, load_config
 
-    return load_config(path)
+    cfg = load_config(path)
+    used = path if path is not None else DEFAULT_CONFIG
+    log.info(
+        "config: %s%s",
+        Path(used).resolve(),
+        "" if path is not None else " (the shipped default)",
+    )
+    if data is not None:
+        log.info("data: %s", Path(data).resolve())
+    return cfg
+
+
+def _store(cfg, *, write: bool = False) -> str:
+    """Check the tracking store within seconds (exit 6) and log which one is used.
+
+    A reading command on a SQLite store that does not exist goes on: it checks its data
+    first and then says "no model" (exit 3), without creating the store.
+    """
+    from churnpredict.tracking import check_store
+
+    uri = check_store(cfg, write=write, missing_ok=not write)
+    log.info("tracking store: %s", uri)
+    return uri
+
+
+# dates outside this range are typing mistakes (and outside what timestamps can hold)
+MIN_DATE, MAX_DATE = date(1900, 1, 1), date(2199, 12, 31)
 
 
 def _parse_date(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise UsageError(f"{option} must be a date YYYY-MM-DD, got {value!r}") from None
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise UsageError(f"{option} {value} is out of range ({MIN_DATE} .. {MAX_DATE})")
+    return day
 
 
 # ---------------------------------------------------------------------------- simulate
@@ -180,7 +238,7 @@ def validate(
     """Check a data directory against the data contract and print a report."""
     from churnpredict.contract import validate as run
 
-    cfg = _config(config)
+    cfg = _config(config, data)
     report = run(data, cfg, policy=None if strict is None else ("strict" if strict else "lenient"))
     if format == Fmt.json:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
@@ -209,13 +267,17 @@ def train(
     config: ConfigOpt = None,
 ) -> None:
     """Build the training table, train, evaluate on later snapshots, register the model."""
+    from churnpredict.io import check_output_path
     from churnpredict.pipeline import run_train
 
-    cfg = _config(config)
+    cfg = _config(config, data)
+    as_of_day = _parse_date(as_of, "--as-of")
+    check_output_path(reports / "report.html", "--reports")
+    _store(cfg, write=True)  # before the long work: exit 6 within seconds
     summary = run_train(
         data,
         cfg,
-        as_of=_parse_date(as_of, "--as-of"),
+        as_of=as_of_day,
         policy="strict" if strict else "lenient",
         report_dir=reports,
     )
@@ -235,7 +297,7 @@ def backtest(
     """Rolling-origin backtest: per cut date and pooled, model vs baselines."""
     from churnpredict.pipeline import run_backtest
 
-    cfg = _config(config)
+    cfg = _config(config, data)
     typer.echo(
         run_backtest(data, cfg, policy="strict" if strict else "lenient", report_dir=reports)
     )
@@ -288,13 +350,17 @@ def score(
     config: ConfigOpt = None,
 ) -> None:
     """Score every active client at a date with the champion model; write the call list."""
+    from churnpredict.io import check_output_path
     from churnpredict.pipeline import run_score
 
-    cfg = _config(config)
+    cfg = _config(config, data)
+    day = as_of if as_of == "latest" else _parse_date(as_of, "--as-of")
+    check_output_path(out, "--out")
+    _store(cfg)  # before the lock and the data: exit 6 within seconds
     summary = run_score(
         data,
         cfg,
-        as_of=as_of if as_of == "latest" else _parse_date(as_of, "--as-of"),
+        as_of=day,
         out=out,
         sort=sort.value,
         top=top,
@@ -313,7 +379,9 @@ def models(config: ConfigOpt = None) -> None:
     """List registered model versions with their aliases and metrics."""
     from churnpredict.tracking import list_models
 
-    df = list_models(_config(config))
+    cfg = _config(config)
+    _store(cfg)
+    df = list_models(cfg)
     typer.echo("No registered models yet." if df.empty else df.to_string(index=False))
 
 
@@ -327,6 +395,7 @@ def promote(
     from churnpredict.tracking import promote as run
 
     cfg = _config(config)
+    _store(cfg)
     run(cfg, version)
     typer.echo(f"Version {version} of {cfg.tracking.model_name} is now @champion.")
 
@@ -344,7 +413,7 @@ def outcomes(
     """Join past call lists with later freezes: realized precision, called vs held out."""
     from churnpredict.pipeline import run_outcomes
 
-    cfg = _config(config)
+    cfg = _config(config, data)
     typer.echo(run_outcomes(lists, data, cfg, policy="strict" if strict else "lenient"))
 
 
@@ -387,13 +456,25 @@ def features_build(
     config: ConfigOpt = None,
 ) -> None:
     """Build the feature table for every active client at each as-of date (Parquet)."""
+    from churnpredict.io import check_output_path
     from churnpredict.pipeline import run_features_build
 
-    cfg = _config(config)
+    cfg = _config(config, data)
     dates = [_parse_date(d, "--as-of") for d in as_of]
+    check_output_path(out, "--out")
     typer.echo(run_features_build(data, cfg, dates, out, policy="strict" if strict else "lenient"))
+
+
+def _terminate(signum: int, frame) -> None:
+    """Turn SIGTERM into SystemExit, so that temporary files are removed, locks released
+    and an MLflow run in progress is closed as failed (kill -9 cannot be caught: its
+    temporary files are removed by the next successful write)."""
+    raise SystemExit(128 + signum)
 
 
 def main() -> None:
     """Entry point of the console script."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -27,7 +27,9 @@ from pydantic import (
 
 from churnpredict.errors import ConfigError
 
-DEFAULT_CONFIG = Path("configs/default.yaml")
+# the shipped default configuration (package data; configs/default.yaml in the repository
+# is the same file, kept equal by a test): it applies wherever the command is run from
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 ENV_PREFIX = "CHURNPREDICT_"
 
 
@@ -46,6 +48,18 @@ class EventTableConfig(Section):
     ts: str = "ts"
     categories: list[str] = []
     numerics: list[str] = []
+
+    @field_validator("path")
+    @classmethod
+    def _inside_data_dir(cls, v: str | None) -> str | None:
+        if v is not None and (
+            not v.strip() or Path(v).is_absolute() or ".." in Path(v).parts or ":" in v
+        ):
+            raise ValueError(
+                f"must be a file or folder inside the data directory (relative, no '..'), "
+                f"got {v!r}"
+            )
+        return v
 
 
 class ClientColumnsConfig(Section):
@@ -230,6 +244,7 @@ class RoutingRule(Section):
 class DriftConfig(Section):
     psi_warn: float = Field(default=0.1, ge=0)
     psi_fail: float = Field(default=0.5, ge=0)
+    fail_min_features: int = Field(default=3, ge=1)
     action: Literal["warn", "fail"] = "warn"
 
 
@@ -487,19 +502,18 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
 
 
 def load_config(path: Path | None = None, *, environ: dict[str, str] | None = None) -> Config:
-    """Load the YAML config at ``path`` (default ``configs/default.yaml`` if it exists).
+    """Load the YAML config at ``path`` (default: the shipped ``default.yaml``).
 
     Parameters
     ----------
     path : Path, optional
-        The YAML file. When omitted and the default file does not exist, built-in
-        defaults are used.
+        The YAML file. When omitted, the package's ``default.yaml`` (the same file as
+        ``configs/default.yaml`` in the repository) applies, wherever the command runs.
     environ : dict, optional
         Environment to read ``CHURNPREDICT_*`` overrides from (default ``os.environ``).
     """
     raw: dict[str, Any] = {}
-    source = "built-in defaults"
-    if path is None and DEFAULT_CONFIG.exists():
+    if path is None:
         path = DEFAULT_CONFIG
     if path is not None:
         source = str(path)

@@ -560,9 +560,22 @@ def _resolve(
     return None if missing else read
 
 
-def _unreadable(table: str, display: str, err: Exception) -> Problem:
+def _unreadable(table: str, display: str, err: Exception, read: _Read | None = None) -> Problem:
     text = str(err).strip().splitlines()
     msg = " ".join(text[:3])[:400]
+    where = _csv_break(read) if read is not None and read.source.kind == "csv" else None
+    if where is not None:
+        file, line, why = where
+        return Problem(
+            table,
+            file,
+            None,
+            "unreadable",
+            f"malformed CSV (RFC 4180) at {Path(file).name} line {line}: {why}",
+            expected="fields holding a separator, quote, line break or carriage return "
+            'enclosed in double quotes ("...", inner quotes doubled)',
+            table_level=True,
+        )
     return Problem(
         table,
         display,
@@ -572,6 +585,36 @@ def _unreadable(table: str, display: str, err: Exception) -> Problem:
         expected="UTF-8 CSV with a header row (or Parquet) in the contract's shape",
         table_level=True,
     )
+
+
+def _csv_break(read: _Read, max_lines: int = 20_000_000) -> tuple[str, int, str] | None:
+    """Return (file, physical line, why) of the first row that breaks RFC 4180, if found.
+
+    Only run after DuckDB refused a file, to name the line. A bare carriage return or
+    a line break in an unquoted field splits the row (fewer fields than the header);
+    a quote inside an unquoted field is refused by the strict reader.
+    """
+    csv.field_size_limit(2**31 - 1)  # long fields are DuckDB's call (max_line_size), not ours
+    for path in read.source.files:
+        try:
+            with _open_text(path) as fh:
+                reader = csv.reader(fh, delimiter=read.sep, strict=True)
+                header = next(reader, [])
+                for row in reader:
+                    if reader.line_num > max_lines:
+                        break
+                    if row and len(row) != len(header):
+                        return (
+                            str(path),
+                            reader.line_num,
+                            f"{len(row)} fields where the header has {len(header)} (an "
+                            "unquoted line break or bare carriage return splits the row?)",
+                        )
+        except csv.Error as err:
+            return str(path), reader.line_num, f"{err}"
+        except (OSError, UnicodeDecodeError, EOFError):
+            continue
+    return None
 
 
 # ----------------------------------------------------------------------------- checks
@@ -595,11 +638,15 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
     if spec.unique:
         keys_table = f"_cp_keys_{name}"
         cols = ", ".join(q(c) for c in spec.names)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {q(keys_table)} AS SELECT {q(spec.unique)} AS key "
-            f"FROM (SELECT DISTINCT {cols} FROM ({typed}) WHERE {q(spec.unique)} IS NOT NULL) "
-            f"GROUP BY 1 HAVING count(*) > 1"
-        )
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {q(keys_table)} AS SELECT {q(spec.unique)} "
+                f"AS key FROM (SELECT DISTINCT {cols} FROM ({typed}) "
+                f"WHERE {q(spec.unique)} IS NOT NULL) GROUP BY 1 HAVING count(*) > 1"
+            )
+        except _READ_ERRORS as err:
+            tr.problems.append(_unreadable(name, read.source.display, err, read))
+            return
     rules = row_rules(spec, future_limit=ctx.future_limit, fk=fk, unique_keys=keys_table)
 
     def checked(line: bool) -> str:
@@ -637,7 +684,7 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
     try:
         con.execute(create)
     except _READ_ERRORS as err:
-        tr.problems.append(_unreadable(name, read.source.display, err))
+        tr.problems.append(_unreadable(name, read.source.display, err, read))
         return
     aggs = ["count(*)", "coalesce(count_if(_bad), 0)"]
     for k, grp in enumerate(groups):

@@ -13,10 +13,22 @@ share floored at ``1e-4``::
     PSI = sum((today - train) * ln(today / train))
 
 Rule of thumb: < 0.1 stable, 0.1-0.25 some shift, > 0.25 a real shift.
+
+The reference (:func:`reference_stats`, computed by ``train`` and stored in the model's
+``metadata_["drift_reference"]``) is the served model's most recent training as-of
+dates (the last ``REFERENCE_DATES`` snapshot dates), not its whole history: a normal
+scoring day looks like the last weeks of training, not like two years ago. Features
+that grow with time by construction (``days_since`` kinds, tenure) are judged on fixed
+recency buckets (within 7, 30, 90 days, older, never) instead of quantiles, so a
+client base that merely aged does not count as drift while "nobody had a contact this
+month" still does. The report sums the shifted features per source table and, when a
+table's window counts fell far below the reference, asks whether its export stopped.
+Models saved before the reference existed fall back to ``train_stats_`` (their fit rows).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -28,6 +40,16 @@ from churnpredict.errors import DataError, DriftError
 
 EPS = 1e-4
 ID_COLUMNS = ("client_id", "as_of", "label")
+REFERENCE_DATES = 4
+RECENCY_EDGES = (7.0, 30.0, 90.0)  # fixed buckets for features that grow with time
+COUNT_KINDS = ("count", "sum", "amount")
+STOPPED_SHARE = 0.2  # a table's window counts below 20% of the reference: export stopped?
+RECENT_WINDOW = 30  # ... over windows of at most this many days
+
+
+def grows_with_time(name: str, kind: str | None) -> bool:
+    """Return True for features that grow with time by construction (days since, tenure)."""
+    return kind == "days_since" or "tenure" in name or "days_since" in name
 
 
 def _values(s: pd.Series) -> np.ndarray:
@@ -96,6 +118,68 @@ def training_stats(
     return out
 
 
+def reference_stats(
+    table: pd.DataFrame,
+    catalog: Iterable,
+    *,
+    n_dates: int = REFERENCE_DATES,
+    n_bins: int = 10,
+    max_rows: int = 200_000,
+    seed: int = 0,
+) -> dict:
+    """Describe the most recent training as-of dates: the drift check's reference.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The labelled training table (``as_of`` plus feature columns).
+    catalog : iterable of Feature
+        The features (their ``kind`` tells which grow with time).
+    n_dates : int
+        How many of the latest as-of dates to describe.
+    n_bins : int
+        Quantile bins for ordinary features.
+    max_rows : int
+        Describe a seeded sample of at most this many rows.
+    seed : int
+        Seed of that sample.
+
+    Returns
+    -------
+    dict
+        ``{"as_of": [dates], "rows": n, "stats": {feature: {"edges", "shares",
+        "missing", "mean", "scale"}}, "family": {feature: family}, "kind": {...}}``,
+        JSON-serializable. ``scale`` is ``"recency"`` for features judged on the fixed
+        buckets :data:`RECENCY_EDGES`, else ``"quantile"``.
+    """
+    features = list(catalog)
+    dates = sorted(pd.to_datetime(table["as_of"]).unique())[-n_dates:]
+    rows = table[pd.to_datetime(table["as_of"]).isin(dates)]
+    if len(rows) > max_rows:
+        rows = rows.sample(max_rows, random_state=seed)
+    names = [f.name for f in features if f.name in rows.columns]
+    kinds = {f.name: f.kind for f in features}
+    stats = training_stats(rows, n_bins=n_bins, features=names)
+    for name in names:
+        x = _values(rows[name])
+        st = stats[name]
+        st["mean"] = float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+        st["scale"] = "quantile"
+        if grows_with_time(name, kinds.get(name)):
+            shares, null = bin_shares(x, RECENCY_EDGES)
+            st["edges"] = list(RECENCY_EDGES)
+            st["shares"] = [float(v) for v in np.nan_to_num(shares)]
+            st["missing"] = float(np.nan_to_num(null))
+            st["scale"] = "recency"
+    return {
+        "as_of": [str(pd.Timestamp(d).date()) for d in dates],
+        "rows": len(rows),
+        "stats": stats,
+        "family": {f.name: f.family for f in features},
+        "kind": kinds,
+    }
+
+
 def psi_value(expected, actual, floor: float = EPS) -> float:
     """Return the population stability index between two share vectors."""
     e = np.clip(np.asarray(expected, dtype=np.float64), floor, None)
@@ -140,6 +224,14 @@ class DriftReport:
         Features with PSI above ``psi_warn``.
     fail : list of str
         Features with PSI above ``psi_fail``.
+    by_table : list of str
+        One line per source table with shifted features ("contacts: 57 of 85 features
+        shifted; ... did the export stop?").
+    reference : str
+        What today was compared with.
+    tripped : list of str
+        Source tables with at least ``fail_min_features`` features above ``psi_fail``
+        (the gate's reason to fail).
     no_stats : list of str
         Expected features without training statistics (not checked).
     """
@@ -150,6 +242,9 @@ class DriftReport:
     no_stats: list[str] = field(default_factory=list)
     psi_warn: float = 0.1
     psi_fail: float = 0.5
+    by_table: list[str] = field(default_factory=list)
+    reference: str = "the model's fit rows"
+    tripped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -157,15 +252,20 @@ class DriftReport:
         return not self.warn
 
     def text(self, limit: int = 10) -> str:
-        """Render a short report for people."""
+        """Render a short report for people: per source table first, then features."""
         n = len(self.table)
         if not self.warn:
-            return f"Drift: {n} features checked, none with PSI above {self.psi_warn}."
+            return (
+                f"Drift: {n} features checked against {self.reference}, none with PSI "
+                f"above {self.psi_warn}."
+            )
         lines = [
-            f"Drift: {len(self.warn)} of {n} features with PSI above {self.psi_warn}"
+            f"Drift against {self.reference}: {len(self.warn)} of {n} features with PSI "
+            f"above {self.psi_warn}"
             + (f" ({len(self.fail)} above {self.psi_fail})" if self.fail else "")
             + ":"
         ]
+        lines += [f"  {line}" for line in self.by_table]
         t = self.table.set_index("feature")
         for feat in self.warn[:limit]:
             lines.append(f"  {feat}: PSI {t.loc[feat, 'psi']:.3f}")
@@ -187,7 +287,8 @@ def check_drift(
     Parameters
     ----------
     train_stats : dict
-        Output of :func:`training_stats` (or the model's ``train_stats_``).
+        Output of :func:`reference_stats` (see :func:`drift_reference`), or of
+        :func:`training_stats` (the model's ``train_stats_``).
     X_today : DataFrame
         Today's features.
     expected_features : iterable of str
@@ -200,7 +301,8 @@ def check_drift(
     DataError
         When an expected feature is missing from ``X_today`` (never filled with zeros).
     DriftError
-        When ``action`` is ``fail`` and a feature's PSI is above ``psi_fail``.
+        When ``action`` is ``fail`` and a source table has at least
+        ``fail_min_features`` features with PSI above ``psi_fail``.
     """
     dcfg = cfg.calls.drift if isinstance(cfg, Config) else cfg
     expected = list(expected_features)
@@ -214,16 +316,115 @@ def check_drift(
             expected="every feature the model was trained on (rebuild features with the "
             "training config)",
         )
+    reference = "the model's fit rows"
+    family: dict[str, str] = {}
+    kind: dict[str, str] = {}
+    if "stats" in train_stats and isinstance(train_stats.get("stats"), dict):
+        ref = train_stats
+        train_stats = ref["stats"]
+        family = dict(ref.get("family", {}))
+        kind = dict(ref.get("kind", {}))
+        dates = ref.get("as_of") or []
+        if dates:
+            reference = f"the latest training dates ({dates[0]} .. {dates[-1]})"
     stats = {f: train_stats[f] for f in expected if f in train_stats}
     no_stats = [f for f in expected if f not in train_stats]
     table = psi(stats, X_today)
     vals = table.set_index("feature")["psi"]
     warn = [f for f, v in vals.items() if v > dcfg.psi_warn]
     fail = [f for f, v in vals.items() if v > dcfg.psi_fail]
-    report = DriftReport(table, warn, fail, no_stats, dcfg.psi_warn, dcfg.psi_fail)
-    if fail and dcfg.action == "fail":
+    # the gate trips on a source table with several features past psi_fail (a broken or
+    # stopped feed moves many at once); one feature alone is a warning (e.g. a wave of
+    # account-manager changes moves "days since manager change" on a normal day)
+    per_table: dict[str, list[str]] = {}
+    for f in fail:
+        per_table.setdefault(_family(f, family), []).append(f)
+    tripped = {
+        fam: feats for fam, feats in per_table.items() if len(feats) >= dcfg.fail_min_features
+    }
+    by_table = _by_table(warn, stats, X_today, family, kind)
+    report = DriftReport(
+        table, warn, fail, no_stats, dcfg.psi_warn, dcfg.psi_fail, by_table, reference
+    )
+    report.tripped = sorted(tripped)
+    if tripped and dcfg.action == "fail":
+        tables = ", ".join(
+            f"{fam} ({len(feats)} features)" for fam, feats in sorted(tripped.items())
+        )
         raise DriftError(
-            f"Feature drift above psi_fail={dcfg.psi_fail} for {len(fail)} feature(s); "
+            f"Feature drift above psi_fail={dcfg.psi_fail} in {tables} "
+            f"(calls.drift.fail_min_features={dcfg.fail_min_features} per source table); "
             "no call list written.\n" + report.text()
         )
     return report
+
+
+def _window(name: str) -> int | None:
+    """Return the window in days of ``<source>__<what>__<N>d`` features (else None)."""
+    m = re.fullmatch(r"(\d+)d", name.rsplit("__", 1)[-1])
+    return int(m.group(1)) if m else None
+
+
+def _family(name: str, family: dict[str, str]) -> str:
+    return family.get(name) or name.split("__", 1)[0]
+
+
+def _by_table(
+    shifted: list[str],
+    stats: dict[str, dict],
+    X_today: pd.DataFrame,
+    family: dict[str, str],
+    kind: dict[str, str],
+) -> list[str]:
+    """Return one line per source table with shifted features, most shifted first.
+
+    A table whose recent window counts (count / sum / amount features over windows of
+    at most :data:`RECENT_WINDOW` days, with a ``mean`` in the reference) fell below
+    :data:`STOPPED_SHARE` of the reference gets "did the export stop?".
+    """
+    if not shifted:
+        return []
+    n_by: dict[str, int] = {}
+    total_by: dict[str, int] = {}
+    for f in stats:
+        total_by[_family(f, family)] = total_by.get(_family(f, family), 0) + 1
+    for f in shifted:
+        n_by[_family(f, family)] = n_by.get(_family(f, family), 0) + 1
+    lines = []
+    for fam, n in sorted(n_by.items(), key=lambda kv: (-kv[1], kv[0])):
+        ref_sum = today_sum = 0.0
+        for f, st in stats.items():
+            mean = st.get("mean")
+            if (
+                _family(f, family) != fam
+                or st.get("scale") == "recency"
+                or mean is None
+                or not np.isfinite(mean)
+                or mean <= 0
+                or kind.get(f) not in COUNT_KINDS
+                or _window(f) is None
+                or _window(f) > RECENT_WINDOW
+            ):
+                continue
+            x = _values(X_today[f])
+            if not np.isfinite(x).any():
+                continue
+            ref_sum += mean
+            today_sum += float(np.nanmean(x))
+        line = f"{fam}: {n} of {total_by.get(fam, n)} features shifted"
+        if ref_sum > 0 and today_sum < STOPPED_SHARE * ref_sum:
+            line += (
+                f"; its windowed counts are at {today_sum / ref_sum:.0%} of the reference "
+                "- did the export stop?"
+            )
+        lines.append(line)
+    return lines
+
+
+def drift_reference(model) -> dict:
+    """Return the drift reference of a model: the latest training dates, else fit rows."""
+    meta = getattr(model, "metadata_", None) or {}
+    ref = meta.get("drift_reference")
+    if isinstance(ref, dict) and isinstance(ref.get("stats"), dict):
+        return ref
+    return model.train_stats_

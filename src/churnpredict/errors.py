@@ -71,6 +71,15 @@ class DataError(ChurnPredictError):
         super().__init__("\n".join(parts))
 
 
+class OutputError(ChurnPredictError):
+    """An output cannot be written: path under a file, read-only or full disk (exit 2).
+
+    The previous output is left as it was (writes are atomic).
+    """
+
+    exit_code = 2
+
+
 class ModelNotFoundError(ChurnPredictError):
     """No usable model (e.g. no champion yet) — the user must train first (exit 3)."""
 
@@ -87,3 +96,9 @@ class DriftError(ChurnPredictError):
     """Today's features drifted past the configured failure threshold (exit 5)."""
 
     exit_code = 5
+
+
+class TrackingError(ChurnPredictError):
+    """The MLflow tracking store cannot be reached, read or written (exit 6)."""
+
+    exit_code = 6

@@ -236,6 +236,7 @@ def run_train(
     report_dir: Path = Path("reports/train"),
 ) -> str:
     """Train on snapshots before ``as_of``, evaluate on the latest ones, register in MLflow."""
+    from churnpredict.drift import reference_stats
     from churnpredict.modeling.backtest import train_and_evaluate
     from churnpredict.report import write_report
     from churnpredict.tracking import log_training_run
@@ -247,6 +248,10 @@ def run_train(
     truth = load_truth(data_dir)
     result = train_and_evaluate(table, catalog, cfg, truth)
     result.model.metadata_["feature_spec"] = spec
+    # the drift check's reference: the latest training as-of dates (see drift.py)
+    result.model.metadata_["drift_reference"] = reference_stats(
+        table, result.model.catalog_, seed=cfg.model.seed
+    )
     report = write_report(result, Path(report_dir))
     reg = log_training_run(
         result,
@@ -254,6 +259,12 @@ def run_train(
         data_fingerprint=data_fingerprint(ds),
         config_hash=cfg.fingerprint(),
         report_dir=Path(report_dir),
+    )
+    log.info(
+        "model: %s version %s registered (champion: version %s)",
+        reg.model_name,
+        reg.version,
+        reg.champion_version,
     )
     lines = [
         f"Trained on {len(table):,} snapshots of {table['client_id'].nunique():,} clients "
@@ -386,7 +397,7 @@ def run_score(
     ``data.max_lag_days`` before ``as_of``, unless ``allow_stale``.
     """
     from churnpredict.calls import build_call_list, find_previous_list, write_call_list
-    from churnpredict.drift import check_drift
+    from churnpredict.drift import check_drift, drift_reference
     from churnpredict.explain import top_reasons
     from churnpredict.io import output_lock
     from churnpredict.labels import build_spine, derive_freezes
@@ -394,16 +405,18 @@ def run_score(
 
     t0 = time.perf_counter()
     out = Path(out)
+    # the data first: unusable data is exit 2 whatever the registry holds, and a run
+    # that fails on its input creates neither the output folder nor the lock file
+    ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
+    T = resolve_as_of(as_of, ds, cfg)
+    check_fresh(ds, cfg, T, allow_stale=allow_stale)
     out.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
-        # the data first: unusable data is exit 2 whatever the registry holds
-        ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
-        T = resolve_as_of(as_of, ds, cfg)
-        check_fresh(ds, cfg, T, allow_stale=allow_stale)
         if model_version:
             model, version = load_version(cfg, model_version)
         else:
             model, version = load_champion(cfg)
+        log.info("model: %s version %s", cfg.tracking.model_name, version)
         derive_freezes(ds, cfg)
         spine = build_spine(ds, cfg, [T], with_label=False)
         if spine.empty:
@@ -414,7 +427,7 @@ def run_score(
             )
         spec = model.metadata_.get("feature_spec")
         table, _, _ = build_features(ds, spine, cfg, spec)
-        drift = check_drift(model.train_stats_, table, model.feature_names_, cfg)
+        drift = check_drift(drift_reference(model), table, model.feature_names_, cfg)
         if not drift.ok:
             log.warning("%s", drift.text())
         X = table[model.feature_names_]

@@ -9,7 +9,17 @@
 - ``champion`` moves to the new version when there is no champion yet, or when the
   challenger's PR AUC on the same test rows is at least the champion's (ties move), or
   when the champion cannot score those rows any more (changed features). ``promote`` moves
-  it by hand. Aliases only, never stages.
+  it by hand. Aliases only, never stages. With a SQLite store, the first use of the store
+  and the champion decision (read, compare, set alias) run under a file lock beside the
+  database (``.<name>.db.lock``), so two ``train`` runs neither race on the schema nor
+  both become champion on a stale comparison.
+- Failures of the store itself are :class:`~churnpredict.errors.TrackingError` (exit 6),
+  naming the URI: :func:`check_store` decides within seconds (HTTP: at most
+  ``STORE_ATTEMPTS`` probes of ``STORE_TIMEOUT`` seconds; SQLite: the file and its folder
+  are checked on disk), and MLflow's own HTTP retries are bounded (2 retries, 10 s
+  timeout) unless ``MLFLOW_HTTP_REQUEST_*`` is set. A SQLite store that does not exist is
+  created by ``train`` only; every other command says it is missing (exit 3) instead of
+  creating an empty one (a misspelt path).
 """
 
 from __future__ import annotations
@@ -18,8 +28,15 @@ import contextlib
 import io
 import logging
 import os
+import shutil
+import socket
+import sqlite3
 import subprocess
 import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from churnpredict.errors import DataError, ModelNotFoundError
+from churnpredict.errors import ChurnPredictError, DataError, ModelNotFoundError, TrackingError
 
 if TYPE_CHECKING:
     from churnpredict.config import Config
@@ -45,6 +62,17 @@ MODEL_ARTIFACT = "churn_model"
 EVAL_ARTIFACT = "evaluated_model"
 KEY_METRICS = ("pr_auc", "roc_auc", "precision_at_k", "recall_at_k", "ece", "brier")
 NO_CHAMPION = "no champion model yet: run `churnpredict train --data DIR` first"
+STORE_TIMEOUT = 4.0  # seconds per probe of an HTTP tracking server
+STORE_ATTEMPTS = 2
+MIN_FREE_BYTES = 64 * 2**20  # a model version with its report needs a few MiB
+# MLflow's HTTP defaults (7 retries, 120 s timeout, backoff 2) make a dead server cost
+# ~4 minutes per call; these apply unless the variable is set
+HTTP_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+_MISSING_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
 PYFUNC_CODE = '''"""MLflow pyfunc wrapper around a saved churnpredict ChurnModel (models-from-code)."""
 
@@ -114,18 +142,219 @@ def tracking_uri(cfg: Config) -> str:
     return f"sqlite:///{(Path.cwd() / 'mlflow.db').as_posix()}"
 
 
-def _sqlite_dir(uri: str) -> Path | None:
+def _sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///"):
         return None
-    path = uri[len("sqlite:///") :]
-    return Path(path if path.startswith("/") else Path.cwd() / path).parent
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return Path(path if path.startswith("/") else Path.cwd() / path)
+
+
+def _sqlite_dir(uri: str) -> Path | None:
+    path = _sqlite_path(uri)
+    return None if path is None else path.parent
+
+
+def _probe_dir_writable(folder: Path, uri: str, what: str) -> None:
+    """Create and remove a small file in ``folder``; raise TrackingError when it fails."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".churnpredict-probe-", dir=folder)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as err:
+        raise TrackingError(
+            f"tracking store {uri} cannot be written: {what} {folder}: {err.strerror or err}"
+        ) from None
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < MIN_FREE_BYTES:
+        raise TrackingError(
+            f"tracking store {uri} cannot be written: {what} {folder} has "
+            f"{free / 2**20:.1f} MiB free (a model version needs at least "
+            f"{MIN_FREE_BYTES // 2**20} MiB)"
+        )
+
+
+def _check_sqlite(uri: str, path: Path, *, write: bool, missing_ok: bool = False) -> None:
+    if not path.exists():
+        if missing_ok and not write:
+            return
+        if not write:
+            raise ModelNotFoundError(
+                f"tracking store {uri} does not exist (no file {path}): nothing was trained "
+                "there yet. Run `churnpredict train`, or check tracking.uri / "
+                "MLFLOW_TRACKING_URI for a misspelt path (the file is not created here)"
+            )
+        if not path.parent.is_dir():
+            raise TrackingError(
+                f"tracking store {uri} cannot be created: folder {path.parent} does not exist"
+            )
+    else:
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=STORE_TIMEOUT)
+            try:
+                con.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error as err:
+            raise TrackingError(f"tracking store {uri} cannot be read: {err}") from None
+        if write and not os.access(path, os.W_OK):
+            raise TrackingError(f"tracking store {uri} cannot be written: {path} is read-only")
+    if write:
+        _probe_dir_writable(path.parent, uri, "folder")
+        artifacts = path.parent / "mlartifacts"
+        if artifacts.exists():
+            _probe_dir_writable(artifacts, uri, "artifact folder")
+
+
+def _check_http(uri: str, experiment: str) -> None:
+    query = urllib.parse.urlencode({"experiment_name": experiment})
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name?{query}"
+    headers = {}
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    user, password = (
+        os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    )
+    if user and password:
+        import base64
+
+        cred = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {cred}"
+    problem = ""
+    for attempt in range(STORE_ATTEMPTS):
+        if attempt:
+            time.sleep(1.0)
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers), timeout=STORE_TIMEOUT
+            ):
+                return
+        except urllib.error.HTTPError as err:
+            if err.code == 404 or (err.code == 400 and attempt == 0 and _is_mlflow(err)):
+                return  # the server answers: the experiment just does not exist yet
+            problem = f"HTTP {err.code} {err.reason}"
+            if err.code in (401, 403):
+                break
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            problem = str(getattr(reason, "strerror", None) or reason)
+    raise TrackingError(
+        f"tracking store {uri} cannot be reached ({problem}; {STORE_ATTEMPTS} attempts of "
+        f"{STORE_TIMEOUT:.0f}s). Start the tracking server or fix tracking.uri / "
+        "MLFLOW_TRACKING_URI"
+    )
+
+
+def _is_mlflow(err: urllib.error.HTTPError) -> bool:
+    try:
+        return b"error_code" in err.read(2048)
+    except OSError:
+        return False
+
+
+def _require_sqlite_file(cfg: Config) -> bool:
+    """Return False when the store is SQLite and its file does not exist (else True).
+
+    Reading commands then say so instead of letting MLflow create an empty store.
+    """
+    path = _sqlite_path(tracking_uri(cfg))
+    return path is None or path.exists()
+
+
+def check_store(cfg: Config, *, write: bool = False, missing_ok: bool = False) -> str:
+    """Check within seconds that the tracking store can be used; return its URI.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``tracking.uri`` (else ``$MLFLOW_TRACKING_URI``, else ./mlflow.db).
+    write : bool
+        Also check that a new run and model version can be written (``train``,
+        ``promote``); a SQLite store that does not exist yet may then be created.
+    missing_ok : bool
+        When reading, accept a SQLite store that does not exist (the command reports
+        "no model" later, after checking its data); it is never created.
+
+    Raises
+    ------
+    TrackingError
+        The store cannot be reached, read or written (exit 6).
+    ModelNotFoundError
+        ``write`` is false and the SQLite store does not exist (exit 3).
+    """
+    uri = tracking_uri(cfg)
+    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    if scheme == "sqlite":
+        path = _sqlite_path(uri)
+        if path is None:
+            raise TrackingError(
+                f"tracking store {uri} is not supported: give a file, sqlite:///PATH"
+            )
+        _check_sqlite(uri, path, write=write, missing_ok=missing_ok)
+    elif scheme in ("http", "https"):
+        _check_http(uri, cfg.tracking.experiment)
+    elif scheme in ("postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc"):
+        pass  # no cheap probe without their drivers; MLflow's own errors map to exit 6
+    elif scheme in ("", "file"):
+        raise TrackingError(
+            f"tracking store {uri} is a folder (MLflow's file store), which this MLflow "
+            "version no longer serves: use a database such as sqlite:///PATH/mlflow.db "
+            "or an http(s):// tracking server"
+        )
+    else:
+        raise TrackingError(
+            f"tracking store {uri} is not supported (scheme {scheme!r}): use "
+            "sqlite:///PATH, http(s)://HOST or a database URI"
+        )
+    return uri
+
+
+@contextlib.contextmanager
+def _store_lock(cfg: Config, what: str) -> Iterator[None]:
+    """Serialize ``what`` across processes for a SQLite store (no-op for servers).
+
+    A server or database store serializes its own writes; two processes sharing one
+    SQLite file need this lock around schema creation and the champion decision.
+    """
+    path = _sqlite_path(tracking_uri(cfg))
+    if path is None or not path.parent.is_dir():
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path.with_name(f".{path.name}.lock")), timeout=600)
+    try:
+        lock.acquire()
+    except OSError as err:  # a read-only folder: nobody can write the store, no race
+        log.debug("no store lock (%s): %s", what, err)
+        yield
+        return
+    except Timeout:
+        raise TrackingError(
+            f"tracking store {tracking_uri(cfg)}: waited 10 minutes for another run's {what}"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager
 def _mlflow(cfg: Config) -> Iterator[Any]:
     """Import mlflow quietly, point it at the configured store and yield the module."""
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",)}
+    saved_env = {
+        k: os.environ.get(k) for k in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", *HTTP_ENV_DEFAULTS)
+    }
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    for key, value in HTTP_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     levels = {}
     for name in ("mlflow", "alembic", "urllib3", "git"):
         lg = logging.getLogger(name)
@@ -143,7 +372,24 @@ def _mlflow(cfg: Config) -> Iterator[Any]:
             uri = tracking_uri(cfg)
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
-            yield mlflow
+            try:
+                if _sqlite_path(uri) is not None:
+                    # open (and on first use create or migrate) both stores under the
+                    # store lock: two processes doing it at once race on the schema
+                    with _store_lock(cfg, "schema set-up"):
+                        client = mlflow.MlflowClient()
+                        _ = client._tracking_client.store
+                        _ = client._get_registry_client().store
+                yield mlflow
+            except ChurnPredictError:
+                raise
+            except Exception as err:
+                if not _is_store_failure(err):
+                    raise
+                first = (str(err).strip().splitlines() or [""])[0][:300]
+                raise TrackingError(
+                    f"tracking store {uri} failed: {type(err).__name__}: {first}"
+                ) from err
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
@@ -164,6 +410,33 @@ def _experiment_id(mlflow: Any, cfg: Config) -> str:
     if db_dir is not None:
         location = (db_dir / "mlartifacts" / cfg.tracking.experiment).resolve().as_uri()
     return client.create_experiment(cfg.tracking.experiment, artifact_location=location)
+
+
+def _close_dead_runs(client: Any, exp_id: str) -> list[str]:
+    """Mark runs left RUNNING by a killed ``train`` on this host as KILLED; return their ids.
+
+    A run records its host and process id (tags); one whose process no longer exists
+    was killed (kill -9) and would stay RUNNING for ever.
+    """
+    host = socket.gethostname()
+    closed = []
+    runs = client.search_runs(
+        [exp_id], filter_string=f"attributes.status = 'RUNNING' and tags.host = '{host}'"
+    )
+    for run in runs:
+        pid = run.data.tags.get("pid", "")
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+        except OSError:
+            continue
+    if closed:
+        log.info("marked %d run(s) of killed train processes as KILLED", len(closed))
+    return closed
 
 
 def git_commit() -> str:
@@ -229,13 +502,30 @@ def _download_model(mlflow: Any, model_uri: str, artifact: str = MODEL_ARTIFACT)
         return ChurnModel.load((named or found)[0])
 
 
+def _is_store_failure(err: BaseException) -> bool:
+    """Return True for errors of the store itself (connection, database, files, registry)."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException | OSError):
+        return True
+    mod = type(err).__module__ or ""
+    return mod.startswith(("sqlalchemy", "requests", "urllib3", "sqlite3", "alembic"))
+
+
+def _is_missing(err: BaseException) -> bool:
+    """Return True when MLflow says a model, version or alias does not exist."""
+    return str(getattr(err, "error_code", "")) in _MISSING_CODES
+
+
 def _version_by_alias(client: Any, name: str, alias: str) -> Any | None:
     from mlflow.exceptions import MlflowException
 
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as err:
+        if _is_missing(err):
+            return None
+        raise
 
 
 # ---------------------------------------------------------------------------- public
@@ -296,6 +586,8 @@ def log_training_run(
             "trained_until": str(meta.get("trained_until", "")),
         }
         run_name = f"train-{meta.get('trained_until', 'model')}"
+        _close_dead_runs(client, exp_id)
+        tags.update(host=socket.gethostname(), pid=str(os.getpid()))
         with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
             run_id = run.info.run_id
             mlflow.set_tags(tags)
@@ -340,44 +632,12 @@ def log_training_run(
                 )
         client.set_model_version_tag(name, version, "trained_until", tags["trained_until"])
 
-        current = _version_by_alias(client, name, CHAMPION)
-        champion_pr: float | None = None
-        if current is None:
-            move, reason = True, f"no champion yet: version {version} becomes the champion"
-        elif str(current.version) == version:
-            move, reason = True, "already the champion"
-        else:
-            try:
-                champ = _download_model(mlflow, f"models:/{name}/{current.version}", EVAL_ARTIFACT)
-                # rows the champion was not trained on (its labels end before them)
-                seen_until = champ.metadata_.get("labels_until")
-                rows = np.ones(len(y_test), bool)
-                if seen_until and as_of is not None:
-                    rows = as_of > np.datetime64(pd.Timestamp(seen_until))
-                if rows.sum() == 0 or len(np.unique(y_test[rows])) < 2:
-                    raise ModelNotFoundError(
-                        f"it was trained on labels up to {seen_until}, which cover the test rows"
-                    )
-                champion_pr = _pr_auc(y_test[rows], champ.predict_risk(X_test[rows]))
-                challenger_pr = _pr_auc(y_test[rows], challenger_scores[rows])
-                y_test = y_test[rows]
-            except (DataError, ModelNotFoundError) as err:
-                move = True
-                first = str(err).splitlines()[0]
-                reason = (
-                    f"champion version {current.version} cannot be compared on unseen test rows "
-                    f"({first}): version {version} becomes the champion"
-                )
-            else:
-                move = challenger_pr >= champion_pr
-                verdict = ">=" if move else "<"
-                reason = (
-                    f"challenger version {version} PR AUC {challenger_pr:.4f} {verdict} champion "
-                    f"version {current.version} PR AUC {champion_pr:.4f} on the same "
-                    f"{len(y_test)} test rows: " + ("champion moves" if move else "champion stays")
-                )
-        if move:
-            client.set_registered_model_alias(name, CHAMPION, version)
+        with _store_lock(cfg, "champion decision"):
+            move, reason, champion_pr, current, challenger_pr, y_test = _decide_champion(
+                mlflow, client, name, version, challenger_scores, X_test, y_test, as_of
+            )
+            if move:
+                client.set_registered_model_alias(name, CHAMPION, version)
         champion_version = version if move else str(current.version)
         client.set_tag(run_id, "champion_decision", reason)
         return RegisteredVersion(
@@ -393,6 +653,61 @@ def log_training_run(
         )
 
 
+def _decide_champion(
+    mlflow: Any,
+    client: Any,
+    name: str,
+    version: str,
+    challenger_scores: np.ndarray,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    as_of: np.ndarray | None,
+) -> tuple[bool, str, float | None, Any, float, np.ndarray]:
+    """Decide whether the new version becomes champion (run under the store lock).
+
+    Returns (move, reason, champion PR AUC, current champion, challenger PR AUC, the
+    test labels compared).
+    """
+    challenger_pr = _pr_auc(y_test, challenger_scores)
+    current = _version_by_alias(client, name, CHAMPION)
+    champion_pr: float | None = None
+    if current is None:
+        move, reason = True, f"no champion yet: version {version} becomes the champion"
+    elif str(current.version) == version:
+        move, reason = True, "already the champion"
+    else:
+        try:
+            champ = _download_model(mlflow, f"models:/{name}/{current.version}", EVAL_ARTIFACT)
+            # rows the champion was not trained on (its labels end before them)
+            seen_until = champ.metadata_.get("labels_until")
+            rows = np.ones(len(y_test), bool)
+            if seen_until and as_of is not None:
+                rows = as_of > np.datetime64(pd.Timestamp(seen_until))
+            if rows.sum() == 0 or len(np.unique(y_test[rows])) < 2:
+                raise ModelNotFoundError(
+                    f"it was trained on labels up to {seen_until}, which cover the test rows"
+                )
+            champion_pr = _pr_auc(y_test[rows], champ.predict_risk(X_test[rows]))
+            challenger_pr = _pr_auc(y_test[rows], challenger_scores[rows])
+            y_test = y_test[rows]
+        except (DataError, ModelNotFoundError) as err:
+            move = True
+            first = str(err).splitlines()[0]
+            reason = (
+                f"champion version {current.version} cannot be compared on unseen test rows "
+                f"({first}): version {version} becomes the champion"
+            )
+        else:
+            move = challenger_pr >= champion_pr
+            verdict = ">=" if move else "<"
+            reason = (
+                f"challenger version {version} PR AUC {challenger_pr:.4f} {verdict} champion "
+                f"version {current.version} PR AUC {champion_pr:.4f} on the same "
+                f"{len(y_test)} test rows: " + ("champion moves" if move else "champion stays")
+            )
+    return move, reason, champion_pr, current, challenger_pr, y_test
+
+
 def load_champion(cfg: Config) -> tuple[ChurnModel, str]:
     """Return the champion :class:`ChurnModel` and its version.
 
@@ -402,6 +717,8 @@ def load_champion(cfg: Config) -> tuple[ChurnModel, str]:
         When no champion exists in the configured store.
     """
     name = cfg.tracking.model_name
+    if not _require_sqlite_file(cfg):
+        check_store(cfg)  # raises: the store does not exist (never created here)
     with _mlflow(cfg) as mlflow:
         client = mlflow.MlflowClient()
         mv = _version_by_alias(client, name, CHAMPION)
@@ -420,6 +737,8 @@ def load_version(cfg: Config, version: str | int) -> tuple[ChurnModel, str]:
     """
     name = cfg.tracking.model_name
     version = str(version)
+    if not _require_sqlite_file(cfg):
+        check_store(cfg)  # raises: the store does not exist (never created here)
     with _mlflow(cfg) as mlflow:
         from mlflow.exceptions import MlflowException
 
@@ -429,7 +748,9 @@ def load_version(cfg: Config, version: str | int) -> tuple[ChurnModel, str]:
                 mv = client.get_model_version(name, version)
             else:
                 mv = client.get_model_version_by_alias(name, version)
-        except MlflowException:
+        except MlflowException as err:
+            if not _is_missing(err):
+                raise
             raise ModelNotFoundError(
                 f"model {name!r} has no version {version}: see `churnpredict models` "
                 f"(store: {tracking_uri(cfg)})"
@@ -441,18 +762,20 @@ def list_models(cfg: Config) -> pd.DataFrame:
     """Return one row per registered version: version, aliases, created, key metrics."""
     name = cfg.tracking.model_name
     cols = ["version", "aliases", "created", "trained_until", *KEY_METRICS, "run_id"]
+    if not _require_sqlite_file(cfg):
+        return pd.DataFrame(columns=cols)  # no store yet: nothing registered (not created)
     with _mlflow(cfg) as mlflow:
         client = mlflow.MlflowClient()
-        try:
-            versions = client.search_model_versions(f"name = '{name}'")
-        except Exception as err:  # noqa: BLE001 - a store without the registry tables
-            log.debug("search_model_versions failed: %s", err)
-            versions = []
+        from mlflow.exceptions import MlflowException
+
+        versions = client.search_model_versions(f"name = '{name}'")
         alias_map: dict[str, list[str]] = {}
         try:
             for alias, v in (client.get_registered_model(name).aliases or {}).items():
                 alias_map.setdefault(str(v), []).append(alias)
-        except Exception as err:  # noqa: BLE001 - no registered model yet
+        except MlflowException as err:  # no registered model yet
+            if not _is_missing(err):
+                raise
             log.debug("get_registered_model failed: %s", err)
         rows = []
         for mv in versions:
@@ -483,13 +806,17 @@ def promote(cfg: Config, version: str | int) -> str:
     """
     name = cfg.tracking.model_name
     version = str(version)
+    if not _require_sqlite_file(cfg):
+        check_store(cfg)  # raises: the store does not exist (never created here)
     with _mlflow(cfg) as mlflow:
         from mlflow.exceptions import MlflowException
 
         client = mlflow.MlflowClient()
         try:
             client.get_model_version(name, version)
-        except MlflowException:
+        except MlflowException as err:
+            if not _is_missing(err):
+                raise
             raise ModelNotFoundError(
                 f"model {name!r} has no version {version}: see `churnpredict models`"
             ) from None
@@ -499,6 +826,7 @@ def promote(cfg: Config, version: str | int) -> str:
 
 __all__ = [
     "RegisteredVersion",
+    "check_store",
     "git_commit",
     "list_models",
     "load_champion",

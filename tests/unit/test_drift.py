@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from churnpredict.config import Config, DriftConfig
-from churnpredict.drift import check_drift, psi, training_stats
+from churnpredict.drift import (
+    check_drift,
+    drift_reference,
+    psi,
+    reference_stats,
+    training_stats,
+)
 from churnpredict.errors import DataError, DriftError
 
 
@@ -69,8 +75,11 @@ def test_warn_and_fail_actions():
     assert rep.warn == ["spend__spend__30d"] and rep.fail == ["spend__spend__30d"]
     assert "spend__spend__30d" in rep.text()
     with pytest.raises(DriftError) as err:
-        check_drift(st, today, list(st), DriftConfig(action="fail"))
+        check_drift(st, today, list(st), DriftConfig(action="fail", fail_min_features=1))
     assert err.value.exit_code == 5
+    # by default one shifted feature of a table is a warning, not a broken feed
+    one = check_drift(st, today, list(st), DriftConfig(action="fail"))
+    assert one.fail == ["spend__spend__30d"] and one.tripped == []
     ok = check_drift(st, _frame(3000, seed=4), list(st), DriftConfig(action="fail"))
     assert ok.ok and ok.fail == []
 
@@ -80,3 +89,78 @@ def test_expected_without_stats_is_listed():
     st = training_stats(X, features=["spend__spend__30d"])
     rep = check_drift(st, X, ["spend__spend__30d", "profile__tenure_days"], Config())
     assert rep.no_stats == ["profile__tenure_days"]
+
+
+# ------------------------------------------------- reference = latest training dates
+def _catalog():
+    from churnpredict.features.catalog import Feature
+
+    out = [Feature("profile__tenure_days", "profile", "days since signup", "state")]
+    out += [Feature(f"contacts__n{i}__7d", "contacts", "contacts", "count", 7) for i in range(5)]
+    out += [Feature("contacts__events__days_since", "contacts", "days since", "days_since")]
+    out += [Feature("spend__spend__30d", "spend", "spend", "sum", 30)]
+    return out
+
+
+def _world_table(dates, seed=0, n=1500, contacts_rate=2.0, start_tenure=200):
+    """Weekly snapshots of one client base that only ages: tenure and recency grow."""
+    rng = np.random.default_rng(seed)
+    tenure0 = rng.integers(0, start_tenure, n).astype(float)
+    frames = []
+    for d in dates:
+        age = (pd.Timestamp(d) - pd.Timestamp(dates[0])).days
+        f = {"client_id": [f"c{i}" for i in range(n)], "as_of": pd.Timestamp(d)}
+        f["profile__tenure_days"] = tenure0 + age
+        for i in range(5):
+            f[f"contacts__n{i}__7d"] = rng.poisson(contacts_rate, n).astype(float)
+        last = rng.exponential(10, n)
+        f["contacts__events__days_since"] = np.where(contacts_rate > 0, last, last + 60)
+        f["spend__spend__30d"] = rng.gamma(2, 50, n)
+        frames.append(pd.DataFrame(f))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_reference_is_the_latest_dates_and_aged_growth_features_do_not_fail():
+    dates = pd.date_range("2024-01-01", periods=40, freq="7D")
+    table = _world_table(dates)
+    ref = reference_stats(table, _catalog(), n_dates=4)
+    assert ref["as_of"] == [str(d.date()) for d in dates[-4:]]
+    assert ref["stats"]["profile__tenure_days"]["scale"] == "recency"
+    assert ref["stats"]["contacts__n0__7d"]["scale"] == "quantile"
+    assert json.loads(json.dumps(ref)) == ref
+    # a normal day, 45 days after the reference: the base only aged
+    today = _world_table([dates[0], dates[-1] + pd.Timedelta(days=45)], seed=9)
+    today = today[today["as_of"] == today["as_of"].max()]
+    feats = [f.name for f in _catalog()]
+    rep = check_drift(ref, today, feats, DriftConfig(action="fail"))
+    assert rep.tripped == [] and rep.fail == []
+    assert "latest training dates" in rep.text()
+    # the old reference (all training history, quantile bins) flags tenure on that day
+    old = check_drift(training_stats(table, features=feats), today, feats, DriftConfig())
+    assert "profile__tenure_days" in old.fail
+
+
+def test_a_stopped_table_trips_the_gate_and_is_named():
+    dates = pd.date_range("2024-01-01", periods=12, freq="7D")
+    ref = reference_stats(_world_table(dates), _catalog())
+    stopped = _world_table([dates[-1] + pd.Timedelta(days=14)], seed=3, contacts_rate=0)
+    feats = [f.name for f in _catalog()]
+    with pytest.raises(DriftError) as err:
+        check_drift(ref, stopped, feats, DriftConfig(action="fail"))
+    msg = str(err.value)
+    assert err.value.exit_code == 5
+    assert "contacts (6 features)" in msg
+    assert "contacts: 6 of 6 features shifted" in msg and "did the export stop?" in msg
+    assert "spend" not in msg.split("\n")[0]
+    warn = check_drift(ref, stopped, feats, DriftConfig(action="warn"))
+    assert warn.tripped == ["contacts"]
+
+
+def test_old_models_fall_back_to_their_fit_rows():
+    from types import SimpleNamespace
+
+    st = training_stats(_frame(500))
+    assert drift_reference(SimpleNamespace(metadata_={}, train_stats_=st)) is st
+    ref = {"stats": st, "as_of": ["2024-01-01"], "family": {}, "kind": {}}
+    model = SimpleNamespace(metadata_={"drift_reference": ref}, train_stats_={})
+    assert drift_reference(model) is ref

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -148,3 +149,152 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
     os.chmod(target, 0o640)
     atomic_write_bytes(target, b"y")
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+# ---------------------------------------------------------------- hostile text (issue 17)
+HOSTILE = [
+    "Anna\r@SUM(1+1)",  # a bare CR: unquoted, every reader split the row here
+    "Anna\n=1+1",
+    "Anna\r\n+1",
+    'say "hi"',
+    "a,b;c\td|e",
+    '=HYPERLINK("http://x")',
+    "+7 999",
+    "-5",
+    "@SUM(A1)",
+    "\tTab",
+    "\rCR first",
+    "plain",
+]
+
+
+def _read_back_csv(path, sep):
+    import csv
+    import io as _io
+
+    text = path.read_bytes().decode("utf-8-sig")
+    return list(csv.reader(_io.StringIO(text, newline=""), delimiter=sep, strict=True))
+
+
+@pytest.mark.parametrize("sep", [",", ";"])
+def test_hostile_text_stays_in_its_row_and_never_starts_a_formula(tmp_path, sep):
+    import duckdb
+
+    n = len(HOSTILE)
+    df = pd.DataFrame(
+        {
+            "rank": range(1, n + 1),
+            "client_id": [f"c{i}" for i in range(n)],
+            "client_name": HOSTILE,
+            "account_manager": list(reversed(HOSTILE)),
+            "risk": [0.5] * n,
+        }
+    )
+    p = atomic_write_csv(df, tmp_path / "list.csv", sep=sep)
+    rows = _read_back_csv(p, sep)
+    assert rows[0] == list(df.columns)
+    assert len(rows) == n + 1 and {len(r) for r in rows} == {5}
+    assert [r[1] for r in rows[1:]] == df["client_id"].tolist()  # row-aligned
+    for r in rows[1:]:
+        for cell in (r[2], r[3]):
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    # the text itself survives (after the quote that marks formula cells as text)
+    back = [c[1:] if c.startswith("'") else c for c in (r[2] for r in rows[1:])]
+    assert back == HOSTILE
+    # DuckDB, strict RFC 4180 reader, sees the same rows
+    con = duckdb.connect()
+    got = con.execute(
+        f"SELECT client_id, client_name FROM read_csv('{p}', header=true, delim='{sep}', "
+        "quote='\"', escape='\"', strict_mode=true, all_varchar=true) ORDER BY rank::INT"
+    ).fetchall()
+    assert [g[0] for g in got] == df["client_id"].tolist()
+    assert got[0][1] == "Anna\r@SUM(1+1)"
+    # and pandas through read_csv_any (used for the previous list)
+    again = read_csv_any(p, dtype={"client_id": str})
+    assert again["client_name"].tolist() == HOSTILE
+
+
+def test_carriage_return_is_quoted_in_the_written_text():
+    from churnpredict.io import to_csv_text
+
+    text = to_csv_text(pd.DataFrame({"a": ["x\ry", "p\r\nq"], "b": [1, 2]}))
+    assert text == 'a,b\n"x\ry",1\n"p\r\nq",2\n'
+
+
+def test_overlong_cell_is_cut_to_the_spreadsheet_limit(tmp_path, caplog):
+    from churnpredict.io import MAX_CELL_CHARS
+
+    df = pd.DataFrame({"client_id": ["c1", "c2"], "client_name": ["x" * 10_000_000, "ok"]})
+    p = atomic_write_csv(df, tmp_path / "l.csv")
+    rows = _read_back_csv(p, ",")
+    assert len(rows[1][1]) == MAX_CELL_CHARS
+    assert rows[1][1].endswith("[cut: 10,000,000 characters]")
+    assert rows[2] == ["c2", "ok"]
+    assert "cut" in caplog.text
+
+
+def test_output_path_checks_create_nothing(tmp_path):
+    from churnpredict.errors import OutputError
+    from churnpredict.io import check_output_path
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        check_output_path(tmp_path / "afile" / "sub" / "l.csv", "--out")
+    with pytest.raises(OutputError, match="is a folder"):
+        check_output_path(tmp_path, "--out")
+    check_output_path(tmp_path / "new" / "deeper" / "l.csv")
+    assert not (tmp_path / "new").exists()
+
+
+def test_full_disk_is_an_output_error_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    import errno
+
+    from churnpredict.errors import OutputError
+
+    target = tmp_path / "l.csv"
+    atomic_write_text(target, "old\n")
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OutputError, match="No space left") as err:
+        atomic_write_text(target, "new\n")
+    assert err.value.exit_code == 2
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["l.csv"]
+
+
+def test_a_set_is_staged_before_any_target_changes(tmp_path, monkeypatch):
+    from churnpredict.io import atomic_write_set
+
+    a, b, c = tmp_path / "full.csv", tmp_path / "by" / "x.csv", tmp_path / "by" / "y.csv"
+    atomic_write_set([(a, b"old"), (b, b"old"), (c, b"old")])
+    real_fdopen = os.fdopen
+    calls = {"n": 0}
+
+    def dying_fdopen(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # killed while writing the third file
+            raise KeyboardInterrupt
+        return real_fdopen(*args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", dying_fdopen)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_set([(a, b"new"), (b, b"new"), (c, b"new")])
+    monkeypatch.undo()
+    assert [p.read_bytes() for p in (a, b, c)] == [b"old"] * 3
+    assert not list(tmp_path.rglob("*.tmp"))
+    renamed = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda s, d: (renamed.append(Path(d)), real_replace(s, d)))
+    atomic_write_set([(a, b"new"), (b, b"new"), (c, b"new")])
+    assert renamed == [b, c, a]  # the full list last
+    assert [p.read_bytes() for p in (a, b, c)] == [b"new"] * 3
+
+
+def test_lock_message_does_not_advise_deleting_the_lock(tmp_path):
+    out = tmp_path / "l.csv"
+    with output_lock(out), pytest.raises(LockedError) as err, output_lock(out):
+        pass
+    assert "do not delete" in str(err.value)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -42,6 +46,16 @@ def test_tracking_uri_priority(tmp_path, monkeypatch):
 
 
 def test_no_champion_is_a_clear_error(tmp_path):
+    # no store at all: said as such, and not created by reading
+    with pytest.raises(ModelNotFoundError, match="does not exist.*churnpredict train"):
+        load_champion(_cfg(tmp_path))
+    assert list_models(_cfg(tmp_path)).empty
+    assert not (tmp_path / "mlflow.db").exists()
+    # a store without a champion
+    from churnpredict.tracking import _experiment_id, _mlflow
+
+    with _mlflow(_cfg(tmp_path)) as mlflow:
+        _experiment_id(mlflow, _cfg(tmp_path))
     with pytest.raises(ModelNotFoundError, match="no champion model yet.*churnpredict train"):
         load_champion(_cfg(tmp_path))
     assert list_models(_cfg(tmp_path)).empty
@@ -118,3 +132,159 @@ def test_register_champion_rule_promote(tmp_path, table, monkeypatch):
     pyf = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.model_name}/1")
     out = pyf.predict(good.X_test.head(20))
     np.testing.assert_allclose(np.asarray(out), good.model.predict_risk(good.X_test.head(20)))
+
+
+# ------------------------------------------------- an unusable store is exit 6 (issue 17)
+def _uri_cfg(uri):
+    return build_config({"tracking": {"uri": uri, "experiment": "t"}})
+
+
+def test_dead_server_is_a_tracking_error_within_seconds():
+    import time
+
+    from churnpredict.errors import TrackingError
+    from churnpredict.tracking import check_store
+
+    cfg = _uri_cfg("http://127.0.0.1:9")
+    t0 = time.monotonic()
+    with pytest.raises(TrackingError, match=r"http://127\.0\.0\.1:9 cannot be reached") as err:
+        check_store(cfg)
+    assert time.monotonic() - t0 < 10
+    assert err.value.exit_code == 6
+    # past the check too: MLflow's own retries are bounded and never read as "no model"
+    t0 = time.monotonic()
+    with pytest.raises(TrackingError, match="127.0.0.1:9"):
+        load_champion(cfg)
+    assert time.monotonic() - t0 < 60
+
+
+def test_silent_server_times_out_within_seconds():
+    import socket
+    import time
+
+    from churnpredict.errors import TrackingError
+    from churnpredict.tracking import check_store
+
+    with socket.socket() as srv:  # accepts connections (backlog), never answers
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        cfg = _uri_cfg(f"http://127.0.0.1:{srv.getsockname()[1]}")
+        t0 = time.monotonic()
+        with pytest.raises(TrackingError, match="cannot be reached"):
+            check_store(cfg)
+        assert time.monotonic() - t0 < 12
+
+
+@pytest.mark.parametrize("uri", ["file:///tmp/churnpredict-no-store", "bogus://x", "mlruns"])
+def test_unsupported_store_uris_are_tracking_errors(uri, tmp_path, monkeypatch):
+    from churnpredict.errors import TrackingError
+    from churnpredict.tracking import check_store
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TrackingError, match="not supported|file store"):
+        check_store(_uri_cfg(uri), write=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_sqlite_store_is_not_created_except_by_train(tmp_path):
+    from churnpredict.errors import TrackingError
+    from churnpredict.tracking import check_store
+
+    db = tmp_path / "mlfow.db"  # a misspelt path
+    cfg = _uri_cfg(f"sqlite:///{db}")
+    with pytest.raises(ModelNotFoundError, match="does not exist.*misspelt") as err:
+        check_store(cfg)
+    assert err.value.exit_code == 3 and not db.exists()
+    check_store(cfg, write=True)  # train may create it
+    assert not db.exists()  # ... but the check itself creates nothing
+    with pytest.raises(TrackingError, match="folder .* does not exist"):
+        check_store(_uri_cfg(f"sqlite:///{tmp_path / 'nope' / 'm.db'}"), write=True)
+    (tmp_path / "broken.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(TrackingError, match="cannot be read"):
+        check_store(_uri_cfg(f"sqlite:///{tmp_path / 'broken.db'}"))
+
+
+def test_new_sqlite_store_opened_by_several_processes_at_once(tmp_path):
+    """Two trains on a new store raced on the schema ("duplicate column name: step")."""
+    db = tmp_path / "new.db"
+    code = textwrap.dedent(
+        f"""
+        from churnpredict.config import build_config
+        from churnpredict.tracking import _mlflow
+        cfg = build_config({{"tracking": {{"uri": "sqlite:///{db}"}}}})
+        with _mlflow(cfg) as mlflow:
+            c = mlflow.MlflowClient()
+            c.search_experiments()
+            c.search_registered_models()
+        print("ok")
+        """
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    errors = [err.decode()[-500:] for p, (_, err) in zip(procs, outs, strict=True) if p.returncode]
+    assert errors == []
+
+
+def test_champion_decision_is_serialised(tmp_path, table, monkeypatch):
+    """While one run decides (read, compare, set alias), another waits for the lock."""
+    import threading
+
+    from churnpredict import tracking
+
+    t, catalog, _ = table
+    cfg = _cfg(tmp_path)
+    result = train_and_evaluate(t, catalog, cfg)
+    log_training_run(result, cfg, data_fingerprint="d", config_hash="c")
+    order = []
+    real = tracking._decide_champion
+
+    def slow(*args, **kwargs):
+        order.append("start")
+        out = real(*args, **kwargs)
+        import time
+
+        time.sleep(1.0)
+        order.append("end")
+        return out
+
+    monkeypatch.setattr(tracking, "_decide_champion", slow)
+    threads = [
+        threading.Thread(
+            target=log_training_run,
+            args=(result, cfg),
+            kwargs={"data_fingerprint": "d", "config_hash": "c"},
+        )
+        for _ in range(2)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=300)
+    assert order == ["start", "end", "start", "end"]
+
+
+def test_runs_of_killed_trains_are_closed(tmp_path):
+    from churnpredict.tracking import _close_dead_runs, _experiment_id, _mlflow
+
+    cfg = _cfg(tmp_path)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    with _mlflow(cfg) as mlflow:
+        client = mlflow.MlflowClient()
+        exp = _experiment_id(mlflow, cfg)
+        import socket
+
+        run = client.create_run(exp, tags={"host": socket.gethostname(), "pid": dead})
+        alive = client.create_run(exp, tags={"host": socket.gethostname(), "pid": "1"})
+        assert _close_dead_runs(client, exp) == [run.info.run_id]
+        assert client.get_run(run.info.run_id).info.status == "KILLED"
+        assert client.get_run(alive.info.run_id).info.status == "RUNNING"
