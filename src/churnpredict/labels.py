@@ -230,15 +230,26 @@ def snapshot_dates(ds, cfg: Config, *, until: pd.Timestamp | None = None) -> lis
         dates.append(t)
         t += timedelta(days=cfg.snapshots.every_days)
     if gate is not None:
+        from churnpredict.contract import table_coverage
+
+        cov = table_coverage(ds, cfg)
         log.info(
             "coverage: %s; snapshots from %s (%s covered from %s + %d warm-up days) to %s "
             "(label source %s observed to %s)",
-            "; ".join(f"{t} from {d.date()}" for t, d in sorted(starts.items())),
+            "; ".join(
+                f"{t} {cov[t][0]} .. {cov[t][1]}"
+                + (
+                    f" (covers from {d.date()})"
+                    if d != pd.Timestamp(cov[t][0]).normalize()
+                    else ""
+                )
+                for t, d in sorted(starts.items())
+            ),
             start.date(),
             gate,
             origin.date(),
             cfg.snapshots.warmup_days,
-            last.date(),
+            dates[-1].date() if dates else "(none: too little covered history)",
             label_source(ds, cfg),
             end.date(),
         )
