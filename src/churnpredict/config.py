@@ -158,6 +158,15 @@ class ModelConfig(Section):
     colsample_bytree: float = Field(default=0.5, gt=0, le=1)
     reg_lambda: float = Field(default=1.0, ge=0)
     early_stopping_rounds: int = Field(default=30, ge=1)
+    # Metric early stopping watches on the validation fold: a ranking metric, so that a
+    # base rate that differs between folds does not pick the number of trees.
+    early_stopping_metric: Literal["average_precision", "auc", "binary_logloss"] = (
+        "average_precision"
+    )
+    # Serve a fresh model: after the evaluation, refit on every labelled snapshot (trees =
+    # the early-stopping choice scaled by the rows, at most refit_max_scale times it).
+    refit: bool = True
+    refit_max_scale: float = Field(default=1.5, ge=1)
     n_jobs: int = 2
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     class_weight: Literal["none", "balanced"] = "none"
@@ -185,10 +194,12 @@ class EvaluationConfig(Section):
     top_pct: float | None = Field(default=None, gt=0, le=1)  # overrides capacity when set
     lift_pct: float = Field(default=0.1, gt=0, le=1)  # lift at this top share per as-of date
     ece_bins: int = Field(default=10, ge=2)  # equal-mass bins for the calibration error
-    baselines: list[Literal["paused_rule", "rfm", "logistic"]] = [
+    baselines: list[Literal["paused_rule", "rfm", "recency", "logistic", "bgnbd"]] = [
         "paused_rule",
         "rfm",
+        "recency",
         "logistic",
+        "bgnbd",
     ]
     logistic_max_rows: int = Field(default=100_000, ge=100)  # fit-row subsample for the LR
     shap_sample_rows: int = Field(default=2000, ge=10)  # test rows for mean |SHAP| in the report

@@ -16,7 +16,12 @@ import pandas as pd
 
 from churnpredict.config import Config
 from churnpredict.errors import DataError, UsageError
-from churnpredict.features.build import build_features, make_plan, resolve_spec
+from churnpredict.features.build import (
+    build_features,
+    constant_columns,
+    make_plan,
+    resolve_spec,
+)
 from churnpredict.features.catalog import Feature
 
 log = logging.getLogger("churnpredict.pipeline")
@@ -72,6 +77,15 @@ def training_table(
         )
     spine = build_spine(ds, cfg, dates)
     table, catalog, spec = build_features(ds, spine, cfg)
+    constant = constant_columns(table, catalog)
+    if constant:
+        log.warning(
+            "%d of %d feature columns hold one value on every training row (their source, "
+            "slice value or window never varies in this data), e.g. %s",
+            len(constant),
+            len(catalog),
+            ", ".join(constant[:8]),
+        )
     log.info(
         "training table: %d rows × %d features over %d as-of dates (%.1fs), label rate %.3f",
         len(table),
@@ -248,11 +262,45 @@ def run_train(
             f"Test fold (latest {cfg.model.test_days} days of as-of dates; precision/recall at "
             f"{_capacity_text(cfg)} per as-of date):",
         ),
+        *_group_lines(result),
+        *_served_lines(result),
         f"Registered {reg.model_name} version {reg.version} (@challenger). {reg.reason}",
         f"Report: {report}",
         f"MLflow: {reg.tracking_uri}",
     ]
     return "\n".join(lines)
+
+
+def _group_lines(result) -> list[str]:
+    from churnpredict.modeling.evaluate import beaten_by
+
+    lines = []
+    losers = beaten_by(result.metrics)
+    if losers:
+        lines.append(
+            "WARNING: the model does not beat " + ", ".join(losers) + " on the test fold "
+            "(PR AUC): prefer that reference or look at the report"
+        )
+    g = result.by_group
+    if g is not None and len(g) > 1:
+        cols = [c for c in g.columns if c not in ("rows", "positives")]
+        lines.append(
+            "PR AUC by segment and for new clients (same test rows):\n"
+            + g[["rows", "positives", *cols]].to_string(float_format=lambda v: f"{v:.3f}")
+        )
+    return lines
+
+
+def _served_lines(result) -> list[str]:
+    m, ev = result.model.metadata_, result.evaluated.metadata_
+    if result.eval_model is None:
+        return [f"Served model = the evaluated one ({result.model.best_iteration_} trees)."]
+    return [
+        f"Evaluated model: as-of dates {ev.get('first_as_of')}..{ev.get('trained_until')}, "
+        f"{result.evaluated.best_iteration_} trees. Served model: refit on "
+        f"{m.get('first_as_of')}..{m.get('trained_until')} ({result.model.best_iteration_} "
+        f"trees), calibrated on {m.get('calibrated_on')}."
+    ]
 
 
 def _capacity_text(cfg: Config) -> str:
