@@ -96,11 +96,60 @@ def _idle_spans_events_sql(table: str) -> str:
     """
 
 
+def _idle_freezes_sql(ds, cfg: Config) -> str:
+    """Return SQL giving the idle rule's freezes ``(client_id, frozen_at, unfrozen_at)``."""
+    source = cfg.label.idle_source
+    if source == "campaigns":
+        spans = _idle_spans_campaigns_sql()
+    elif source in ds.present:
+        spans = _idle_spans_events_sql(source)
+    else:
+        raise DataError(
+            f"label.idle_source '{source}' is not a table of this data set",
+            file=str(ds.data_dir),
+            expected=f"'campaigns' or one of: {', '.join(sorted(ds.present))}",
+        )
+    idle = int(cfg.label.idle_days)
+    end = pd.Timestamp(ds.data_end)
+    return f"""
+        SELECT client_id, start + INTERVAL {idle} DAY AS frozen_at, "end" AS unfrozen_at
+        FROM ({spans})
+        WHERE ("end" IS NULL OR "end" > start + INTERVAL {idle} DAY)
+          AND start + INTERVAL {idle} DAY <= TIMESTAMP '{end}'
+        """
+
+
+def _before_coverage_sql(ds, cfg: Config) -> str | None:
+    """Return SQL for the idle rule's freezes still open when the ``freezes`` table begins.
+
+    A client already frozen when the ``freezes`` export begins has no row there, so it
+    would look active until it comes back. When the idle rule's source
+    (``label.idle_source``) covers earlier than ``freezes`` (beyond
+    ``data.coverage_slack_days``), the state at the start of the ``freezes`` coverage
+    comes from the idle rule — the contract's freeze where no ``freezes`` row can be —
+    and such a freeze lasts until the idle rule ends it. None when nothing is earlier.
+    """
+    starts = covered_from(ds, cfg)
+    src = "campaign_events" if cfg.label.idle_source == "campaigns" else cfg.label.idle_source
+    if "freezes" not in starts or src not in starts or starts[src] >= starts["freezes"]:
+        return None
+    begin = starts["freezes"]
+    return f"""
+        SELECT client_id, frozen_at, unfrozen_at FROM ({_idle_freezes_sql(ds, cfg)})
+        WHERE frozen_at < TIMESTAMP '{begin}'
+          AND (unfrozen_at IS NULL OR unfrozen_at >= TIMESTAMP '{begin}')
+        """
+
+
 def derive_freezes(ds, cfg: Config) -> pd.DataFrame:
     """Return the freezes ``(client_id, frozen_at, unfrozen_at)`` used for labels.
 
     Uses the ``freezes`` table when the rule says so (``auto`` and present, or
-    ``freezes``), otherwise the idle rule over ``label.idle_source``.
+    ``freezes``), otherwise the idle rule over ``label.idle_source``. With the table,
+    clients already frozen (by the idle rule) when it begins stay frozen until they
+    run again (see :func:`_before_coverage_sql`); these freezes start before the
+    table's coverage, so they never make a label, only keep such clients out of the
+    active population.
     """
     con = ds.con
     rule = cfg.label.rule
@@ -112,26 +161,11 @@ def derive_freezes(ds, cfg: Config) -> pd.DataFrame:
                 expected="freezes.parquet/.csv, or label.rule: idle",
             )
         sql = "SELECT client_id, frozen_at, unfrozen_at FROM freezes"
+        before = _before_coverage_sql(ds, cfg)
+        if before is not None:
+            sql += f" UNION ALL ({before})"
     else:
-        source = cfg.label.idle_source
-        if source == "campaigns":
-            spans = _idle_spans_campaigns_sql()
-        elif source in ds.present:
-            spans = _idle_spans_events_sql(source)
-        else:
-            raise DataError(
-                f"label.idle_source '{source}' is not a table of this data set",
-                file=str(ds.data_dir),
-                expected=f"'campaigns' or one of: {', '.join(sorted(ds.present))}",
-            )
-        idle = int(cfg.label.idle_days)
-        end = pd.Timestamp(ds.data_end)
-        sql = f"""
-        SELECT client_id, start + INTERVAL {idle} DAY AS frozen_at, "end" AS unfrozen_at
-        FROM ({spans})
-        WHERE ("end" IS NULL OR "end" > start + INTERVAL {idle} DAY)
-          AND start + INTERVAL {idle} DAY <= TIMESTAMP '{end}'
-        """
+        sql = _idle_freezes_sql(ds, cfg)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _freezes AS {sql}")
     return con.execute("SELECT * FROM _freezes ORDER BY client_id, frozen_at").df()
 
@@ -230,15 +264,26 @@ def snapshot_dates(ds, cfg: Config, *, until: pd.Timestamp | None = None) -> lis
         dates.append(t)
         t += timedelta(days=cfg.snapshots.every_days)
     if gate is not None:
+        from churnpredict.contract import table_coverage
+
+        cov = table_coverage(ds, cfg)
         log.info(
             "coverage: %s; snapshots from %s (%s covered from %s + %d warm-up days) to %s "
             "(label source %s observed to %s)",
-            "; ".join(f"{t} from {d.date()}" for t, d in sorted(starts.items())),
+            "; ".join(
+                f"{t} {cov[t][0]} .. {cov[t][1]}"
+                + (
+                    f" (covers from {d.date()})"
+                    if d != pd.Timestamp(cov[t][0]).normalize()
+                    else ""
+                )
+                for t, d in sorted(starts.items())
+            ),
             start.date(),
             gate,
             origin.date(),
             cfg.snapshots.warmup_days,
-            last.date(),
+            dates[-1].date() if dates else "(none: too little covered history)",
             label_source(ds, cfg),
             end.date(),
         )

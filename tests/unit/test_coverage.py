@@ -321,3 +321,44 @@ def test_config_errors_for_population_columns_name_the_column():
         build_features(_pop_world(), spine, cfg)
     with pytest.raises(ConfigError, match="both numeric and category"):
         build_config({"data": {"client_columns": {"numerics": ["x"], "categories": ["x"]}}})
+
+
+def test_clients_frozen_before_the_freezes_table_begins_stay_frozen():
+    """The freezes export starts 2023-06-01; x has run nothing since 2023-03-01."""
+    ds = make_ds(
+        {
+            "clients": [("x", "2023-01-01", *NONE8), ("y", "2023-01-01", *NONE8)],
+            "campaign_events": [
+                ("x", "k1", T("2023-01-02"), "started", "client", None, None),
+                ("x", "k1", T("2023-03-01 10:00"), "paused", "client", None, None),
+                ("x", "k1", T("2023-08-10 10:00"), "resumed", "client", None, None),
+                ("y", "k2", T("2023-01-02"), "started", "client", None, None),
+                ("y", "k2", T("2023-12-30"), "budget_changed", "client", None, 2.0),
+            ],
+            "freezes": [("y", T("2023-06-01 12:00"), T("2023-06-20"))],
+        },
+        start="2023-01-01",
+        end="2023-12-31",
+    )
+    f = derive_freezes(ds, CFG)
+    x = f[f.client_id == "x"]
+    assert list(x.frozen_at) == [T("2023-03-15 10:00")]  # the idle rule, before 06-01
+    assert list(x.unfrozen_at) == [T("2023-08-10 10:00")]
+    spine = build_spine(ds, CFG, [T("2023-07-31"), T("2023-08-14")])
+    at = {(r.client_id, r.as_of.strftime("%m-%d")): r.label for r in spine.itertuples()}
+    assert ("x", "07-31") not in at and at[("x", "08-14")] == 0
+    assert at[("y", "07-31")] == 0
+    # when the freezes table covers as far back as the campaign log, it alone decides
+    full = make_ds(
+        {
+            "clients": [("x", "2023-01-01", *NONE8)],
+            "campaign_events": [
+                ("x", "k1", T("2023-01-02"), "started", "client", None, None),
+                ("x", "k1", T("2023-03-01 10:00"), "paused", "client", None, None),
+            ],
+            "freezes": [("x", T("2023-01-10"), T("2023-01-11"))],
+        },
+        start="2023-01-01",
+        end="2023-12-31",
+    )
+    assert len(derive_freezes(full, CFG)) == 1
