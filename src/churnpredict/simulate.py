@@ -1101,7 +1101,8 @@ def simulate(cfg: SimulateConfig, out_dir: Path, *, label_cfg: LabelConfig) -> d
     rng_names = np.random.default_rng([cfg.seed, 1])
     n_mgr = world.n_seats * world.G
     fi = rng_names.integers(0, len(_FIRST), n_mgr)
-    la = fi // 8 * 8 + rng_names.integers(0, 8, n_mgr)  # same script for both names
+    # same script for both names, and the same gender: both lists alternate female/male
+    la = fi // 8 * 8 + rng_names.integers(0, 8, n_mgr) // 2 * 2 + fi % 2
     staff = [f"{_FIRST[fi[i]]} {_LAST[la[i]]} #{i + 1}" for i in range(n_mgr)]
     world.staff_recv0 = len(staff)
     staff += [f"Receivables {i + 1}" for i in range(cfg.billing.receivables_staff)]
