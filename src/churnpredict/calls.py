@@ -644,7 +644,7 @@ def read_call_list(path: Path) -> pd.DataFrame:
     """Read a call list back (any separator and decimal mark, with or without BOM)."""
     df = read_csv_any(path, dtype={"client_id": str, "account_manager": str})
     for col in NUMERIC_COLUMNS:
-        if col in df.columns and df[col].dtype == object:
+        if col in df.columns and not pd.api.types.is_numeric_dtype(df[col]):
             df[col] = pd.to_numeric(
                 df[col].astype(str).str.replace(",", ".", regex=False), errors="coerce"
             )

@@ -184,6 +184,20 @@ def days_en(n: float) -> str:
     return f"{fmt_int(k, 'en')} {plural_en(k, ('day', 'days'))}"
 
 
+def _gen_days(n: float) -> str:
+    """Return ``n`` days in the genitive: «предыдущих 30 дней», «предыдущего 1 дня»."""
+    k = int(round(float(n)))
+    return f"{fmt_int(k, 'ru')} {plural_ru(k, ('дня', 'дней', 'дней'))}"
+
+
+def _paused_of_ru(k: float, tot: str) -> str:
+    """Return «на паузу поставлены 2 кампании из 3» with the verb and noun agreeing."""
+    n = int(round(float(k)))
+    verb = plural_ru(n, ("поставлена", "поставлены", "поставлено"))
+    noun = plural_ru(n, ("кампания", "кампании", "кампаний"))
+    return f"на паузу {verb} {fmt_int(n, 'ru')} {noun} из {tot}"
+
+
 def plural_ru(n: float, forms: tuple[str, str, str]) -> str:
     """Return the Russian form for ``n`` out of (one, few, many): жалоба / жалобы / жалоб."""
     k = int(abs(round(n)))
@@ -299,7 +313,11 @@ def slice_label(feature: Feature, nouns: dict | None = None) -> Label:
             unknown.append(v)
     if head is None:
         head = {**_FAMILY_NOUNS, **(nouns or {})}.get(
-            fam, ((f"{_humanize(fam)} event", f"{_humanize(fam)} events"), f"события {fam}")
+            fam,
+            (
+                (f"{_humanize(fam)} event", f"{_humanize(fam)} events"),
+                f"события «{_humanize(fam)}»",
+            ),
         )
     if unknown:
         q_en = " ".join(f'"{_humanize(u)}"' for u in unknown)
@@ -330,7 +348,7 @@ def column_label(feature: Feature, nouns: dict | None = None) -> Label:
             feature.family,
             (
                 (f"{_humanize(feature.family)} event", f"{_humanize(feature.family)} events"),
-                f"события {feature.family}",
+                f"события «{_humanize(feature.family)}»",
             ),
         )
         return Label(one, many, ru)
@@ -578,7 +596,7 @@ class PhraseBook:
             def r_seg(v: float, c: Sequence[float]) -> str:
                 yes = not _isnan(v) and v >= 0.5
                 if ru:
-                    return f"клиент сегмента {seg}" if yes else f"клиент не из сегмента {seg}"
+                    return f"клиент сегмента «{seg}»" if yes else f"клиент не из сегмента «{seg}»"
                 return f"{seg} segment client" if yes else f"not a {seg} segment client"
 
             return self._p(f, r_seg)
@@ -596,7 +614,7 @@ class PhraseBook:
                     if _comp_ok(c) and c[0] >= v:
                         tot = fmt_int(c[0], L)
                         return (
-                            f"работает {k} из {tot} кампаний"
+                            f"работает {k} из {tot}"
                             if ru
                             else f"{k} of {tot} campaigns running now"
                         )
@@ -607,11 +625,7 @@ class PhraseBook:
                     )
                 if _comp_ok(c) and c[0] >= v > 0:
                     tot = fmt_int(c[0], L)
-                    return (
-                        f"на паузе {k} из {tot} кампаний"
-                        if ru
-                        else f"{k} of {tot} campaigns paused now"
-                    )
+                    return f"на паузе {k} из {tot}" if ru else f"{k} of {tot} campaigns paused now"
                 return (
                     f"кампаний на паузе: {k}"
                     if ru
@@ -693,13 +707,14 @@ class PhraseBook:
                 if v in _INITIATORS or v in _REASONS
             )
 
-            def r_paused(v: float, c: Sequence[float]) -> str:
-                v = 0.0 if _isnan(v) else v
+            def r_paused(v: float, c: Sequence[float]) -> str | None:
+                if _isnan(v) or v <= 0:
+                    return None  # no pause is no reason
                 k = fmt_int(v, L)
                 if v > 0 and _comp_ok(c) and c[0] >= v:
                     tot = fmt_int(c[0], L)
                     if ru:
-                        s = f"{k} из {tot} кампаний поставлены на паузу"
+                        s = _paused_of_ru(v, tot)
                         return " ".join(x for x in (s, post_ru, win) if x)
                     s = f"{k} of {tot} campaigns paused"
                     return " ".join(x for x in (s, post_en, win) if x)
@@ -714,12 +729,10 @@ class PhraseBook:
             def r_complaints(v: float, c: Sequence[float]) -> str:
                 v = 0.0 if _isnan(v) else v
                 k = fmt_int(v, L)
-                if ru:
-                    if v <= 0:
-                        return f"жалоб нет {win}"
-                    return f"{k} {plural_ru(v, ('жалоба', 'жалобы', 'жалоб'))} {win}"
                 if v <= 0:
-                    return f"no complaints {win}"
+                    return None  # no complaint is no reason
+                if ru:
+                    return f"{k} {plural_ru(v, ('жалоба', 'жалобы', 'жалоб'))} {win}"
                 return f"{k} {plural_en(v, ('complaint', 'complaints'))} {win}"
 
             return self._p(f, r_complaints)
@@ -809,9 +822,9 @@ class PhraseBook:
                     p = fmt_pct(abs(v), L)
                     if ru:
                         if v == 0:
-                            return f"{lab_ru()}: без изменений к предыдущим {days_ru(w)}"
+                            return f"{lab_ru()}: без изменений против предыдущих {_gen_days(w)}"
                         what = "рост" if v > 0 else "снижение"
-                        return f"{lab_ru()}: {what} на {p} к предыдущим {days_ru(w)}"
+                        return f"{lab_ru()}: {what} на {p} против предыдущих {_gen_days(w)}"
                     if v == 0:
                         return f"{label.en_many} unchanged vs the previous {w} days"
                     d = "up" if v > 0 else "down"
@@ -1183,19 +1196,19 @@ class FactPhrases:
             d = _f(row, "overdue_days")
             a = _f(row, "overdue_amount")
             amt = fmt_num(a, L) if not _isnan(a) and a > 0 else None
+            known = not _isnan(d) and d > 0
             if self.ru:
                 if n == 1:
-                    s = f"счёт просрочен на {days_ru(d)}"
+                    s = f"счёт просрочен на {days_ru(d)}" if known else "счёт просрочен"
                 else:
-                    s = (
-                        f"просрочено {fmt_int(n, L)} {plural_ru(n, ('счёт', 'счёта', 'счетов'))}, "
-                        f"старейший — на {days_ru(d)}"
-                    )
+                    s = f"просрочено {fmt_int(n, L)} {plural_ru(n, ('счёт', 'счёта', 'счетов'))}"
+                    s += f", старейший — на {days_ru(d)}" if known else ""
                 return s + (f", долг {amt}" if amt else "")
             if n == 1:
-                s = f"invoice {days_en(d)} overdue"
+                s = f"invoice {days_en(d)} overdue" if known else "an invoice overdue"
             else:
-                s = f"{fmt_int(n, L)} invoices overdue, the oldest by {days_en(d)}"
+                s = f"{fmt_int(n, L)} invoices overdue"
+                s += f", the oldest by {days_en(d)}" if known else ""
             return s + (f", {amt} outstanding" if amt else "")
         md = _f(row, "money_halt_days")
         if not _isnan(md) and md <= self.lookback:
