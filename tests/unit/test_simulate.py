@@ -379,3 +379,23 @@ def test_departing_managers_hand_clients_over(moderate):
     last = asg.groupby("client_id")["account_manager"].last()
     current = read(out, "clients").set_index("client_id")["account_manager"]
     assert (last.loc[current.index] == current).all()
+
+
+def test_manager_names_do_not_mix_genders(small):
+    out, _ = small
+    staff = pd.concat([read(out, "clients")["account_manager"], read(out, "contacts")["staff"]])
+    female_first = {"Анна", "Мария", "Елена", "Ольга"}
+    male_first = {"Иван", "Олег", "Дмитрий", "Сергей"}
+    checked = 0
+    for name in staff.dropna().unique():
+        parts = name.split(" ")
+        if len(parts) < 3:  # "Support" and the like
+            continue
+        first, last = parts[:2]
+        if first in female_first:
+            assert last.endswith("а"), name
+            checked += 1
+        elif first in male_first:
+            assert not last.endswith("а"), name
+            checked += 1
+    assert checked > 0
