@@ -145,7 +145,8 @@ def top_reasons(
     lookback : int
         Events older than this many days are never cited.
     nouns : dict, optional
-        ``{family: ((en one, en many), (ru 1, ru 2, ru 5))}`` for declared tables.
+        ``{family: ((en one, en many), (ru 1, ru 2, ru 5) or None[, ru label])}`` for
+        declared tables (``calls.nouns``).
 
     Returns
     -------
@@ -195,13 +196,16 @@ def top_reasons(
     order = np.argsort(-W, axis=1, kind="stable")
     thresh = max(float(min_contribution), 1e-12)
 
-    ru_nouns = {
-        fam: ((tuple(en), (ru[1] if ru else en[1]))) for fam, (en, ru) in (nouns or {}).items()
+    ru_nouns = {  # the label form: «покупки» (given, else the form for 2)
+        fam: (tuple(v[0]), (v[2] if len(v) > 2 and v[2] else (v[1][1] if v[1] else v[0][1])))
+        for fam, v in (nouns or {}).items()
     }
     book = PhraseBook(
         [f for f in feats_meta if f.name in cat], language, lookback=lookback, nouns=ru_nouns
     )
-    fp = FactPhrases(language, lookback=lookback, nouns=nouns)
+    fp = FactPhrases(
+        language, lookback=lookback, nouns={f: (v[0], v[1]) for f, v in (nouns or {}).items()}
+    )
     fact_rows = facts.to_dict("records") if facts is not None else None
     declared = set()
     if facts is not None:

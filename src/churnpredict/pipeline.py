@@ -392,7 +392,7 @@ def run_score(
             facts=facts,
             min_contribution=cfg.calls.min_contribution,
             lookback=lookback_days(cfg),
-            nouns={k: (v.en, v.ru) for k, v in cfg.calls.nouns.items()},
+            nouns={k: (v.en, v.ru, v.ru_plural) for k, v in cfg.calls.nouns.items()},
         )
         scored = _scored_frame(ds, table, risk, T)
         previous = find_previous_list(out, T.date())
