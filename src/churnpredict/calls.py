@@ -713,7 +713,7 @@ _PAUSE_WORDS = re.compile(r"paused|stopped|пауз|останов", re.IGNORECA
 _WHEN_WORDS = re.compile(r"\bago\b|yesterday|назад|вчера", re.IGNORECASE)
 _NO_DATA = re.compile(r"\b(no data|nan|none|нет данных)\b", re.IGNORECASE)
 _AGE = re.compile(
-    r"(\d[\d\u00a0 ,]*)\s*(days?|weeks?|months?|years?|день|дня|дней|недел\w*|месяц\w*|"
+    r"(\d{1,3}(?:[\u00a0 ,]\d{3})+|\d+)\s*(days?|weeks?|months?|years?|день|дня|дней|недел\w*|месяц\w*|"
     r"год\w*|лет)\s*(ago|назад)?",
     re.IGNORECASE,
 )

@@ -1137,11 +1137,16 @@ class FactPhrases:
                 what = "единственную кампанию" if subj else "единственная кампания"
                 if not subj:
                     verb = "остановлена" if stopped else "поставлена на паузу"
+            elif k == tot and subj:
+                noun = plural_ru(k, ("кампанию", "кампании", "кампаний"))
+                what = "обе кампании" if k == 2 else f"все {k} {noun}"
             elif subj:
                 what = f"{k} {plural_ru(k, ('кампанию', 'кампании', 'кампаний'))} из {tot}"
             else:
                 what = f"{k} из {tot}"
-            s = f"{verb} {what} {when}" if subj else f"{what} {verb} {when}"
+            # a dash keeps "из 4" and "13 дней назад" apart
+            gap = " — " if what[-1].isdigit() else " "
+            s = f"{verb} {what}{gap}{when}" if subj else f"{what} {verb}{gap}{when}"
             if why:
                 s += ", причина: " + _WHY.get(why, (why, f"«{_humanize(why)}»"))[1]
             if resumed:

@@ -22,7 +22,7 @@ from churnpredict.calls import (
     route_by_evidence,
     write_call_list,
 )
-from churnpredict.config import Config, build_config, override
+from churnpredict.config import Config, override
 from churnpredict.errors import LockedError, UsageError
 from churnpredict.explain import Reason
 from churnpredict.io import output_lock
@@ -447,5 +447,8 @@ def test_reason_age_and_pause_parsing():
     assert reason_age_days("invoice 12 days overdue; manager changed 7 months ago") > 180
     assert reason_age_days("последний раз 2 года назад") == 730
     assert reason_age_days("conversions down 40%") == 0
+    # numbers side by side are not one number with a thousands separator
+    assert reason_age_days("на паузу 2 кампании из 2 13 дней назад") == 13
+    assert reason_age_days("no activity for 1 200 days") == 1200
     assert names_pause("система поставила на паузу 2 кампании из 3 вчера")
     assert not names_pause("2 campaign pauses in the last 30 days")

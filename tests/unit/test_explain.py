@@ -443,7 +443,7 @@ def test_fact_phrases_name_the_event():
     )
     ru = FactPhrases("ru", lookback=90)
     assert ru.pause(FACTS) == (
-        "клиент поставил на паузу 3 кампании из 4 9 дней назад, причина: недоволен результатами"
+        "клиент поставил на паузу 3 кампании из 4 — 9 дней назад, причина: недоволен результатами"
     )
     assert ru.pause({**system, "halt_days": 1.0}) == (
         "система поставила на паузу единственную кампанию вчера, причина: низкий баланс"
@@ -452,6 +452,9 @@ def test_fact_phrases_name_the_event():
     assert ru.money(
         {**FACTS, "overdue_n": 2.0, "overdue_days": 22.0, "overdue_amount": 1500.0}
     ) == ("просрочено 2 счёта, старейший — на 22 дня, долг 1\u00a0500")
+    assert ru.pause({**FACTS, "halt_k": 4.0, "halt_days": 13.0}).startswith(
+        "клиент поставил на паузу все 4 кампании 13 дней назад"
+    )
     old = {**FACTS, "halt_days": 200.0}
     assert en.pause(old) is None  # never cite an event older than the look-back
 
