@@ -567,10 +567,12 @@ class PhraseBook:
 
         if col == "tenure_days":
 
-            def r_tenure(v: float, c: Sequence[float]) -> str:
+            def r_tenure(v: float, c: Sequence[float]) -> str | None:
                 if _isnan(v):
-                    return "дата начала работы неизвестна" if ru else "start date unknown"
+                    return None  # unknown: nothing to say
                 d = round(v)
+                if d > self.lookback:
+                    return None  # a signup older than the look-back is no event to cite
                 if d < 60:
                     return f"клиент всего {days_ru(d)}" if ru else f"client for only {d} days"
                 m = round(d / 30.4)
