@@ -448,7 +448,25 @@ def _action_topic(role: str, reasons: list[Reason], row: dict) -> str | None:
         return "overdue" if overdue else "money_halt"
     if role == "technical":
         return "technical"
-    return reasons[0].topic if reasons else None
+    topic = reasons[0].topic if reasons else None
+    # known to run nothing (zero, not unknown) and never stopped anything: never launched
+    if topic == "state" and _is_zero(row.get("running")) and _is_nan(row.get("idle_days")):
+        return "launch"
+    return topic
+
+
+def _is_zero(v) -> bool:
+    try:
+        return float(v) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_nan(v) -> bool:
+    try:
+        return bool(np.isnan(float(v)))
+    except (TypeError, ValueError):
+        return v is None
 
 
 def _capacities(cfg: Config, staff: pd.DataFrame | None) -> tuple[dict[str, list], dict[str, int]]:

@@ -943,6 +943,14 @@ _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
     ),
     (
         "account_manager",
+        "launch",
+        (
+            "Help the client launch their first campaign.",
+            "Помочь клиенту запустить первую кампанию.",
+        ),
+    ),
+    (
+        "account_manager",
         "pause",
         (
             "Ask why campaigns were paused and agree on a plan to restart them.",

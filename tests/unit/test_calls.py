@@ -452,3 +452,18 @@ def test_reason_age_and_pause_parsing():
     assert reason_age_days("no activity for 1 200 days") == 1200
     assert names_pause("система поставила на паузу 2 кампании из 3 вчера")
     assert not names_pause("2 campaign pauses in the last 30 days")
+
+
+def test_action_follows_the_top_reason_topic():
+    df = _scored(3, risk=[0.9, 0.8, 0.7])
+    f = _facts(3, running=[0, 0, 1], idle_days=[np.nan, 5, np.nan], n_campaigns=[1, 1, 3])
+    reasons = [
+        [R("campaigns__running__now", "no campaign has run yet", topic="state")],
+        [R("campaigns__running__now", "nothing has run for 5 days", topic="state")],
+        [R("spend__conversions__30d", "conversions down", topic="results")],
+    ]
+    out = build_call_list(df, reasons, Config(), as_of=AS_OF, model_version="1", facts=f)
+    act = out.set_index("client_id")["suggested_action"]
+    assert "first campaign" in act["c0"]
+    assert "paused" in act["c1"]
+    assert "results" in act["c2"]
