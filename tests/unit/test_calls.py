@@ -23,7 +23,7 @@ from churnpredict.calls import (
     write_call_list,
 )
 from churnpredict.config import Config, override
-from churnpredict.errors import LockedError, UsageError
+from churnpredict.errors import DataError, LockedError, UsageError
 from churnpredict.explain import Reason
 from churnpredict.io import output_lock
 
@@ -467,3 +467,22 @@ def test_action_follows_the_top_reason_topic():
     assert "first campaign" in act["c0"]
     assert "paused" in act["c1"]
     assert "results" in act["c2"]
+
+
+def test_staff_table_is_read_from_the_data_directory(tmp_path):
+    from churnpredict.calls import read_staff
+    from churnpredict.contract import load_dataset
+    from tests.bad_corpus import make_valid_dir, valid_frames
+
+    ds = load_dataset(make_valid_dir(tmp_path / "v"), Config())
+    staff = read_staff(ds)
+    assert staff["name"].tolist() == ["ann", "Рита", "Tom"]
+    assert staff["calls_per_day"].tolist()[:2] == [20.0, 40.0]
+    frames = valid_frames()
+    frames["staff"].loc[0, "role"] = "cashier"
+    d = tmp_path / "bad"
+    d.mkdir()
+    for name, df in frames.items():
+        df.to_csv(d / f"{name}.csv", index=False)
+    with pytest.raises(DataError, match="role"):
+        load_dataset(d, Config())
