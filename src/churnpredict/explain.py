@@ -210,33 +210,43 @@ def top_reasons(
     declared = set()
     if facts is not None:
         declared = {c[: -len("__days")] for c in facts.columns if c.endswith("__days")}
-    cols_cache: dict[int, np.ndarray] = {}
+    # per feature, once: its phrase, its values and its companions' values (as lists)
+    prepared: dict[int, tuple] = {}
+    col_lists: dict[str, list] = {}
+
+    def values(name: str) -> list:
+        if name not in col_lists:
+            col_lists[name] = _column(X, name).tolist()
+        return col_lists[name]
 
     def feature_text(fi: int, i: int) -> str | None:
-        name = names[fi]
-        phrase = book.phrase(name)
-        if fi not in cols_cache:
-            cols_cache[fi] = _column(X, name)
-        comps = []
-        for cname in phrase.companions:
-            if cname not in X.columns:
-                comps = []
-                break
-            comps.append(float(_column_cached(X, cname, cols_cache, names)[i]))
-        return phrase.render(float(cols_cache[fi][i]), comps)
+        prep = prepared.get(fi)
+        if prep is None:
+            phrase = book.phrase(names[fi])
+            comps = (
+                [values(c) for c in phrase.companions]
+                if all(c in X.columns for c in phrase.companions)
+                else []
+            )
+            prep = prepared[fi] = (phrase.render, values(names[fi]), comps)
+        render, vals, comps = prep
+        return render(vals[i], [c[i] for c in comps])
 
+    W_rows = W.tolist()
+    order_rows = order.tolist()
+    best_rows = best.tolist()
     out: list[list[Reason]] = [[] for _ in range(n)]
     for i in range(n):
         row = fact_rows[i] if fact_rows is not None else None
         got: list[Reason] = []
         seen: set[str] = set()
-        chosen = [int(j) for j in order[i] if W[i, j] >= thresh]
+        w_i, b_i = W_rows[i], best_rows[i]
         pause_named = False
-        for j in chosen:
-            if len(got) >= k:
-                break
+        for j in order_rows[i]:
+            if len(got) >= k or w_i[j] < thresh:
+                break  # topics are in decreasing weight
             topic = topics[j]
-            fi = int(best[i, j])
+            fi = b_i[j]
             text = None
             if row is not None:
                 if topic in FACT_TOPICS:
@@ -255,12 +265,20 @@ def top_reasons(
                     text = fp.declared(topic, row)
             if text is None:
                 text = feature_text(fi, i)
-            if not text or _BAD_TEXT.search(text) or text in seen:
+            if not text or text in seen or _bad(text):
                 continue
             seen.add(text)
-            got.append(Reason(feats_meta[fi].family, names[fi], float(W[i, j]), text, topic))
+            got.append(Reason(feats_meta[fi].family, names[fi], w_i[j], text, topic))
         out[i] = got
     return out
+
+
+def _bad(text: str) -> bool:
+    """Return True for a text that would print "no data", NaN or None."""
+    low = text.lower()
+    if "nan" in low or "none" in low or "no data" in low or "нет данных" in low:
+        return bool(_BAD_TEXT.search(text))
+    return False
 
 
 def _f_num(v) -> float:
@@ -268,15 +286,6 @@ def _f_num(v) -> float:
         return float(v)
     except (TypeError, ValueError):
         return float("nan")
-
-
-def _column_cached(
-    X: pd.DataFrame, name: str, cache: dict[int, np.ndarray], names: list[str]
-) -> np.ndarray:
-    key = -1 - hash(name) % (10**9)  # companions may lie outside `names`
-    if key not in cache:
-        cache[key] = _column(X, name)
-    return cache[key]
 
 
 def _column(X: pd.DataFrame, name: str) -> np.ndarray:
