@@ -210,27 +210,57 @@ def top_reasons(
     declared = set()
     if facts is not None:
         declared = {c[: -len("__days")] for c in facts.columns if c.endswith("__days")}
-    # per feature, once: its phrase, its values and its companions' values (as lists)
+    # per feature, once: its phrase, its values and its companions' values
     prepared: dict[int, tuple] = {}
-    col_lists: dict[str, list] = {}
+    cols: dict[str, np.ndarray] = {}
 
-    def values(name: str) -> list:
-        if name not in col_lists:
-            col_lists[name] = _column(X, name).tolist()
-        return col_lists[name]
+    def column(name: str) -> np.ndarray:
+        if name not in cols:
+            cols[name] = _column(X, name)
+        return cols[name]
 
-    def feature_text(fi: int, i: int) -> str | None:
+    def prepare(fi: int) -> tuple:
         prep = prepared.get(fi)
         if prep is None:
             phrase = book.phrase(names[fi])
             comps = (
-                [values(c) for c in phrase.companions]
+                [column(c) for c in phrase.companions]
                 if all(c in X.columns for c in phrase.companions)
                 else []
             )
-            prep = prepared[fi] = (phrase.render, values(names[fi]), comps)
-        render, vals, comps = prep
-        return render(vals[i], [c[i] for c in comps])
+            prep = prepared[fi] = (phrase.render, column(names[fi]), comps)
+        return prep
+
+    def feature_text(fi: int, i: int) -> str | None:
+        render, vals, comps = prepare(fi)
+        return render(float(vals[i]), [float(c[i]) for c in comps])
+
+    # Render, column-wise per feature, the feature phrases of each row's first k topics
+    # that the facts do not phrase (most rows need no other); the loop below renders
+    # any further one lazily, when a reason is dropped.
+    kk = min(k, n_t)
+    first = order[:, :kk]
+    rows_k = np.repeat(np.arange(n), kk)
+    t_first = first.ravel()
+    by_feature = np.ones(len(t_first), dtype=bool)
+    if facts is not None:
+        fact_like = np.array([t in FACT_TOPICS or t in declared for t in topics])
+        by_feature = ~fact_like[t_first]
+    by_feature &= W[rows_k, t_first] >= thresh
+    pre = np.full(n * kk, None, dtype=object)  # (row, slot) -> text, row-major
+    f_first = best[rows_k, t_first]
+    for fi in np.unique(f_first[by_feature]).tolist():
+        sel = np.flatnonzero(by_feature & (f_first == fi))
+        render, vals, comps = prepare(fi)
+        r = rows_k[sel]
+        v = vals[r].tolist()
+        if comps:
+            cv = np.column_stack([c[r] for c in comps]).tolist()
+            pre[sel] = [render(a, b) for a, b in zip(v, cv, strict=True)]
+        else:
+            pre[sel] = [render(a, ()) for a in v]
+    pre_rows = pre.reshape(n, kk).tolist()
+    done = by_feature.reshape(n, kk).tolist()
 
     W_rows = W.tolist()
     order_rows = order.tolist()
@@ -242,11 +272,18 @@ def top_reasons(
         seen: set[str] = set()
         w_i, b_i = W_rows[i], best_rows[i]
         pause_named = False
-        for j in order_rows[i]:
+        for slot, j in enumerate(order_rows[i]):
             if len(got) >= k or w_i[j] < thresh:
                 break  # topics are in decreasing weight
             topic = topics[j]
             fi = b_i[j]
+            if slot < kk and done[i][slot]:
+                text = pre_rows[i][slot]
+                if not text or text in seen or _bad(text):
+                    continue
+                seen.add(text)
+                got.append(Reason(feats_meta[fi].family, names[fi], w_i[j], text, topic))
+                continue
             text = None
             if row is not None:
                 if topic in FACT_TOPICS:
@@ -275,9 +312,8 @@ def top_reasons(
 
 def _bad(text: str) -> bool:
     """Return True for a text that would print "no data", NaN or None."""
-    low = text.lower()
-    if "nan" in low or "none" in low or "no data" in low or "нет данных" in low:
-        return bool(_BAD_TEXT.search(text))
+    if "an" in text or "aN" in text or "one" in text or "data" in text or "данных" in text:
+        return bool(_BAD_TEXT.search(text))  # the cheap test above rules most texts out
     return False
 
 

@@ -527,3 +527,12 @@ def test_speed_100k_by_250():
     out = top_reasons(C, X, cat, language="ru", k=3)
     assert time.perf_counter() - t0 < 15
     assert len(out) == n and all(len(r) == 3 for r in out[:100])
+
+
+def test_bad_texts_are_caught():
+    from churnpredict.explain import _bad
+
+    for t in ("value: NaN", "value: nan", "None", "average delay: no data", "нет данных"):
+        assert _bad(t), t
+    for t in ("invoice 12 days overdue", "no campaign has run yet", "Nova agency"):
+        assert not _bad(t), t
