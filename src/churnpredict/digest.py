@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from churnpredict.config import Config
 from churnpredict.io import atomic_write_text
-from churnpredict.phrases import fmt_num
+from churnpredict.phrases import fmt_num, plural_en, plural_ru
 
 _TEXT = {
     "en": {
@@ -38,7 +38,6 @@ _TEXT = {
         "changes": "Since the last list",
         "no_previous": "No previous list in this folder.",
         "owners": "Calls per person",
-        "calls": "calls",
         "client": "client",
         "risk": "risk",
         "why": "why, and what to do",
@@ -78,7 +77,6 @@ _TEXT = {
         "changes": "С прошлого списка",
         "no_previous": "В этой папке нет предыдущего списка.",
         "owners": "Звонки по сотрудникам",
-        "calls": "звонков",
         "client": "клиент",
         "risk": "риск",
         "why": "почему и что сделать",
@@ -175,10 +173,17 @@ def digest_context(calls: pd.DataFrame, cfg: Config, previous: pd.DataFrame | No
     for owner in pd.unique(owners):  # list order: the owner with the top call first
         part = rows[owners == owner]
         role = str(part["owner_role"].iloc[0])
+        k = len(part)
+        calls_word = (
+            plural_ru(k, ("звонок", "звонка", "звонков"))
+            if lang == "ru"
+            else plural_en(k, ("call", "calls"))
+        )
         sections.append(
             {
                 "owner": owner,
                 "role": t["role_one"].get(role, role),
+                "n_calls": f"{k} {calls_word}",
                 "rows": [_row(r, lang, cur) for r in part.to_dict("records")],
             }
         )

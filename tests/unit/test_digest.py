@@ -95,6 +95,7 @@ def test_russian_digest():
     lst, prev = _list(cfg)
     html = render_digest(lst, cfg, prev)
     assert "Список звонков" in html and "дебиторка" in html and "90,0%" in html
+    assert "2 звонка" in html and "1 звонок" in html  # Анна Иванова: 2, дебиторка: 1
     assert "2\u00a0612 ₽" in html
 
 
