@@ -260,19 +260,32 @@ def top_reasons(
         else:
             pre[sel] = [render(a, ()) for a in v]
     pre_rows = pre.reshape(n, kk).tolist()
-    done = by_feature.reshape(n, kk).tolist()
+    done_m = by_feature.reshape(n, kk)
+    done = done_m.tolist()
+    # rows whose first k topics are all phrased above: no loop over the topics needed
+    quick = done_m.all(axis=1).tolist() if kk == k else [False] * n
+    w_first = W[rows_k, t_first].reshape(n, kk).tolist()
+    f_rows = f_first.reshape(n, kk).tolist()
+    t_rows = first.tolist()
+    fam_of_f = [f.family for f in feats_meta]
 
-    W_rows = W.tolist()
-    order_rows = order.tolist()
-    best_rows = best.tolist()
     out: list[list[Reason]] = [[] for _ in range(n)]
     for i in range(n):
+        if quick[i]:
+            texts = pre_rows[i]
+            if all(texts) and len(set(texts)) == kk and not any(_bad(t) for t in texts):
+                fs, ws, ts = f_rows[i], w_first[i], t_rows[i]
+                out[i] = [
+                    Reason(fam_of_f[fs[m]], names[fs[m]], ws[m], texts[m], topics[ts[m]])
+                    for m in range(kk)
+                ]
+                continue
         row = fact_rows[i] if fact_rows is not None else None
         got: list[Reason] = []
         seen: set[str] = set()
-        w_i, b_i = W_rows[i], best_rows[i]
+        w_i, b_i = W[i].tolist(), best[i].tolist()
         pause_named = False
-        for slot, j in enumerate(order_rows[i]):
+        for slot, j in enumerate(order[i].tolist()):
             if len(got) >= k or w_i[j] < thresh:
                 break  # topics are in decreasing weight
             topic = topics[j]
