@@ -278,6 +278,14 @@ def score(
         str | None,
         typer.Option("--model-version", help="Score with this version, not the champion."),
     ] = None,
+    allow_stale: Annotated[
+        bool,
+        typer.Option(
+            "--allow-stale",
+            help="Score even when a required table ends more than data.max_lag_days "
+            "before the as-of date (otherwise exit 2).",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Score every active client at a date with the champion model; write the call list.
@@ -298,6 +306,7 @@ def score(
         split_by=split_by.value if split_by else None,
         policy="strict" if strict else "lenient",
         model_version=model_version,
+        allow_stale=allow_stale,
     )
     typer.echo(summary)
 

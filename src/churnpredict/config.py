@@ -48,26 +48,65 @@ class EventTableConfig(Section):
     numerics: list[str] = []
 
 
+class ClientColumnsConfig(Section):
+    """Extra columns of ``clients`` that become features (static: one value per client)."""
+
+    numerics: list[str] = []
+    categories: list[str] = []
+    top: int = Field(default=10, ge=1)  # category values flagged (most frequent in training)
+
+
 class DataConfig(Section):
     required_tables: list[str] = ["clients", "campaign_events", "invoices", "contacts"]
     derive_clients_from: str | None = None  # build `clients` from first event of this table
     event_tables: dict[str, EventTableConfig] = {}
+    # table -> column that tells distinct events apart (kept through de-duplication)
+    event_ids: dict[str, str] = {}
+    client_columns: ClientColumnsConfig = ClientColumnsConfig()
     csv_separator: Literal["auto", ",", ";", "\t", "|"] = "auto"
     policy: Literal["strict", "lenient"] = "strict"
     future_tolerance_days: int = Field(default=366, ge=0)
+    # a table whose first row is this close to the data's first row covers from there
+    coverage_slack_days: int = Field(default=30, ge=0)
+    # score refuses data whose required tables end more than this before the as-of date
+    max_lag_days: int = Field(default=3, ge=0)
+
+    @model_validator(mode="after")
+    def _client_columns_disjoint(self) -> DataConfig:
+        both = set(self.client_columns.numerics) & set(self.client_columns.categories)
+        if both:
+            raise ValueError(f"client_columns: {sorted(both)} declared both numeric and category")
+        return self
 
 
 # ---------------------------------------------------------------------------- label
+class EndConfig(Section):
+    """Where a relationship's end (without a freeze) is recorded: a column or a table."""
+
+    column: str | None = None  # a date/timestamp column of `clients`, e.g. ended_at
+    table: str | None = None  # a declared event table: ended at the client's first row
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EndConfig:
+        if self.column and self.table:
+            raise ValueError("label.ended: give either column or table, not both")
+        return self
+
+
 class LabelConfig(Section):
     rule: Literal["auto", "freezes", "idle"] = "auto"
     idle_source: str = "campaigns"  # "campaigns" (no running campaign) or an event table name
     idle_days: int = Field(default=14, ge=1)
     horizon_days: int = Field(default=30, ge=1)
+    ended: EndConfig = EndConfig()
 
 
 class SnapshotConfig(Section):
     every_days: int = Field(default=7, ge=1)
-    warmup_days: int = Field(default=60, ge=0)  # first as-of this many days after data start
+    warmup_days: int = Field(default=60, ge=0)  # first as-of this many days after coverage
+    # tables whose coverage must have begun (plus warmup) before the first snapshot:
+    # "auto" = every table the features and the label read
+    wait_for: Literal["auto"] | list[str] = "auto"
 
 
 # ------------------------------------------------------------------------- features
@@ -119,6 +158,15 @@ class ModelConfig(Section):
     colsample_bytree: float = Field(default=0.5, gt=0, le=1)
     reg_lambda: float = Field(default=1.0, ge=0)
     early_stopping_rounds: int = Field(default=30, ge=1)
+    # Metric early stopping watches on the validation fold: a ranking metric, so that a
+    # base rate that differs between folds does not pick the number of trees.
+    early_stopping_metric: Literal["average_precision", "auc", "binary_logloss"] = (
+        "average_precision"
+    )
+    # Serve a fresh model: after the evaluation, refit on every labelled snapshot (trees =
+    # the early-stopping choice scaled by the rows, at most refit_max_scale times it).
+    refit: bool = True
+    refit_max_scale: float = Field(default=1.5, ge=1)
     n_jobs: int = 2
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     class_weight: Literal["none", "balanced"] = "none"
@@ -146,10 +194,12 @@ class EvaluationConfig(Section):
     top_pct: float | None = Field(default=None, gt=0, le=1)  # overrides capacity when set
     lift_pct: float = Field(default=0.1, gt=0, le=1)  # lift at this top share per as-of date
     ece_bins: int = Field(default=10, ge=2)  # equal-mass bins for the calibration error
-    baselines: list[Literal["paused_rule", "rfm", "logistic"]] = [
+    baselines: list[Literal["paused_rule", "rfm", "recency", "logistic", "bgnbd"]] = [
         "paused_rule",
         "rfm",
+        "recency",
         "logistic",
+        "bgnbd",
     ]
     logistic_max_rows: int = Field(default=100_000, ge=100)  # fit-row subsample for the LR
     shap_sample_rows: int = Field(default=2000, ge=10)  # test rows for mean |SHAP| in the report

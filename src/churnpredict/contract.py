@@ -223,11 +223,45 @@ def declared_spec(name: str, decl: EventTableConfig) -> TableSpec:
     return TableSpec(name, tuple(cols), time_columns=("ts",), path=decl.path)
 
 
+def _with_columns(spec: TableSpec, extra: list[ColumnSpec]) -> TableSpec:
+    """Return ``spec`` with the ``extra`` columns appended (those it lacks)."""
+    have = set(spec.names)
+    add = tuple(c for c in extra if c.name not in have)
+    if not add:
+        return spec
+    return TableSpec(
+        spec.name,
+        spec.columns + add,
+        spec.unique,
+        spec.time_columns,
+        spec.order_rules,
+        spec.path,
+    )
+
+
 def table_specs(cfg: Config) -> dict[str, TableSpec]:
-    """Return every table spec: the contract's plus the declared event tables."""
+    """Return every table spec: the contract's plus the declared event tables.
+
+    Columns the config names are added to their table (they must then exist in the
+    file): static client columns and ``label.ended.column`` to ``clients``, and each
+    ``data.event_ids`` column to its table (so de-duplication keeps distinct events).
+    """
     specs = dict(CONTRACT_TABLES)
     for name, decl in cfg.data.event_tables.items():
         specs[name] = declared_spec(name, decl)
+    cc = cfg.data.client_columns
+    extra = [ColumnSpec(c, "DOUBLE", nullable=True) for c in cc.numerics]
+    extra += [ColumnSpec(c, "VARCHAR", nullable=True) for c in cc.categories]
+    if cfg.label.ended.column:
+        extra.append(ColumnSpec(cfg.label.ended.column, "TIMESTAMP", nullable=True))
+    specs["clients"] = _with_columns(specs["clients"], extra)
+    for table, col in cfg.data.event_ids.items():
+        if table not in specs:
+            raise DataError(
+                f"data.event_ids names an unknown table '{table}'",
+                expected=", ".join(specs),
+            )
+        specs[table] = _with_columns(specs[table], [ColumnSpec(col, "VARCHAR", nullable=True)])
     return specs
 
 
@@ -632,6 +666,11 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
     for i, _ in enumerate(spec.time_columns):
         lo, hi = row[2 + len(rules) + 2 * i], row[3 + len(rules) + 2 * i]
         ctx.span += [pd.Timestamp(v) for v in (lo, hi) if v is not None]
+        # coverage: from the first event time (first time column) to the newest of any
+        if i == 0 and lo is not None:
+            tr.first_ts = pd.Timestamp(lo)
+        if hi is not None and (tr.last_ts is None or pd.Timestamp(hi) > tr.last_ts):
+            tr.last_ts = pd.Timestamp(hi)
     if tr.rows_read == 0:
         tr.problems.append(
             Problem(
@@ -842,6 +881,9 @@ class Dataset:
         Oldest and newest timestamp/date over the event tables (naive UTC).
     report : ValidationReport
         What was read, accepted, rejected and warned about.
+    coverage : dict
+        Table -> ``(first, last)``: the first event time and the newest time of any
+        time column of its loaded rows (tables without rows or time columns absent).
     """
 
     con: duckdb.DuckDBPyConnection
@@ -851,6 +893,7 @@ class Dataset:
     data_end: pd.Timestamp
     data_start: pd.Timestamp
     report: ValidationReport
+    coverage: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=dict)
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -1154,4 +1197,34 @@ def load_dataset(
         data_end=max(span),
         data_start=min(span),
         report=report,
+        coverage={
+            name: (t.first_ts, t.last_ts)
+            for name, t in report.tables.items()
+            if name in files and t.first_ts is not None and t.last_ts is not None
+        },
     )
+
+
+def table_coverage(ds, cfg: Config) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    """Return each present table's coverage ``(first, last)`` (DATA_CONTRACT.md §2).
+
+    ``first`` is the first event time (the table's first time column), ``last`` the
+    newest value of any of its time columns. Taken from ``ds.coverage`` when the data
+    set was loaded by :func:`load_dataset`, else read from the tables in ``ds.con``.
+    Tables without time columns (``clients``, ``assignments``) or rows are left out.
+    """
+    cov = getattr(ds, "coverage", None)
+    if cov:
+        return dict(cov)
+    out: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = {}
+    for name, spec in table_specs(cfg).items():
+        if name not in ds.present or not spec.time_columns:
+            continue
+        t0 = q(spec.time_columns[0])
+        his = ", ".join(f"max(CAST({q(c)} AS TIMESTAMP))" for c in spec.time_columns)
+        lo, hi = ds.con.execute(
+            f"SELECT min(CAST({t0} AS TIMESTAMP)), greatest({his}) FROM {q(name)}"
+        ).fetchall()[0]
+        if lo is not None and hi is not None:
+            out[name] = (pd.Timestamp(lo), pd.Timestamp(hi))
+    return out

@@ -11,19 +11,30 @@ Definitions (DATA_CONTRACT.md §2), with the side of every bound:
   not ended) and ``frozen_at`` is not after the end of the data. Events at the same
   timestamp are applied together. With ``label.idle_source`` set to an event table,
   the spans are the gaps between consecutive events of that table instead.
-- Active at ``T``: ``signup_date < T`` and not frozen at ``T``
-  (i.e. no freeze with ``frozen_at <= T < unfrozen_at``).
-- Label at ``T``: 1 when a freeze has ``T < frozen_at <= T + horizon_days``.
+- Active at ``T``, judged from rows strictly before ``T``: ``signup_date < T``, not
+  frozen at ``T`` (no freeze with ``frozen_at <= T`` and ``unfrozen_at`` NULL or
+  ``>= T``: a freeze that ends on day ``T`` itself, even at 00:00, is not known to have
+  ended at ``T``), and the relationship has not ended (``label.ended``: no end with
+  ``ended_at <= T``).
+- Label at ``T``: 1 when a freeze has ``T < frozen_at <= T + horizon_days`` and
+  ``frozen_at`` is before the client's end of relationship (if any).
+- Coverage (DATA_CONTRACT.md §2): a table covers its first to its last row. Training
+  snapshots start ``warmup_days`` after the latest coverage start of the tables the
+  features and the label read (``snapshots.wait_for``), and end where the label
+  source still covers the whole horizon.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pandas as pd
 
 from churnpredict.config import Config
 from churnpredict.errors import DataError
+
+log = logging.getLogger("churnpredict.labels")
 
 RUN_ON = ("started", "resumed")
 RUN_OFF = ("paused", "stopped")
@@ -125,18 +136,91 @@ def derive_freezes(ds, cfg: Config) -> pd.DataFrame:
     return con.execute("SELECT * FROM _freezes ORDER BY client_id, frozen_at").df()
 
 
+def label_source(ds, cfg: Config) -> str:
+    """Return the table the labels come from: ``freezes`` or the idle rule's source."""
+    rule = cfg.label.rule
+    if rule == "freezes" or (rule == "auto" and "freezes" in ds.present):
+        return "freezes"
+    src = cfg.label.idle_source
+    return "campaign_events" if src == "campaigns" else src
+
+
+def feature_tables(ds, cfg: Config) -> set[str]:
+    """Return the present tables the features read (configured and declared sources)."""
+    fc = cfg.features
+    tables = {s.table for s in fc.sources.values()} | set(cfg.data.event_tables)
+    if fc.campaign_state:
+        tables.add("campaign_events")
+    if fc.invoice_state:
+        tables.add("invoices")
+    return tables & set(ds.present)
+
+
+def covered_from(ds, cfg: Config) -> dict[str, pd.Timestamp]:
+    """Return, per table with rows, the day from which it covers the clients' history.
+
+    A table covers from its first row's day; when that day is within
+    ``data.coverage_slack_days`` of the earliest first row of any table it covers
+    from that earliest day (a sparse table's first row comes a little after the export
+    begins: e.g. nobody can freeze in the first ``idle_days``).
+    """
+    from churnpredict.contract import table_coverage
+
+    cov = table_coverage(ds, cfg)
+    if not cov:
+        return {}
+    first = {t: pd.Timestamp(lo).normalize() for t, (lo, _) in cov.items()}
+    origin = min(first.values())
+    slack = timedelta(days=cfg.data.coverage_slack_days)
+    return {t: (origin if d <= origin + slack else d) for t, d in first.items()}
+
+
+def label_end(ds, cfg: Config) -> pd.Timestamp:
+    """Return the day up to which the label source is observed (DATA_CONTRACT.md §2).
+
+    The data's end, unless the label source's last row is more than
+    ``data.max_lag_days`` before it: then that last row's day (a freeze after it
+    could not be seen, so no label window may reach past it).
+    """
+    from churnpredict.contract import table_coverage
+
+    end = pd.Timestamp(ds.data_end).normalize()
+    cov = table_coverage(ds, cfg).get(label_source(ds, cfg))
+    if cov is None:
+        return end
+    last = pd.Timestamp(cov[1]).normalize()
+    return end if last >= end - timedelta(days=cfg.data.max_lag_days) else last
+
+
 def snapshot_dates(ds, cfg: Config, *, until: pd.Timestamp | None = None) -> list[pd.Timestamp]:
     """Return training as-of dates: every ``snapshots.every_days`` with complete labels.
 
-    The first date is ``warmup_days`` after the start of the data — moved on to the
-    next Monday when snapshots are weekly (so lists, reports and the simulator's
-    truth share one weekly grid); the last is the latest with
-    ``T + horizon_days <= min(data_end, until)`` so every label window is observed.
+    The first date is ``warmup_days`` after the latest coverage start (see
+    :func:`covered_from`) of the tables in ``snapshots.wait_for`` (``auto``: every
+    table the features and the label read) — moved on to the next Monday when
+    snapshots are weekly (so lists, reports and the simulator's truth share one weekly
+    grid); the last is the latest with ``T + horizon_days <= min(label_end, until)``
+    so every label window is observed by the label source.
     """
-    start = pd.Timestamp(ds.data_start).normalize() + timedelta(days=cfg.snapshots.warmup_days)
+    starts = covered_from(ds, cfg)
+    wait = cfg.snapshots.wait_for
+    if wait != "auto" and set(wait) - set(starts):
+        log.warning(
+            "snapshots.wait_for: %s has no rows in this data (not waited for)",
+            ", ".join(sorted(set(wait) - set(starts))),
+        )
+    need = (
+        feature_tables(ds, cfg) | {label_source(ds, cfg)} if wait == "auto" else set(wait)
+    ) & set(starts)
+    if need:
+        gate = max(need, key=lambda t: (starts[t], t))
+        origin = starts[gate]
+    else:
+        gate, origin = None, pd.Timestamp(ds.data_start).normalize()
+    start = origin + timedelta(days=cfg.snapshots.warmup_days)
     if cfg.snapshots.every_days % 7 == 0:
         start += timedelta(days=(7 - start.weekday()) % 7)
-    end = pd.Timestamp(ds.data_end).normalize()
+    end = label_end(ds, cfg)
     if until is not None:
         end = min(end, pd.Timestamp(until).normalize())
     last = end - timedelta(days=cfg.label.horizon_days)
@@ -145,7 +229,49 @@ def snapshot_dates(ds, cfg: Config, *, until: pd.Timestamp | None = None) -> lis
     while t <= last:
         dates.append(t)
         t += timedelta(days=cfg.snapshots.every_days)
+    if gate is not None:
+        log.info(
+            "coverage: %s; snapshots from %s (%s covered from %s + %d warm-up days) to %s "
+            "(label source %s observed to %s)",
+            "; ".join(f"{t} from {d.date()}" for t, d in sorted(starts.items())),
+            start.date(),
+            gate,
+            origin.date(),
+            cfg.snapshots.warmup_days,
+            last.date(),
+            label_source(ds, cfg),
+            end.date(),
+        )
     return dates
+
+
+def _ended_sql(ds, cfg: Config) -> str | None:
+    """Return SQL giving ``(client_id, ended_at)`` for ``label.ended``, or None."""
+    ended = cfg.label.ended
+    if ended.column:
+        have = {r[0] for r in ds.con.execute("DESCRIBE clients").fetchall()}
+        if ended.column not in have:
+            raise DataError(
+                f"label.ended.column '{ended.column}' is not a column of clients",
+                file=str(ds.data_dir),
+                column=ended.column,
+                expected="a date or timestamp column of the clients table",
+            )
+        col = '"' + ended.column.replace('"', '""') + '"'
+        return (
+            f"SELECT client_id, CAST({col} AS TIMESTAMP) AS ended_at FROM clients "
+            f"WHERE {col} IS NOT NULL"
+        )
+    if ended.table:
+        if ended.table not in ds.present:
+            raise DataError(
+                f"label.ended.table '{ended.table}' is not a table of this data set",
+                file=str(ds.data_dir),
+                expected=f"a declared event table, one of: {', '.join(sorted(ds.present))}",
+            )
+        t = '"' + ended.table.replace('"', '""') + '"'
+        return f"SELECT client_id, min(ts) AS ended_at FROM {t} GROUP BY client_id"
+    return None
 
 
 def build_spine(ds, cfg: Config, as_of_dates, *, with_label: bool = True) -> pd.DataFrame:
@@ -164,23 +290,38 @@ def build_spine(ds, cfg: Config, as_of_dates, *, with_label: bool = True) -> pd.
     if dates.empty:
         cols = ["client_id", "as_of"] + (["label"] if with_label else [])
         return pd.DataFrame(columns=cols)
+    ended = _ended_sql(ds, cfg)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ended AS "
+        + (
+            f"SELECT client_id, min(ended_at) AS ended_at FROM ({ended}) GROUP BY client_id"
+            if ended
+            else "SELECT CAST(NULL AS VARCHAR) AS client_id, CAST(NULL AS TIMESTAMP) AS ended_at "
+            "WHERE false"
+        )
+    )
     con.register("_dates_df", dates)
     h = int(cfg.label.horizon_days)
     label_sql = (
         f""", EXISTS (SELECT 1 FROM _freezes f WHERE f.client_id = c.client_id
                     AND f.frozen_at > d.as_of
-                    AND f.frozen_at <= d.as_of + INTERVAL {h} DAY)::INT AS label"""
+                    AND f.frozen_at <= d.as_of + INTERVAL {h} DAY
+                    AND (e.ended_at IS NULL OR f.frozen_at < e.ended_at))::INT AS label"""
         if with_label
         else ""
     )
+    # not frozen at T: a freeze that ends on day T itself (unfrozen_at >= T) still holds,
+    # as the rows of day T are not known at T; ended: from ended_at on
     df = con.execute(
         f"""
         SELECT c.client_id, d.as_of {label_sql}
-        FROM clients c CROSS JOIN (SELECT CAST(as_of AS TIMESTAMP) AS as_of FROM _dates_df) d
+        FROM clients c LEFT JOIN _ended e USING (client_id)
+        CROSS JOIN (SELECT CAST(as_of AS TIMESTAMP) AS as_of FROM _dates_df) d
         WHERE CAST(c.signup_date AS TIMESTAMP) < d.as_of
+          AND (e.ended_at IS NULL OR e.ended_at > d.as_of)
           AND NOT EXISTS (SELECT 1 FROM _freezes f WHERE f.client_id = c.client_id
                           AND f.frozen_at <= d.as_of
-                          AND (f.unfrozen_at IS NULL OR f.unfrozen_at > d.as_of))
+                          AND (f.unfrozen_at IS NULL OR f.unfrozen_at >= d.as_of))
         ORDER BY d.as_of, c.client_id
         """
     ).df()

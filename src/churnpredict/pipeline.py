@@ -16,7 +16,12 @@ import pandas as pd
 
 from churnpredict.config import Config
 from churnpredict.errors import DataError, UsageError
-from churnpredict.features.build import build_features, make_plan, resolve_spec
+from churnpredict.features.build import (
+    build_features,
+    constant_columns,
+    make_plan,
+    resolve_spec,
+)
 from churnpredict.features.catalog import Feature
 
 log = logging.getLogger("churnpredict.pipeline")
@@ -72,6 +77,15 @@ def training_table(
         )
     spine = build_spine(ds, cfg, dates)
     table, catalog, spec = build_features(ds, spine, cfg)
+    constant = constant_columns(table, catalog)
+    if constant:
+        log.warning(
+            "%d of %d feature columns hold one value on every training row (their source, "
+            "slice value or window never varies in this data), e.g. %s",
+            len(constant),
+            len(catalog),
+            ", ".join(constant[:8]),
+        )
     log.info(
         "training table: %d rows × %d features over %d as-of dates (%.1fs), label rate %.3f",
         len(table),
@@ -248,11 +262,45 @@ def run_train(
             f"Test fold (latest {cfg.model.test_days} days of as-of dates; precision/recall at "
             f"{_capacity_text(cfg)} per as-of date):",
         ),
+        *_group_lines(result),
+        *_served_lines(result),
         f"Registered {reg.model_name} version {reg.version} (@challenger). {reg.reason}",
         f"Report: {report}",
         f"MLflow: {reg.tracking_uri}",
     ]
     return "\n".join(lines)
+
+
+def _group_lines(result) -> list[str]:
+    from churnpredict.modeling.evaluate import beaten_by
+
+    lines = []
+    losers = beaten_by(result.metrics)
+    if losers:
+        lines.append(
+            "WARNING: the model does not beat " + ", ".join(losers) + " on the test fold "
+            "(PR AUC): prefer that reference or look at the report"
+        )
+    g = result.by_group
+    if g is not None and len(g) > 1:
+        cols = [c for c in g.columns if c not in ("rows", "positives")]
+        lines.append(
+            "PR AUC by segment and for new clients (same test rows):\n"
+            + g[["rows", "positives", *cols]].to_string(float_format=lambda v: f"{v:.3f}")
+        )
+    return lines
+
+
+def _served_lines(result) -> list[str]:
+    m, ev = result.model.metadata_, result.evaluated.metadata_
+    if result.eval_model is None:
+        return [f"Served model = the evaluated one ({result.model.best_iteration_} trees)."]
+    return [
+        f"Evaluated model: as-of dates {ev.get('first_as_of')}..{ev.get('trained_until')}, "
+        f"{result.evaluated.best_iteration_} trees. Served model: refit on "
+        f"{m.get('first_as_of')}..{m.get('trained_until')} ({result.model.best_iteration_} "
+        f"trees), calibrated on {m.get('calibrated_on')}."
+    ]
 
 
 def _capacity_text(cfg: Config) -> str:
@@ -329,8 +377,14 @@ def run_score(
     split_by: str | None = None,
     policy: str = "strict",
     model_version: str | None = None,
+    allow_stale: bool = False,
 ) -> str:
-    """Score every active client at ``as_of`` with the champion and write the call list."""
+    """Score every active client at ``as_of`` with the champion and write the call list.
+
+    Refuses stale data (``DataError``, exit 2) when a required table ends more than
+    ``data.max_lag_days`` before ``as_of``, unless ``allow_stale``. Also writes the
+    digest (``out`` with ``.html``) and reports the list's quality.
+    """
     from churnpredict.calls import (
         build_call_list,
         find_previous_list,
@@ -352,20 +406,12 @@ def run_score(
     with output_lock(out):
         # the data first: unusable data is exit 2 whatever the registry holds
         ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
+        T = resolve_as_of(as_of, ds, cfg)
+        check_fresh(ds, cfg, T, allow_stale=allow_stale)
         if model_version:
             model, version = load_version(cfg, model_version)
         else:
             model, version = load_champion(cfg)
-        T = resolve_as_of(as_of, ds, cfg)
-        stale = (T - pd.Timestamp(ds.data_end).normalize()).days
-        if stale > 2:
-            log.warning(
-                "the data ends %s, %d days before the as-of date %s: recent activity is "
-                "missing, so clients will look silent",
-                ds.data_end,
-                stale,
-                T.date(),
-            )
         derive_freezes(ds, cfg)
         spine = build_spine(ds, cfg, [T], with_label=False)
         if spine.empty:
@@ -425,6 +471,46 @@ def run_score(
         f"Call list: {paths[0]}"
         + (f" (+{len(paths) - 1} per-owner files)" if len(paths) > 1 else "")
         + (f"\nDigest:    {digest}" if digest else "")
+    )
+
+
+def check_fresh(ds, cfg: Config, T: pd.Timestamp, *, allow_stale: bool = False) -> None:
+    """Refuse data whose required tables end more than ``data.max_lag_days`` before ``T``.
+
+    Required: ``data.required_tables``, the ``derive_clients_from`` table and the label
+    source (they decide who is active and what the features see). A table that ends
+    early makes its clients look silent, so the list would be wrong (DATA_CONTRACT.md
+    §2). With ``allow_stale`` the problem is logged as a warning instead.
+    """
+    from churnpredict.contract import table_coverage
+    from churnpredict.labels import label_source
+
+    need = set(cfg.data.required_tables) | {label_source(ds, cfg)}
+    if cfg.data.derive_clients_from:
+        need.add(cfg.data.derive_clients_from)
+    lag = cfg.data.max_lag_days
+    stale = []
+    for table, (_, last) in sorted(table_coverage(ds, cfg).items()):
+        days = (pd.Timestamp(T).normalize() - pd.Timestamp(last).normalize()).days
+        if table in need and days > lag:
+            stale.append((table, pd.Timestamp(last), days))
+    if not stale:
+        return
+    said = "; ".join(f"{t} ends {last} ({d} days before {T.date()})" for t, last, d in stale)
+    text = (
+        f"stale data: {said}; data.max_lag_days is {lag}, so recent activity is missing "
+        "and clients would look silent"
+    )
+    if allow_stale:
+        log.warning("%s (scoring anyway: --allow-stale)", text)
+        return
+    raise DataError(
+        text,
+        file=", ".join(ds.files.get(t, t) for t, _, _ in stale),
+        expected=(
+            f"every required table with rows up to {lag} days before the as-of date, "
+            "an earlier --as-of, or --allow-stale to score anyway"
+        ),
     )
 
 

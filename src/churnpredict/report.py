@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from churnpredict.modeling.evaluate import calibration_table, gains_curve, precision_at_k_curve
+from churnpredict.modeling.evaluate import (
+    beaten_by,
+    calibration_table,
+    gains_curve,
+    precision_at_k_curve,
+)
 
 if TYPE_CHECKING:
     from churnpredict.modeling.backtest import BacktestResult, TrainResult
@@ -27,6 +32,8 @@ LABELS = {
     "paused_rule": "paused-campaign rule",
     "rfm": "RFM score",
     "logistic": "logistic regression",
+    "recency": "recency of the label's source",
+    "bgnbd": "BG/NBD (knows the idle rule)",
     "p_true": "simulator truth (ceiling)",
 }
 COLORS = {
@@ -34,6 +41,8 @@ COLORS = {
     "paused_rule": "#d62728",
     "rfm": "#ff7f0e",
     "logistic": "#2ca02c",
+    "recency": "#9467bd",
+    "bgnbd": "#8c564b",
     "p_true": "#7f7f7f",
 }
 TABLE_METRICS = {
@@ -106,6 +115,60 @@ def plot_calibration(preds: pd.DataFrame, n_bins: int = 15) -> bytes:
     ax.set_title(f"Calibration ({n_bins} equal-size bins of test rows)")
     ax.legend()
     return _png(fig)
+
+
+def plot_calibration_fixed(preds: pd.DataFrame, width: float = 0.1) -> bytes:
+    """Plot observed freeze rate per fixed-width bin of predicted risk, with row counts.
+
+    Equal-size bins crowd into the low risks where most clients are; fixed bins show the
+    0.3-1.0 range the call list acts on (a bin with few rows is drawn as it is: its
+    count is printed next to it).
+    """
+    fig, ax = _figure(width=7.0)
+    y = preds["label"].to_numpy(float)
+    edges = np.linspace(0.0, 1.0, int(round(1 / width)) + 1)
+    for s in ("model", "logistic", "p_true"):
+        if s not in preds.columns:
+            continue
+        p = preds[s].to_numpy(float)
+        ok = ~np.isnan(p)
+        idx = np.clip(np.digitize(p[ok], edges[1:-1]), 0, len(edges) - 2)
+        n = np.bincount(idx, minlength=len(edges) - 1)
+        pos = np.bincount(idx, weights=y[ok], minlength=len(edges) - 1)
+        mean_p = np.bincount(idx, weights=p[ok], minlength=len(edges) - 1)
+        have = n > 0
+        ax.plot(
+            mean_p[have] / n[have], pos[have] / n[have], "o-", color=COLORS[s], label=LABELS[s]
+        )
+        if s == "model":
+            for x, obs, k in zip(
+                mean_p[have] / n[have], pos[have] / n[have], n[have], strict=True
+            ):
+                ax.annotate(f"{k:,}", (x, obs), textcoords="offset points", xytext=(4, -10),
+                            fontsize=7, color=COLORS[s])  # fmt: skip
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted risk (mean per bin)")
+    ax.set_ylabel("observed freeze rate")
+    ax.set_title(f"Calibration (fixed bins of width {width:g}; model rows per bin)")
+    ax.legend(loc="upper left")
+    return _png(fig)
+
+
+def capacity_table(preds: pd.DataFrame, capacity: int | None, scorer: str = "model"):
+    """Return calls per day vs freezes reached per day (mean over as-of dates).
+
+    One row per number of calls ``k``: ``precision`` (share of calls reaching a client
+    who then freezes), ``freezes_reached_per_day`` and ``share_of_freezes``.
+    """
+    y = preds["label"].to_numpy(float)
+    groups = _groups(preds)
+    days = max(len(set(groups)), 1)
+    ks = sorted({10, 25, 50, 100, 200, 400, 800} | ({int(capacity)} if capacity else set()))
+    c = precision_at_k_curve(y, preds[scorer].to_numpy(float), ks, groups)
+    c["freezes_reached_per_day"] = c["recall"] * y.sum() / days
+    return c.rename(columns={"k": "calls_per_day", "recall": "share_of_freezes"})
 
 
 def plot_gains(preds: pd.DataFrame) -> bytes:
@@ -284,6 +347,7 @@ def explain_in_plain_words(
 
 
 CSS = """
+.warn { color: #b00020; font-weight: bold; }
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;
 margin:2em auto;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}
@@ -327,6 +391,10 @@ def write_report(
         title = "churnpredict training report"
     pngs: dict[str, tuple[str, bytes]] = {}
     pngs["calibration"] = ("Calibration", plot_calibration(preds))
+    pngs["calibration_fixed"] = (
+        "Calibration where the list acts (fixed bins)",
+        plot_calibration_fixed(preds),
+    )
     pngs["gains"] = ("Cumulative gains and lift", plot_gains(preds))
     pngs["precision_at_k"] = ("Precision at k", plot_precision_at_k(preds, result.capacity))
     pngs["risk_distribution"] = ("Risk by outcome", plot_risk_distribution(preds))
@@ -348,6 +416,13 @@ def write_report(
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="summary">{html.escape(summary)}</p>']
     body.append("<h2>Metrics on the same test rows</h2>")
     body.append(_metrics_html(m))
+    losers = beaten_by(m)
+    if losers:
+        names = ", ".join(html.escape(LABELS.get(s, s)) for s in losers)
+        body.append(
+            f'<p class="warn">The model does not beat {names} on these rows (PR AUC): '
+            "prefer that reference, or find out why before acting on the list.</p>"
+        )
     body.append(
         f'<p class="note">Capacity: {cap}. Precision and recall count the top of each day\'s '
         "list (ties split evenly); ECE uses equal-size bins of rows sorted by risk. "
@@ -361,8 +436,31 @@ def write_report(
             for k, v in skipped.items()
         )
         body.append(f"<p>Baselines skipped:</p><ul>{items}</ul>")
+    if train is not None and train.by_group is not None:
+        body.append("<h2>PR AUC by segment and for new clients (same test rows)</h2>")
+        body.append(_frame_html(train.by_group.reset_index()))
+    if "model" in preds.columns:
+        body.append("<h2>Capacity: calls per day against freezes reached</h2>")
+        body.append(_frame_html(capacity_table(preds, result.capacity)))
     if train is not None:
         meta = train.model.metadata_
+        ev = train.evaluated.metadata_
+        body.append("<h2>Evaluated and served model</h2>")
+        body.append(
+            f'<p class="note">The metrics above describe the model fitted on as-of dates '
+            f"{html.escape(str(ev.get('first_as_of', '?')))} to "
+            f"{html.escape(str(ev.get('trained_until', '?')))} (labels up to "
+            f"{html.escape(str(ev.get('labels_until', '?')))}), {train.evaluated.best_iteration_}"
+            " trees. The model registered for scoring"
+            + (
+                f" is refit the same way on as-of dates {html.escape(str(meta.get('first_as_of')))}"
+                f" to {html.escape(str(meta.get('trained_until')))} ({train.model.best_iteration_}"
+                f" trees, calibrated on {html.escape(str(meta.get('calibrated_on')))})."
+                if train.eval_model is not None
+                else " is that same model (model.refit is off)."
+            )
+            + "</p>"
+        )
         body.append("<h2>Data used</h2>")
         body.append(_frame_html(train.folds.astype({"first": str, "last": str})))
         body.append(

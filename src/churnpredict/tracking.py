@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 MODEL_ARTIFACT = "churn_model"
+# The model the run's test metrics describe (the served one may be refit on the test rows).
+EVAL_ARTIFACT = "evaluated_model"
 KEY_METRICS = ("pr_auc", "roc_auc", "precision_at_k", "recall_at_k", "ece", "brier")
 NO_CHAMPION = "no champion model yet: run `churnpredict train --data DIR` first"
 
@@ -206,7 +208,12 @@ def _pr_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(average_precision_score(np.asarray(y, dtype=float), score))
 
 
-def _download_model(mlflow: Any, model_uri: str) -> ChurnModel:
+def _download_model(mlflow: Any, model_uri: str, artifact: str = MODEL_ARTIFACT) -> ChurnModel:
+    """Load the churnpredict model ``artifact`` of a logged model (the served one by default).
+
+    Versions logged before the evaluated model was kept hold only the served one, which is
+    then returned for ``EVAL_ARTIFACT`` too.
+    """
     from churnpredict.modeling.model import ChurnModel
 
     with tempfile.TemporaryDirectory(prefix="churnpredict-model-") as tmp:
@@ -216,7 +223,10 @@ def _download_model(mlflow: Any, model_uri: str) -> ChurnModel:
         )
         if not found:
             raise ModelNotFoundError(f"{model_uri} holds no churnpredict model files")
-        return ChurnModel.load(found[0])
+        named = [p for p in found if p.name == artifact] or [
+            p for p in found if p.name == MODEL_ARTIFACT
+        ]
+        return ChurnModel.load((named or found)[0])
 
 
 def _version_by_alias(client: Any, name: str, alias: str) -> Any | None:
@@ -266,7 +276,12 @@ def log_training_run(
 
     X_test = result.X_test if X_test is None else X_test
     y_test = result.y_test if y_test is None else np.asarray(y_test, dtype=float)
-    challenger_pr = _pr_auc(y_test, result.model.predict_risk(X_test))
+    # The served model may be refit on the test rows: compare the evaluated one.
+    challenger_scores = result.evaluated.predict_risk(X_test)
+    as_of = pd.to_datetime(result.predictions["as_of"]).to_numpy()
+    if len(as_of) != len(y_test):
+        as_of = None
+    challenger_pr = _pr_auc(y_test, challenger_scores)
     name = cfg.tracking.model_name
     with _mlflow(cfg) as mlflow, tempfile.TemporaryDirectory(prefix="churnpredict-") as tmp:
         client = mlflow.MlflowClient()
@@ -297,13 +312,16 @@ def log_training_run(
             if report_dir is not None and Path(report_dir).is_dir():
                 mlflow.log_artifacts(str(report_dir), artifact_path="report")
             model_dir = result.model.save(Path(tmp) / MODEL_ARTIFACT)
+            artifacts = {MODEL_ARTIFACT: str(model_dir)}
+            if result.eval_model is not None:
+                artifacts[EVAL_ARTIFACT] = str(result.eval_model.save(Path(tmp) / EVAL_ARTIFACT))
             code = Path(tmp) / "churnpredict_pyfunc.py"
             code.write_text(PYFUNC_CODE, encoding="utf-8")
             with contextlib.redirect_stderr(io.StringIO()):  # "Registered model ..." chatter
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=str(code),
-                    artifacts={MODEL_ARTIFACT: str(model_dir)},
+                    artifacts=artifacts,
                     pip_requirements=[
                         f"churnpredict=={__version__}",
                         "lightgbm",
@@ -330,13 +348,24 @@ def log_training_run(
             move, reason = True, "already the champion"
         else:
             try:
-                champ = _download_model(mlflow, f"models:/{name}/{current.version}")
-                champion_pr = _pr_auc(y_test, champ.predict_risk(X_test))
+                champ = _download_model(mlflow, f"models:/{name}/{current.version}", EVAL_ARTIFACT)
+                # rows the champion was not trained on (its labels end before them)
+                seen_until = champ.metadata_.get("labels_until")
+                rows = np.ones(len(y_test), bool)
+                if seen_until and as_of is not None:
+                    rows = as_of > np.datetime64(pd.Timestamp(seen_until))
+                if rows.sum() == 0 or len(np.unique(y_test[rows])) < 2:
+                    raise ModelNotFoundError(
+                        f"it was trained on labels up to {seen_until}, which cover the test rows"
+                    )
+                champion_pr = _pr_auc(y_test[rows], champ.predict_risk(X_test[rows]))
+                challenger_pr = _pr_auc(y_test[rows], challenger_scores[rows])
+                y_test = y_test[rows]
             except (DataError, ModelNotFoundError) as err:
                 move = True
                 first = str(err).splitlines()[0]
                 reason = (
-                    f"champion version {current.version} cannot score the new feature table "
+                    f"champion version {current.version} cannot be compared on unseen test rows "
                     f"({first}): version {version} becomes the champion"
                 )
             else:

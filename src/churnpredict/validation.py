@@ -74,6 +74,17 @@ class TableReport:
     rows_duplicate: int = 0
     quarantine_file: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    first_ts: Any = None  # coverage: the first event time of the accepted rows
+    last_ts: Any = None  # ... and the newest time of any of its time columns
+
+    @property
+    def coverage_text(self) -> str:
+        """Return ``covers <first> .. <last>`` (or '' for a table without time columns)."""
+        if self.first_ts is None and self.last_ts is None:
+            return ""
+        first = "?" if self.first_ts is None else str(self.first_ts)[:19]
+        last = "?" if self.last_ts is None else str(self.last_ts)[:19]
+        return f"covers {first} .. {last}"
 
     @property
     def errors(self) -> list[Problem]:
@@ -97,6 +108,8 @@ class TableReport:
             "rows_duplicate": self.rows_duplicate,
             "rows_loaded": self.rows_accepted - self.rows_duplicate,
             "quarantine_file": self.quarantine_file,
+            "first_ts": None if self.first_ts is None else str(self.first_ts),
+            "last_ts": None if self.last_ts is None else str(self.last_ts),
             "problems": [p.to_dict() for p in self.problems],
         }
 
@@ -165,6 +178,8 @@ class ValidationReport:
                 if t.rows_duplicate:
                     counts += f", duplicates dropped {t.rows_duplicate}"
                 lines.append(f"{t.table} ({t.file}): {counts}")
+                if t.coverage_text:
+                    lines.append(f"  {t.coverage_text}")
             if t.quarantine_file:
                 lines.append(f"  rejected rows written to {t.quarantine_file}")
             if t.present and not t.problems:

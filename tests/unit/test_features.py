@@ -520,7 +520,7 @@ def test_raw_rows_pivoted_in_numpy_equal_the_grouping_in_sql(monkeypatch):
     grouped, _, _ = features_at(ds, dates)
     assert fetched and not any(ok for _, ok in fetched)  # every stream fell back to SQL
     pd.testing.assert_frame_equal(raw, grouped)
-    assert raw.notna().any().sum() > 200  # the comparison covers real values
+    assert raw.notna().any().mean() > 0.8  # the comparison covers real values
 
 
 def test_unsliced_rows_reduced_by_runs_equal_the_grouping_in_sql(monkeypatch):
@@ -586,7 +586,7 @@ def test_lookups_by_binary_search_equal_the_dense_index(monkeypatch):
     monkeypatch.setattr(engine, "DENSE_INDEX_CELLS_PER_ROW", -(10**9))
     searched, _, _ = features_at(ds, dates)
     pd.testing.assert_frame_equal(dense, searched)
-    assert dense.notna().any().sum() > 200  # the comparison covers real values
+    assert dense.notna().any().mean() > 0.8  # the comparison covers real values
 
 
 @pytest.mark.parametrize(
@@ -687,3 +687,73 @@ def test_arithmetic_features_in_numpy_equal_duckdb_bit_for_bit(monkeypatch):
             assert a.dtype == b.dtype == np.float32
             same = (a.view(np.int32) == b.view(np.int32)) | (np.isnan(a) & np.isnan(b))
             assert same.all(), (name, a[~same][:3], b[~same][:3])
+
+
+def test_slice_values_come_from_the_data_with_other_and_missing_buckets():
+    """``*`` and ``values: auto`` take the values the data uses (top N), put the rest in
+    "(other)" and empty values in "(missing)" so a slice's counts add up; configured
+    values that never occur are reported; scoring with the stored spec builds the same
+    columns even when new values appear later."""
+    from churnpredict.config import build_config
+
+    raw = CFG.model_dump(mode="json")
+    raw["features"]["sources"] = {
+        "campaigns": {
+            "table": "campaign_events",
+            "noun": "campaign events",
+            "slices": [
+                {"by": ["event", "reason"], "values": [["paused", "*"]], "top": 1},
+                {"by": ["event"], "values": [["paused"], ["teleported"]]},
+            ],
+        }
+    }
+    cfg = build_config(raw)
+    events = [
+        ("a", "c1", ts(1), "started", "client", None, 10.0),
+        ("a", "c1", ts(42), "paused", "client", "not_effective", None),
+        ("a", "c1", ts(43), "resumed", "client", None, None),
+        ("a", "c1", ts(44), "paused", "client", "not_effective", None),
+        ("a", "c1", ts(45), "resumed", "client", None, None),
+        ("a", "c1", ts(46), "paused", "client", "stock", None),
+        ("a", "c1", ts(47), "resumed", "client", None, None),
+        ("a", "c1", ts(48), "paused", "client", None, None),
+    ]
+    ds = make_ds(
+        {
+            "clients": [("a", "2024-01-01", "A", "smb", "m1", 100.0, None, None)],
+            "campaign_events": events,
+            "invoices": [],
+            "contacts": [],
+        },
+        end="2024-04-01",
+    )
+    spec = resolve_spec(ds, cfg)
+    src = spec["sources"]["campaigns"]
+    assert src["slices"][0]["values"] == [
+        ["paused", "not_effective"],
+        ["paused", "(missing)"],
+        ["paused", "(other)"],
+    ]
+    assert src["keep"]["reason"] == ["not_effective"]
+    assert any("teleported" in w for w in spec["warnings"])
+    spine = pd.DataFrame({"client_id": ["a"], "as_of": [ts(60)]})  # 30d window covered
+    table, catalog, _ = build_features(ds, spine, cfg, spec)
+    row = table.iloc[0]
+    assert row["campaigns__paused_not_effective__30d"] == 2
+    assert row["campaigns__paused_other__30d"] == 1
+    assert row["campaigns__paused_missing__30d"] == 1
+    assert row["campaigns__paused__30d"] == 4  # the buckets add up to the fixed part
+    assert "campaigns__teleported__30d" in table  # configured: kept, constant 0
+    # scoring with the stored spec: the same columns, a new reason counts as "(other)"
+    later = make_ds(
+        {
+            "clients": [("a", "2024-01-01", "A", "smb", "m1", 100.0, None, None)],
+            "campaign_events": [*events, ("a", "c1", ts(50), "paused", "client", "new", None)],
+            "invoices": [],
+            "contacts": [],
+        },
+        end="2024-04-01",
+    )
+    again, catalog2, _ = build_features(later, spine, cfg, spec)
+    assert [f.name for f in catalog2] == [f.name for f in catalog]
+    assert again.iloc[0]["campaigns__paused_other__30d"] == 2

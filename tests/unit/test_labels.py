@@ -31,6 +31,8 @@ def _world(**extra):
                 ("b", "d1", T("2024-02-10"), "paused", "client", None, None),
                 ("b", "d1", T("2024-02-20"), "resumed", "client", None, None),  # 10 days: no
                 ("n", "e1", T("2024-03-05"), "started", "client", None, None),
+                # the campaign log runs to the end of the data (no effect on running)
+                ("b", "d1", T("2024-06-29"), "budget_changed", "client", None, 5.0),
             ],
             **extra,
         },

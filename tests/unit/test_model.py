@@ -151,3 +151,30 @@ def test_bin_shares_and_psi_by_hand():
     assert psi([0.5, 0.5], [0.25, 0.75]) == pytest.approx(
         (0.25 - 0.5) * np.log(0.5) + (0.75 - 0.5) * np.log(1.5)
     )
+
+
+def test_early_stopping_uses_a_ranking_metric_and_warns_on_tiny_or_capped(data):
+    cfg, catalog, folds = data
+    from churnpredict.modeling.model import early_stopping_note
+
+    m = _fit(cfg, catalog, folds)
+    assert m.metadata_["early_stopping"] == "average_precision"
+    assert early_stopping_note(5, cfg.model) and "only 5 trees" in early_stopping_note(
+        5, cfg.model
+    )
+    assert "cap" in early_stopping_note(cfg.model.n_estimators, cfg.model)
+    assert early_stopping_note(50, cfg.model) is None
+
+
+def test_fixed_trees_and_a_given_calibrator(model, data):
+    cfg, catalog, folds = data
+    m = ChurnModel(cfg.model).fit(
+        *folds["fit"], None, None, None, None, catalog=catalog, n_trees=7,
+        calibrator=model.calibrator_,
+    )  # fmt: skip
+    assert m.best_iteration_ == 7 and m.booster_.num_trees() == 7
+    assert m.calibrator_ is model.calibrator_
+    with pytest.raises(ValueError, match="validation fold"):
+        ChurnModel(cfg.model).fit(*folds["fit"], None, None, *folds["calib"])
+    with pytest.raises(ValueError, match="calibration fold"):
+        ChurnModel(cfg.model).fit(*folds["fit"], *folds["valid"], None, None)

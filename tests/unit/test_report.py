@@ -29,6 +29,7 @@ def test_train_report_has_plots_and_a_self_contained_html(results, tmp_path):
     assert names == {
         "report.html",
         "calibration.png",
+        "calibration_fixed.png",
         "gains.png",
         "precision_at_k.png",
         "risk_distribution.png",
@@ -37,7 +38,14 @@ def test_train_report_has_plots_and_a_self_contained_html(results, tmp_path):
     }
     text = path.read_text(encoding="utf-8")
     imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
-    assert len(imgs) == 6
+    assert len(imgs) == 7
+    # the analyst's next questions: segments and new clients, capacity, both models
+    for section in (
+        "PR AUC by segment and for new clients",
+        "calls per day against freezes reached",
+        "Evaluated and served model",
+    ):
+        assert section in text
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in imgs)
     assert 'src="http' not in text and "<script" not in text
     for label in (

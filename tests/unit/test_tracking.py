@@ -60,7 +60,12 @@ def test_register_champion_rule_promote(tmp_path, table, monkeypatch):
     assert v1.version == "1" and v1.is_champion and v1.champion_pr_auc is None
     model, version = load_champion(cfg)
     assert version == "1"
-    np.testing.assert_allclose(model.predict_risk(good.X_test), good.predictions["model"])
+    # the served (refit) model is registered; the test metrics describe the evaluated one
+    assert good.eval_model is not None
+    np.testing.assert_allclose(
+        model.predict_risk(good.X_test), good.model.predict_risk(good.X_test)
+    )
+    np.testing.assert_allclose(good.evaluated.predict_risk(good.X_test), good.predictions["model"])
 
     # a worse challenger (noise features only) does not take the champion's place
     weak_cols = ["client_id", "as_of", "label", "noise__a", "noise__b"]
@@ -112,4 +117,4 @@ def test_register_champion_rule_promote(tmp_path, table, monkeypatch):
     # the pyfunc flavour predicts risk
     pyf = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.model_name}/1")
     out = pyf.predict(good.X_test.head(20))
-    np.testing.assert_allclose(np.asarray(out), good.predictions["model"].head(20))
+    np.testing.assert_allclose(np.asarray(out), good.model.predict_risk(good.X_test.head(20)))

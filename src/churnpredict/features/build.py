@@ -7,31 +7,124 @@ builds exactly the same columns.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
 
-from churnpredict.config import Config, SourceConfig
-from churnpredict.features import campaigns, invoices, profile, spend
+from churnpredict.config import Config, SliceConfig, SourceConfig
+from churnpredict.features import campaigns, invoices, profile, spend, static
 from churnpredict.features.catalog import Feature
 from churnpredict.features.engine import Plan, compute
-from churnpredict.features.events import Part, event_source_part, ident
+from churnpredict.features.events import (
+    MISSING,
+    OTHER,
+    Part,
+    category_sql,
+    event_source_part,
+    ident,
+    quote,
+)
 
 SPEC_VERSION = 1
+log = logging.getLogger("churnpredict.features")
 
 
 def _columns(con, table: str) -> set[str]:
     return {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
 
 
-def _auto_values(con, table: str, by: list[str], top: int) -> list[list[str]]:
-    cols = ", ".join(ident(c) for c in by)
-    nn = " AND ".join(f"{ident(c)} IS NOT NULL" for c in by)
+def _label(col: str) -> str:
+    """SQL giving a category column as text, NULL as ``(missing)``."""
+    return f"COALESCE(CAST({ident(col)} AS VARCHAR), {quote(MISSING)})"
+
+
+def _top_combos(
+    con, table: str, by: list[str], fixed: dict[str, str], top: int
+) -> list[list[str]]:
+    """Return the ``top`` most frequent value combinations of ``by`` among matching rows."""
+    cols = ", ".join(_label(c) for c in by)
+    where = " AND ".join(f"{_label(c)} = {quote(v)}" for c, v in fixed.items()) or "TRUE"
     rows = con.execute(
-        f"SELECT {cols}, count(*) AS n FROM {table} WHERE {nn} "
+        f"SELECT {cols}, count(*) AS n FROM {table} WHERE {where} "
         f"GROUP BY ALL ORDER BY n DESC, {cols} LIMIT {int(top)}"
     ).fetchall()
     return [[str(v) for v in r[:-1]] for r in rows]
+
+
+def _resolve_slices(
+    con, table: str, slices: list[SliceConfig], warnings: list[str], source: str
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Resolve ``values: auto`` and ``*`` wildcards from the data.
+
+    Returns the slices with concrete value combinations and, per category column, the
+    values kept by name (any other value counts as ``(other)``, NULL as ``(missing)``).
+
+    - ``values: auto``: the ``top`` most frequent combinations; for a single column also
+      ``(other)`` (every other value) and ``(missing)`` when such rows exist.
+    - a combination with ``*`` (e.g. ``[paused, "*"]``): the ``top`` most frequent values
+      of the wildcard column among rows matching the fixed values, then ``(other)`` and
+      ``(missing)`` when such rows exist, so the slice's counts add up to the fixed part's.
+    - fixed combinations are kept as written; values that never occur are reported.
+    """
+    keep: dict[str, set[str]] = {}
+    pending: list[tuple[list[str], list[list[str]], list[list[str]]]] = []
+    for sl in slices:
+        by = list(sl.by)
+        if sl.values == "auto":
+            combos = _top_combos(con, table, by, {}, sl.top)
+            wild = [["*"] * len(by)] if len(by) == 1 else []
+        else:
+            combos, wild = [], []
+            for v in sl.values:
+                if len(v) != len(by):
+                    raise ValueError(f"slice values {v} do not match columns {by}")
+                if "*" in v:
+                    fixed = {c: x for c, x in zip(by, v, strict=True) if x != "*"}
+                    found = _top_combos(con, table, by, fixed, sl.top)
+                    combos.extend(found)
+                    wild.append(list(v))
+                else:
+                    combos.append(list(v))
+                    if not _exists(con, table, by, v):
+                        warnings.append(
+                            f"{source}: configured value {dict(zip(by, v, strict=True))} "
+                            f"never occurs in {table}"
+                        )
+        for c in combos:
+            for col, x in zip(by, c, strict=True):
+                if x not in (OTHER, MISSING):
+                    keep.setdefault(col, set()).add(x)
+        pending.append((by, combos, wild))
+    kept = {c: sorted(v) for c, v in keep.items()}
+    for by, _, _ in pending:
+        for c in by:
+            kept.setdefault(c, [])
+    out = []
+    for by, combos, wild in pending:
+        values = [list(c) for c in combos]
+        for w in wild:
+            # every mapped value of the wildcard columns that occurs with the fixed part
+            fixed = {c: x for c, x in zip(by, w, strict=True) if x != "*"}
+            cols = ", ".join(category_sql(c, kept[c]) for c in by)
+            where = " AND ".join(f"{_label(c)} = {quote(x)}" for c, x in fixed.items()) or "TRUE"
+            rows = con.execute(
+                f"SELECT {cols}, count(*) AS n FROM {table} WHERE {where} "
+                f"GROUP BY ALL ORDER BY n DESC, {cols}"
+            ).fetchall()
+            for r in rows:
+                combo = [str(x) for x in r[:-1]]
+                if combo not in values:
+                    values.append(combo)
+        out.append({"by": by, "values": values})
+    return out, kept
+
+
+def _exists(con, table: str, by: list[str], values) -> bool:
+    where = " AND ".join(f"{_label(c)} = {quote(v)}" for c, v in zip(by, values, strict=True))
+    return bool(
+        con.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})").fetchall()[0][0]
+    )
 
 
 def _source_configs(ds, cfg: Config) -> dict[str, SourceConfig]:
@@ -58,6 +151,7 @@ def resolve_spec(ds, cfg: Config) -> dict[str, Any]:
     """
     con = ds.con
     fc = cfg.features
+    warnings: list[str] = []
     spec: dict[str, Any] = {
         "version": SPEC_VERSION,
         "windows": list(fc.windows),
@@ -70,22 +164,15 @@ def resolve_spec(ds, cfg: Config) -> dict[str, Any]:
         if src.table not in ds.present:
             continue
         cols = _columns(con, src.table)
-        slices = []
-        for sl in src.slices:
-            if not set(sl.by) <= cols:
-                continue
-            values = (
-                _auto_values(con, src.table, sl.by, sl.top)
-                if sl.values == "auto"
-                else [list(v) for v in sl.values]
-            )
-            slices.append({"by": list(sl.by), "values": values})
+        usable = [sl for sl in src.slices if set(sl.by) <= cols]
+        slices, keep = _resolve_slices(con, src.table, usable, warnings, name)
         ts = src.ts if src.ts in cols else "ts"
         spec["sources"][name] = {
             "table": src.table,
             "ts": ts,
             "noun": src.noun,
             "slices": slices,
+            "keep": keep,
             "numerics": [c for c in src.numerics if c in cols],
             "recency": src.recency,
             "trend": src.trend,
@@ -111,7 +198,23 @@ def resolve_spec(ds, cfg: Config) -> dict[str, Any]:
             "rfm_sources": [s for s, v in spec["sources"].items() if v["recency"]],
             "rfm_monetary": monetary,
         }
+    static_spec = static.resolve_static(con, cfg)
+    if static_spec:
+        spec["static"] = static_spec
+    for w in warnings:
+        log.warning("%s", w)
+    spec["warnings"] = warnings
     return spec
+
+
+def constant_columns(table: pd.DataFrame, catalog: list[Feature]) -> list[str]:
+    """Return the feature columns of ``table`` that hold one value (or none) on every row."""
+    out = []
+    for f in catalog:
+        col = table[f.name]
+        if col.nunique(dropna=False) <= 1:
+            out.append(f.name)
+    return out
 
 
 def make_plan(spec: dict[str, Any]) -> tuple[Plan, list[Feature]]:
@@ -130,6 +233,7 @@ def make_plan(spec: dict[str, Any]) -> tuple[Plan, list[Feature]]:
                 windows,
                 spec["trend_windows"] if s["trend"] else [],
                 s["recency"],
+                s.get("keep"),
             )
         )
         if name == "spend":
@@ -145,6 +249,8 @@ def make_plan(spec: dict[str, Any]) -> tuple[Plan, list[Feature]]:
                 p["segments"], p["assignments"], windows, p["rfm_sources"], p["rfm_monetary"]
             )
         )
+    if spec.get("static"):
+        parts.append(static.static_part(spec["static"]))
     plan = Plan()
     catalog: list[Feature] = []
     post_stages: list[list] = []
@@ -203,4 +309,20 @@ def build_features(
     if missing:
         raise ValueError(f"engine did not produce features: {missing[:5]}")
     out = pd.concat([head, feats[cols]], axis=1)
+    out = _mask_uncovered(ds, cfg, out, catalog, spec)
     return out, catalog, spec
+
+
+def _mask_uncovered(ds, cfg: Config, out, catalog, spec):
+    """Post-step: features of a table before its coverage are NaN (features/coverage.py)."""
+    from churnpredict.contract import table_coverage
+    from churnpredict.features.coverage import mask_uncovered
+    from churnpredict.labels import covered_from
+
+    signup = ds.con.execute("SELECT client_id, signup_date FROM clients").df()
+    signup = signup.set_index(signup["client_id"].astype(str))["signup_date"]
+    firsts = {t: lo for t, (lo, _) in table_coverage(ds, cfg).items()}
+    out, masked = mask_uncovered(out, catalog, spec, firsts, covered_from(ds, cfg), signup)
+    if masked:
+        log.info("coverage: feature values set to missing (table not covered): %s", masked)
+    return out

@@ -5,6 +5,7 @@ For a source ``src`` with slices (category value combinations) and numeric colum
 - ``src__<slice>__<w>d``            rows of that slice in ``[T - w, T)``
 - ``src__<slice>__<w>d__trend``     that count minus the count in ``[T - 2w, T - w)``
 - ``src__<slice>__days_since``      days from the slice's last row (day) to ``T``
+- ``src__events__total``            rows before ``T`` (the client's whole history)
 - ``src__<col>__<w>d``              sum of a numeric column in ``[T - w, T)``
 - ``src__<col>_mean__<w>d``         its mean per row in the window
 - ``src__<col>__<w>d__trend``       relative change of the sum vs the window before
@@ -19,6 +20,9 @@ from dataclasses import dataclass, field
 
 from churnpredict.features.catalog import Feature
 from churnpredict.features.engine import FeatureExpr, Measure, Stream
+
+OTHER = "(other)"  # a category value no slice names
+MISSING = "(missing)"  # an empty category value
 
 
 @dataclass
@@ -50,6 +54,21 @@ def ident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+def category_sql(col: str, kept: list[str] | None) -> str:
+    """SQL giving a category column as text: values outside ``kept`` as ``(other)``.
+
+    With ``kept`` None the column is used as it is (NULL stays NULL and matches no slice).
+    """
+    text = f"CAST({ident(col)} AS VARCHAR)"
+    if kept is None:
+        return text
+    listed = ", ".join(quote(v) for v in kept) or "NULL"
+    return (
+        f"CASE WHEN {ident(col)} IS NULL THEN {quote(MISSING)} "
+        f"WHEN {text} IN ({listed}) THEN {text} ELSE {quote(OTHER)} END"
+    )
+
+
 def window_label(w: int) -> str:
     """Return a human phrase for a window: 'the last 7 days'."""
     return f"the last {w} days"
@@ -65,6 +84,7 @@ def event_source_part(
     windows: list[int],
     trend_windows: list[int],
     recency: bool = True,
+    keep: dict[str, list[str]] | None = None,
 ) -> Part:
     """Declare the generic families for one event table.
 
@@ -84,11 +104,16 @@ def event_source_part(
         Window lengths; trends are computed for ``trend_windows``.
     recency : bool
         Whether to add days-since-last features.
+    keep : dict of str to list of str, optional
+        Per category column, the values counted by name: any other value is ``(other)``
+        and an empty one ``(missing)`` (see ``features.build``). Columns not listed are
+        used as they are.
     """
     group_cols = sorted({c for cols, _ in slices for c in cols})
+    keep = keep or {}
     sel = ", ".join(
         [f"CAST({ident(ts)} AS DATE) AS day"]
-        + [f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in group_cols]
+        + [f"{category_sql(c, keep.get(c))} AS {ident(c)}" for c in group_cols]
         + [f"CAST({ident(c)} AS DOUBLE) AS {ident('num_' + slug(c))}" for c in numerics]
     )
     sql = f"SELECT client_id, {sel} FROM {table} WHERE {ident(ts)} IS NOT NULL"
@@ -145,6 +170,12 @@ def event_source_part(
     def ref(off: int, m: str) -> str:
         return f"o{off}_{name}__{m}"
 
+    part.features.append(
+        (
+            FeatureExpr(f"{name}__events__total", ref(0, "all_n")),
+            Feature(f"{name}__events__total", name, f"{noun} since the client's first", "count"),
+        )
+    )
     for s, desc, vals, m_n, m_last in groups:
         for w in windows:
             part.features.append(

@@ -163,6 +163,24 @@ def profile_part(
                 ),
             ),
         ]
+        for src in rfm_sources:
+            since, total = f'"{src}__events__days_since"', f'"{src}__events__total"'
+            gap = f"(profile__tenure_days - {since}) / NULLIF({total} - 1, 0)"
+            stage1.append(
+                (
+                    FeatureExpr(f"profile__{src}_silence_ratio", f"{since} / NULLIF({gap}, 0)"),
+                    Feature(
+                        f"profile__{src}_silence_ratio",
+                        "profile",
+                        f"days since the last of {src} over the client's usual gap between "
+                        "them (1 = as usual, 3 = three times longer than usual)",
+                        "ratio",
+                        None,
+                        (),
+                        "silence_ratio",
+                    ),
+                )
+            )
         if rfm_monetary:
             stage1.append(
                 (

@@ -22,7 +22,12 @@ import pandas as pd
 from churnpredict.config import Config
 from churnpredict.errors import DataError
 from churnpredict.features.catalog import Feature
-from churnpredict.modeling.baselines import PROBABILISTIC, fit_baselines, paused_mask
+from churnpredict.modeling.baselines import (
+    PROBABILISTIC,
+    fit_baselines,
+    label_source,
+    paused_mask,
+)
 from churnpredict.modeling.evaluate import METRIC_NAMES, capacity_from_config, metrics
 from churnpredict.modeling.model import ChurnModel
 from churnpredict.modeling.split import (
@@ -30,6 +35,7 @@ from churnpredict.modeling.split import (
     backtest_cuts,
     describe_folds,
     fit_valid_calib,
+    gap_days,
     train_valid_calib_test,
 )
 
@@ -38,6 +44,51 @@ log = logging.getLogger(__name__)
 KEYS = ("client_id", "as_of", "label")
 MODEL = "model"
 TRUTH = "p_true"
+TENURE = "profile__tenure_days"
+SEGMENT_PREFIX = "profile__segment_"
+NEW_CLIENT_DAYS = (30, 90)
+
+
+def segment_of(X: pd.DataFrame) -> np.ndarray:
+    """Return each row's segment from the ``profile__segment_*`` flags ("-" when none)."""
+    cols = [c for c in X.columns if c.startswith(SEGMENT_PREFIX)]
+    out = np.full(len(X), "-", dtype=object)
+    for c in cols:
+        on = X[c].to_numpy(dtype=float) > 0.5
+        out[on] = c[len(SEGMENT_PREFIX) :].replace("_", "-")
+    return out
+
+
+def group_metrics(preds: pd.DataFrame, scorers: Sequence[str]) -> pd.DataFrame:
+    """Return PR AUC per scorer for every segment and for clients in their first days.
+
+    One row per group (``all``, ``segment <name>``, ``first <n> days``) with ``rows``,
+    ``positives`` and one PR AUC column per scorer (NaN where a group has one class).
+    """
+    from sklearn.metrics import average_precision_score
+
+    y = preds["label"].to_numpy(dtype=float)
+    groups: list[tuple[str, np.ndarray]] = [("all", np.ones(len(preds), bool))]
+    if "segment" in preds:
+        for seg in sorted(set(preds["segment"]) - {"-"}):
+            groups.append((f"segment {seg}", (preds["segment"] == seg).to_numpy()))
+    if "tenure_days" in preds:
+        t = preds["tenure_days"].to_numpy(dtype=float)
+        for n in NEW_CLIENT_DAYS:
+            groups.append((f"first {n} days", t <= n))
+    rows = []
+    for name, m in groups:
+        row: dict = {"group": name, "rows": int(m.sum()), "positives": int(y[m].sum())}
+        for s in scorers:
+            ok = m & preds[s].notna().to_numpy()
+            yy = y[ok]
+            row[s] = (
+                float(average_precision_score(yy, preds.loc[ok, s].to_numpy(dtype=float)))
+                if 0 < yy.sum() < len(yy)
+                else float("nan")
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("group")
 
 
 @dataclass
@@ -78,6 +129,8 @@ class TrainResult:
     Attributes
     ----------
     model : ChurnModel
+        The served model: refit on every labelled snapshot when ``model.refit`` (see
+        :func:`fit_protocol`), else the evaluated one.
     metrics : DataFrame
         Index = scorer (``model``, baselines, ``p_true``), columns = metric names, all on
         the test rows (``p_true`` on the rows the truth covers, see ``truth_coverage``).
@@ -99,6 +152,11 @@ class TrainResult:
     seconds : dict of str to float
         Wall-clock time per step.
     backtest : BacktestResult or None
+    by_group : DataFrame or None
+        PR AUC per scorer by segment and for new clients (see :func:`group_metrics`).
+    eval_model : ChurnModel or None
+        The model the metrics describe: the same protocol as ``model``, fitted on the rows
+        whose labels end before the test fold (None: ``model`` itself).
     """
 
     model: ChurnModel
@@ -115,6 +173,13 @@ class TrainResult:
     truth_coverage: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     backtest: BacktestResult | None = None
+    eval_model: ChurnModel | None = None
+    by_group: pd.DataFrame | None = None
+
+    @property
+    def evaluated(self) -> ChurnModel:
+        """Return the model the test metrics describe."""
+        return self.eval_model if self.eval_model is not None else self.model
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -225,6 +290,98 @@ def _metrics_table(
     return pd.DataFrame.from_dict(out, orient="index")[list(METRIC_NAMES)]
 
 
+def _scaled_trees(best: int, rows_before: int, rows_after: int, max_scale: float) -> int:
+    """Return the trees for a refit on more rows: ``best`` × the rows ratio, capped."""
+    ratio = rows_after / max(rows_before, 1)
+    return max(1, round(best * min(max(ratio, 1.0), max_scale)))
+
+
+def fit_protocol(
+    table: pd.DataFrame,
+    feats: list[str],
+    masks: dict[str, np.ndarray],
+    catalog: Sequence[Feature],
+    cfg: Config,
+    metadata: dict,
+) -> ChurnModel:
+    """Fit the model the way it is served, on the rows of ``masks`` (fit | valid | calib).
+
+    1. Early stopping: a booster on ``fit``, stopped on ``valid`` by a ranking metric,
+       picks the number of trees (its calibrator, fitted on ``calib``, is kept when
+       ``model.refit`` is off, and that model is returned).
+    2. Calibration on the latest labelled window: the same number of trees (scaled to
+       the rows) on every row whose label ends before ``calib`` starts; the calibrator
+       is fitted on its scores of the ``calib`` rows.
+    3. The served booster: the same trees on every row up to the end of ``calib`` (gap
+       rows included), with the calibrator of step 2.
+
+    Every label used ends before the date the model is used from, so evaluating the
+    result on a later test fold measures exactly what serving does.
+    """
+    y = table["label"].to_numpy(dtype=float)
+    d = _as_ns(table["as_of"])
+    es = ChurnModel(cfg.model).fit(
+        table.loc[masks["fit"], feats],
+        y[masks["fit"]],
+        table.loc[masks["valid"], feats],
+        y[masks["valid"]],
+        table.loc[masks["calib"], feats],
+        y[masks["calib"]],
+        catalog=catalog,
+        metadata=metadata,
+    )
+    if es.early_stopping_note_:
+        log.warning("%s", es.early_stopping_note_)
+    if not cfg.model.refit:
+        return es
+    calib = masks["calib"]
+    calib_lo = d[calib].min()
+    gap = pd.Timedelta(days=gap_days(cfg))
+    before_calib = (d + gap < calib_lo).to_numpy()
+    pool = (d <= d[calib].max()).to_numpy()
+    sampled = len(es._sample_fit_rows(y[pool])[0])
+    n = _scaled_trees(
+        es.best_iteration_, es.metadata_["n_fit_rows"], sampled, cfg.model.refit_max_scale
+    )
+    cal = ChurnModel(cfg.model).fit(
+        table.loc[before_calib, feats],
+        y[before_calib],
+        None,
+        None,
+        table.loc[calib, feats],
+        y[calib],
+        catalog=catalog,
+        n_trees=n,
+    )
+    served = ChurnModel(cfg.model).fit(
+        table.loc[pool, feats],
+        y[pool],
+        None,
+        None,
+        None,
+        None,
+        catalog=catalog,
+        n_trees=n,
+        calibrator=cal.calibrator_,
+    )
+    served.metadata_.update(metadata)
+    served.metadata_.update(
+        {
+            "protocol": "refit",
+            "early_stopping_trees": es.best_iteration_,
+            "early_stopping_metric": cfg.model.early_stopping_metric,
+            "first_as_of": str(d[pool].min().date()),
+            "trained_until": str(d[pool].max().date()),
+            "labels_until": str(
+                (d[pool].max() + pd.Timedelta(days=cfg.label.horizon_days)).date()
+            ),
+            "calibrated_on": f"{d[calib].min().date()}..{d[calib].max().date()}",
+            "n_calib_rows": int(calib.sum()),
+        }
+    )
+    return served
+
+
 def _fit_and_score(
     table: pd.DataFrame,
     feats: list[str],
@@ -239,25 +396,17 @@ def _fit_and_score(
     """Fit model + baselines on the folds and score the test rows."""
     t0 = time.perf_counter()
     y = table["label"].to_numpy(dtype=float)
-    X_fit = table.loc[masks["fit"], feats]
-    model = ChurnModel(cfg.model).fit(
-        X_fit,
-        y[masks["fit"]],
-        table.loc[masks["valid"], feats],
-        y[masks["valid"]],
-        table.loc[masks["calib"], feats],
-        y[masks["calib"]],
-        catalog=catalog,
-        metadata=metadata,
-    )
+    model = fit_protocol(table, feats, masks, catalog, cfg, metadata)
     seconds["model_fit"] = seconds.get("model_fit", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
+    X_fit = table.loc[masks["fit"], feats]
     base = fit_baselines(
         X_fit,
         y[masks["fit"]],
         wanted=cfg.evaluation.baselines,
         logistic_max_rows=cfg.evaluation.logistic_max_rows,
         random_state=cfg.model.seed,
+        label=label_source(cfg),
     )
     del X_fit
     seconds["baselines_fit"] = seconds.get("baselines_fit", 0.0) + time.perf_counter() - t0
@@ -267,6 +416,9 @@ def _fit_and_score(
     X_test = table.loc[test, feats]
     pm = paused_mask(X_test)
     rows["paused_7d"] = pd.Series(pm, dtype=object) if pm is not None else np.nan
+    rows["segment"] = segment_of(X_test)
+    if TENURE in X_test.columns:
+        rows["tenure_days"] = X_test[TENURE].to_numpy(dtype=float)
     rows[MODEL] = model.predict_risk(X_test)
     for name, s in base.score(X_test).items():
         rows[name] = s
@@ -337,12 +489,31 @@ def train_and_evaluate(
     )
     t0 = time.perf_counter()
     mt = _metrics_table(preds, scorers, cfg)
+    by_group = group_metrics(preds, scorers)
     seconds["metrics"] = time.perf_counter() - t0
+    served = model
+    if cfg.model.refit:
+        t0 = time.perf_counter()
+        d = _as_ns(table["as_of"])
+        all_masks = fit_valid_calib(d, d.max() + pd.Timedelta(days=1), cfg)
+        served = fit_protocol(
+            table, feats, all_masks, catalog, cfg, _base_metadata(table, cfg, all_masks)
+        )
+        seconds["served_fit"] = time.perf_counter() - t0
+        log.info(
+            "served model: %d trees on as-of dates %s..%s, calibrated on %s",
+            served.best_iteration_,
+            served.metadata_["first_as_of"],
+            served.metadata_["trained_until"],
+            served.metadata_["calibrated_on"],
+        )
     seconds["total"] = time.perf_counter() - started
     coverage = float(preds[TRUTH].notna().mean()) if TRUTH in preds else None
     capacity, top_pct = capacity_from_config(cfg)
     return TrainResult(
-        model=model,
+        model=served,
+        eval_model=model if served is not model else None,
+        by_group=by_group,
         metrics=mt,
         predictions=preds,
         X_test=X_test.reset_index(drop=True),

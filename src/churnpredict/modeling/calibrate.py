@@ -2,12 +2,16 @@
 
 Two methods, both stored as plain numbers (JSON), never pickled:
 
-- ``isotonic``: a monotone step function of the raw score (scikit-learn's
-  ``IsotonicRegression``), evaluated by linear interpolation between its thresholds.
-  Steps would tie many clients at the same risk and blur the call order, so the output is
-  ``(1 - eps) * isotonic(raw) + eps * sigmoid(raw)`` with ``eps = 1e-6``: strictly
-  increasing in the raw score (the ranking is exactly the booster's), probabilities moved
-  by at most one in a million.
+- ``isotonic``: centered isotonic regression (Oron & Flournoy 2017): scikit-learn's
+  ``IsotonicRegression`` pools the raw scores into blocks of equal calibrated risk; each
+  block becomes one knot at its mean raw score, and the risk is interpolated linearly
+  between knots. Plain isotonic steps tie every client of a block at one risk (a list
+  with ten rows of "1.0" on top); between the knots the risk keeps the booster's order
+  with real gaps. A block of only freezes (or none) gets ``(k + 1/2) / (n + 1)``, not a
+  certainty; beyond the outer knots the risk goes on towards 1 (or 0) along the sigmoid
+  of the raw score. Where two knots share a value the map would be flat, so the output
+  is ``(1 - eps) * map(raw) + eps * sigmoid(raw)`` with ``eps = 1e-6``: strictly
+  increasing everywhere (the ranking is exactly the booster's).
 - ``sigmoid`` (Platt): ``1 / (1 + exp(-(a * raw + b)))`` fitted by logistic regression.
   With negative subsampling this is the textbook correction (a shifted intercept).
 """
@@ -44,9 +48,17 @@ class Calibrator:
             raise ValueError("calibration needs equally long, non-empty raw and y")
         if self.method == "isotonic":
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-            iso.fit(raw, y)
-            self.x_ = np.asarray(iso.X_thresholds_, dtype=float)
-            self.y_ = np.asarray(iso.y_thresholds_, dtype=float)
+            order = np.argsort(raw, kind="stable")
+            xs, fitted = raw[order], iso.fit_transform(raw[order], y[order])
+            # one knot per block of equal fitted risk, at the block's mean raw score
+            starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0])
+            sizes = np.diff(np.r_[starts, len(xs)])
+            self.x_ = np.add.reduceat(xs, starts) / sizes
+            value = fitted[starts].astype(float)
+            # a block of only freezes (or none) is not a certainty: (k + 1/2) / (n + 1)
+            pure = (value <= 0) | (value >= 1)
+            value[pure] = (value[pure] * sizes[pure] + 0.5) / (sizes[pure] + 1)
+            self.y_ = np.maximum.accumulate(value)
         elif self.method == "sigmoid":
             if y.min() == y.max():
                 # One class only: a constant at the observed rate.
@@ -63,7 +75,13 @@ class Calibrator:
         """Return calibrated probabilities for raw scores."""
         raw = np.asarray(raw, dtype=float).ravel()
         if self.method == "isotonic":
-            iso = np.interp(raw, self.x_, self.y_)
+            x, y = self.x_, self.y_
+            iso = np.interp(raw, x, y)
+            # beyond the outer knots: on towards 0 and 1 along the sigmoid of the raw score
+            hi, lo = raw > x[-1], raw < x[0]
+            top = expit(x[-1])
+            iso[hi] = y[-1] + (1 - y[-1]) * (expit(raw[hi]) - top) / max(1 - top, 1e-300)
+            iso[lo] = y[0] * expit(raw[lo]) / max(expit(x[0]), 1e-300)
             return (1.0 - TIE_EPS) * iso + TIE_EPS * expit(raw)
         return expit(self.a_ * raw + self.b_)
 

@@ -257,3 +257,15 @@ def gains_curve(y: np.ndarray, score: np.ndarray, points: int = 101) -> pd.DataF
         w = selection_weights(s, top_pct=float(q))
         caught.append(float((w * y).sum() / pos))
     return pd.DataFrame({"share_called": shares, "share_caught": caught})
+
+
+def beaten_by(metrics: pd.DataFrame) -> list[str]:
+    """Return the references (not the truth) whose PR AUC is at least the model's."""
+    if "model" not in metrics.index:
+        return []
+    best = metrics.loc["model", "pr_auc"]
+    return [
+        s
+        for s in metrics.index
+        if s not in ("model", "p_true") and metrics.loc[s, "pr_auc"] >= best
+    ]

@@ -34,6 +34,7 @@ from churnpredict.modeling.calibrate import Calibrator
 FORMAT_VERSION = 1
 STATS_BINS = 10
 STATS_MAX_ROWS = 100_000
+MIN_TREES = 20
 
 
 def to_matrix(X: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
@@ -57,6 +58,21 @@ def _feature_stats(X: np.ndarray, names: Sequence[str], seed: int) -> dict[str, 
     if len(X) > STATS_MAX_ROWS:
         X = X[np.sort(rng.choice(len(X), STATS_MAX_ROWS, replace=False))]
     return training_stats(pd.DataFrame(X, columns=list(names)), n_bins=STATS_BINS)
+
+
+def early_stopping_note(best: int, params: ModelConfig) -> str | None:
+    """Return a warning when early stopping chose very few trees or hit the cap, else None."""
+    if best < MIN_TREES:
+        return (
+            f"early stopping chose only {best} trees (< {MIN_TREES}): the validation fold "
+            "may be too small or too different from the fit fold"
+        )
+    if best >= params.n_estimators:
+        return (
+            f"early stopping hit the cap of {params.n_estimators} trees: raise "
+            "model.n_estimators or model.learning_rate"
+        )
+    return None
 
 
 class ChurnModel:
@@ -92,7 +108,7 @@ class ChurnModel:
         p = self.params
         return {
             "objective": "binary",
-            "metric": "binary_logloss",
+            "metric": "none",
             "learning_rate": p.learning_rate,
             "num_leaves": p.num_leaves,
             "min_data_in_leaf": p.min_child_samples,
@@ -135,13 +151,15 @@ class ChurnModel:
         self,
         X: pd.DataFrame,
         y: np.ndarray,
-        X_valid: pd.DataFrame,
-        y_valid: np.ndarray,
-        X_calib: pd.DataFrame,
-        y_calib: np.ndarray,
+        X_valid: pd.DataFrame | None,
+        y_valid: np.ndarray | None,
+        X_calib: pd.DataFrame | None,
+        y_calib: np.ndarray | None,
         *,
         catalog: Sequence[Feature] | None = None,
         metadata: dict[str, Any] | None = None,
+        n_trees: int | None = None,
+        calibrator: Calibrator | None = None,
     ) -> ChurnModel:
         """Train the booster on the fit fold, stop early on valid, calibrate on calib.
 
@@ -149,25 +167,34 @@ class ChurnModel:
         ----------
         X, y : DataFrame, array
             Fit fold: feature columns only (every column is a feature) and labels 0/1.
-        X_valid, y_valid : DataFrame, array
-            Later fold for early stopping (log loss).
-        X_calib, y_calib : DataFrame, array
-            Still later fold for the calibrator.
+        X_valid, y_valid : DataFrame, array, optional
+            Later fold for early stopping on ``model.early_stopping_metric`` (a ranking
+            metric by default: log loss would mix the folds' different base rates with
+            ranking quality). Omit them together with ``n_trees`` given.
+        X_calib, y_calib : DataFrame, array, optional
+            Still later fold for the calibrator. Omit them when ``calibrator`` is given.
         catalog : sequence of Feature, optional
             Descriptions of the features (stored with the model for explanations).
         metadata : dict, optional
             Extra facts to store (horizon, trained_until, config_hash, ...).
+        n_trees : int, optional
+            Train exactly this many trees (no early stopping; ``X_valid`` is ignored).
+        calibrator : Calibrator, optional
+            A calibrator fitted elsewhere (on scores of a booster trained the same way on
+            earlier rows), used instead of fitting one on ``X_calib``.
         """
         p = self.params
         names = [str(c) for c in X.columns]
         if len(set(names)) != len(names):
             raise DataError("duplicate feature column names", expected="unique column names")
+        if n_trees is None and X_valid is None:
+            raise ValueError("give a validation fold for early stopping, or n_trees")
+        if calibrator is None and X_calib is None:
+            raise ValueError("give a calibration fold, or a fitted calibrator")
         self.feature_names_ = names
         by_name = {f.name: f for f in (catalog or [])}
         self.catalog_ = [by_name[n] for n in names if n in by_name]
         y = np.asarray(y, dtype=float)
-        y_valid = np.asarray(y_valid, dtype=float)
-        y_calib = np.asarray(y_calib, dtype=float)
         if len(np.unique(y)) < 2:
             raise DataError(
                 "the fit fold has only one class: no freezes (or only freezes) to learn from",
@@ -189,36 +216,49 @@ class ChurnModel:
         dtrain = lgb.Dataset(
             X_fit, label=y_fit, feature_name=lgb_names, params={"max_bin": p.max_bin}
         )
-        X_va = to_matrix(X_valid, names)
-        dvalid = lgb.Dataset(
-            X_va,
-            label=y_valid,
-            reference=dtrain,
-            init_score=np.full(len(y_valid), -self.raw_offset_),
-        )
         del X_fit
-        callbacks = [lgb.early_stopping(p.early_stopping_rounds, verbose=False)]
-        booster = lgb.train(
-            params,
-            dtrain,
-            num_boost_round=p.n_estimators,
-            valid_sets=[dvalid],
-            valid_names=["valid"],
-            callbacks=callbacks,
-        )
-        best = booster.best_iteration or booster.current_iteration()
+        if n_trees is None:
+            y_valid = np.asarray(y_valid, dtype=float)
+            dvalid = lgb.Dataset(
+                to_matrix(X_valid, names),
+                label=y_valid,
+                reference=dtrain,
+                init_score=np.full(len(y_valid), -self.raw_offset_),
+            )
+            params["metric"] = p.early_stopping_metric
+            booster = lgb.train(
+                params,
+                dtrain,
+                num_boost_round=p.n_estimators,
+                valid_sets=[dvalid],
+                valid_names=["valid"],
+                callbacks=[lgb.early_stopping(p.early_stopping_rounds, verbose=False)],
+            )
+            best = booster.best_iteration or booster.current_iteration()
+            self.early_stopping_note_ = early_stopping_note(int(best), p)
+        else:
+            booster = lgb.train(params, dtrain, num_boost_round=int(n_trees))
+            best = int(n_trees)
+            self.early_stopping_note_ = None
         self.best_iteration_ = int(best)
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-        raw_calib = self.predict_raw(X_calib)
-        self.calibrator_ = Calibrator(p.calibration).fit(raw_calib, y_calib)
+        if calibrator is not None:
+            self.calibrator_ = calibrator
+            n_calib = None
+        else:
+            self.calibrator_ = Calibrator(p.calibration).fit(
+                self.predict_raw(X_calib), np.asarray(y_calib, dtype=float)
+            )
+            n_calib = int(len(y_calib))
         self.metadata_ = {
             **(metadata or {}),
             "n_fit_rows": int(len(idx)),
             "n_fit_rows_before_sampling": int(len(y)),
-            "n_valid_rows": int(len(y_valid)),
-            "n_calib_rows": int(len(y_calib)),
+            "n_valid_rows": None if n_trees is not None else int(len(y_valid)),
+            "n_calib_rows": n_calib,
             "fit_positives": int((y_fit == 1).sum()),
             "best_iteration": self.best_iteration_,
+            "early_stopping": None if n_trees is not None else p.early_stopping_metric,
             "raw_offset": self.raw_offset_,
             "n_features": len(names),
             "lightgbm_version": lgb.__version__,

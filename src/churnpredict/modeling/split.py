@@ -65,6 +65,11 @@ def _gap(cfg: Config, horizon: int) -> int:
     return horizon if gap is None else max(int(gap), horizon)
 
 
+def gap_days(cfg: Config, horizon: int | None = None) -> int:
+    """Return the days between a fold's last as-of date and the next fold's first."""
+    return _gap(cfg, _horizon(cfg, horizon))
+
+
 def fit_valid_calib(
     as_of: pd.Series, end: pd.Timestamp, cfg: Config, horizon: int | None = None
 ) -> dict[str, np.ndarray]:
