@@ -27,8 +27,14 @@ demo: setup ## Simulate a world, train, score the last day, print where the call
 	$(CP) simulate --out $(DEMO_DIR) --seed 42
 	$(CP) train --data $(DEMO_DIR)
 	$(CP) score --data $(DEMO_DIR) --as-of latest --out $(DEMO_OUT)/call_list.csv
+	@if command -v chromium >/dev/null 2>&1; then \
+	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,1100 \
+	    --screenshot=$(CURDIR)/$(DEMO_OUT)/digest.png file://$(CURDIR)/$(DEMO_OUT)/call_list.html \
+	    >/dev/null 2>&1 && echo "Digest rendered by headless Chromium: $(DEMO_OUT)/digest.png"; \
+	else echo "chromium not found: the digest was not rendered (apt-get install chromium)"; fi
 	@echo ""
 	@echo "Call list: $(CURDIR)/$(DEMO_OUT)/call_list.csv"
+	@echo "Digest:    $(CURDIR)/$(DEMO_OUT)/call_list.html"
 	@echo "Report:    $(CURDIR)/reports/train/report.html   (MLflow: make mlflow-ui)"
 
 test: setup ## Run the whole test suite

@@ -117,6 +117,13 @@ def valid_frames() -> dict[str, pd.DataFrame]:
             "value": ["1", "", "2.5"],
         }
     )
+    staff = pd.DataFrame(
+        {
+            "name": ["ann", "Рита", "Tom"],
+            "role": ["account_manager", "receivables", "technical"],
+            "calls_per_day": ["20", "40", ""],
+        }
+    )
     return {
         "clients": clients,
         "campaign_events": campaign_events,
@@ -126,6 +133,7 @@ def valid_frames() -> dict[str, pd.DataFrame]:
         "freezes": freezes,
         "assignments": assignments,
         "activity": activity,
+        "staff": staff,
     }
 
 
@@ -150,6 +158,7 @@ def _typed(name: str, df: pd.DataFrame) -> pd.DataFrame:
             "clicks",
             "conversions",
             "value",
+            "calls_per_day",
         ):
             out[col] = pd.to_numeric(out[col]).astype("float64")
         else:

@@ -1,8 +1,10 @@
 """The morning call list: routing, actions, capacity, control group, changes, writing.
 
 One row per scored (active) client, best call first. Columns: the 13 contract
-columns (DATA_CONTRACT.md §3) in order, then ``in_capacity``, ``hold_out``,
-``change`` and ``note``.
+columns (DATA_CONTRACT.md §3, docs/call_list.md) in order, then the helpers
+``risk_7d``, ``risk_90d``, ``expected_active_days`` (when the scores have them),
+``owner``, ``phone``, ``email``, ``segment``, ``monthly_revenue``, ``in_capacity``,
+``hold_out``, ``change`` and ``note``.
 
 Ordering
     Rows are ordered by risk band (high, medium, low), then clients *not* reached
@@ -11,19 +13,23 @@ Ordering
     note), then by ``risk`` (``sort="risk"``) or ``value_at_risk`` (``sort="value"``,
     unknown value last, ties by risk), then ``client_id`` — deterministic.
 
-Routing
-    The first ``calls.routing`` rule (rules are priorities, in config order) with a
-    shell pattern matching the feature behind any of the client's top reasons picks
-    ``owner_role``; no reason -> ``account_manager``.
-    A low-risk client with a narrow service (``calls.narrow_feature`` at most
-    ``calls.narrow_max``, e.g. one campaign) routed to the account manager goes to
-    ``business_development`` instead: the best retention is resale.
+Routing by evidence (the client's facts at the as-of date, :mod:`churnpredict.facts`)
+    ``receivables`` only with money evidence: an overdue invoice, or a campaign the
+    system paused for a money reason (``calls.money_reasons``) that is still paused;
+    ``technical`` only with a technical request in the last ``calls.technical_days``;
+    ``business_development`` (resale) only for low-risk clients with campaigns running,
+    a narrow service (``calls.narrow_feature`` at most ``calls.narrow_max``) and no
+    complaint in the last ``calls.complaint_days`` — they get resale reasons; everyone
+    else: the account manager. Without facts, everyone goes to the account manager.
 
-Capacity
-    The owner of a row is its account manager for ``account_manager`` rows (the
-    ``account_manager`` queue when unassigned), else the role's queue. The first
-    ``calls.calls_per_owner_per_day`` rows of each owner that are not held out are
-    ``in_capacity``.
+Capacity per person
+    ``owner`` is the person who calls: the client's account manager for
+    ``account_manager`` rows (``account_manager`` when unassigned); for a shared role,
+    one of the people the ``staff`` table names for it (rows dealt in list order to
+    whoever has the most calls left), else the role itself. Each owner's first rows in
+    list order — not held out and with ``risk`` at least ``calls.min_risk`` — up to the
+    owner's calls per day (``staff.calls_per_day``; else ``calls.calls_per_owner_per_day``
+    per account manager and ``calls.calls_per_day`` per shared role) are ``in_capacity``.
 
 Control group
     At-risk clients (band high or medium) are held out (``hold_out``, not to be
@@ -37,8 +43,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +53,7 @@ import pandas as pd
 from churnpredict.config import Config
 from churnpredict.errors import DataError, UsageError
 from churnpredict.explain import Reason
+from churnpredict.facts import lookback_days, money_evidence
 from churnpredict.io import (
     atomic_write_csv,
     atomic_write_set,
@@ -54,7 +61,13 @@ from churnpredict.io import (
     output_lock,
     read_csv_any,
 )
-from churnpredict.phrases import hold_out_note, reached_note, suggested_action
+from churnpredict.phrases import (
+    FactPhrases,
+    fmt_num,
+    hold_out_note,
+    reached_note,
+    suggested_action,
+)
 
 CALL_LIST_COLUMNS = [
     "rank",
@@ -71,7 +84,21 @@ CALL_LIST_COLUMNS = [
     "as_of",
     "model_version",
 ]
-EXTRA_COLUMNS = ["in_capacity", "hold_out", "change", "note"]
+# helper columns, in the contract's order (DATA_CONTRACT.md §3); the first three are
+# written when the scores carry them
+RISK_HELPERS = ["risk_7d", "risk_90d", "expected_active_days"]
+EXTRA_COLUMNS = [
+    "owner",
+    "phone",
+    "email",
+    "segment",
+    "monthly_revenue",
+    "in_capacity",
+    "hold_out",
+    "change",
+    "note",
+]
+NUMERIC_COLUMNS = ("risk", "value_at_risk", "risk_7d", "risk_90d", "monthly_revenue")
 ROLES = ("account_manager", "receivables", "business_development", "technical")
 _BAND_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -84,25 +111,64 @@ def risk_band(risk: pd.Series | np.ndarray, cfg: Config) -> np.ndarray:
     return np.where(r >= b.high, "high", np.where(r >= b.medium, "medium", "low")).astype(object)
 
 
-def route(feature: str | None, cfg: Config) -> str:
-    """Return the role of the first routing rule matching ``feature`` (else account_manager)."""
-    return route_reasons([feature], cfg)[0]
+def _num(df: pd.DataFrame | None, col: str, n: int) -> np.ndarray:
+    if df is None or col not in df.columns:
+        return np.full(n, np.nan)
+    return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def route_reasons(features: list[str | None], cfg: Config) -> tuple[str, str | None]:
-    """Return ``(role, feature)``: the first rule, in config order, matching any reason.
+def route_by_evidence(
+    facts: pd.DataFrame | None,
+    band: np.ndarray,
+    cfg: Config,
+    *,
+    narrow: np.ndarray | None = None,
+    technical_reason: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return each client's ``owner_role`` from the evidence at the as-of date.
 
-    Rules are priorities: a money reason anywhere in a client's top reasons sends the
-    client to receivables even when "no campaign running" (often the system's pause
-    for an unpaid invoice) ranks above it. The feature returned is the one the rule
-    matched, so the suggested action fits the role.
+    Parameters
+    ----------
+    facts : DataFrame or None
+        Row-aligned client facts (:func:`churnpredict.facts.client_facts`); None or
+        missing columns mean no evidence.
+    band : ndarray of str
+        The risk bands.
+    cfg : Config
+        ``calls.technical_days``, ``calls.complaint_days``, ``calls.narrow_max``.
+    narrow : ndarray of float, optional
+        The breadth of service (``calls.narrow_feature``); default: the facts'
+        ``n_campaigns``.
+    technical_reason : ndarray of bool, optional
+        True where the model lists a technical request among the client's reasons;
+        when given, technical rows need it too (a ticket the model does not weigh
+        is no reason to send the client to support).
+
+    Returns
+    -------
+    ndarray of str
+        ``receivables`` (money evidence), else ``technical`` (a recent technical
+        request), else ``business_development`` (healthy, running, narrow, no recent
+        complaint), else ``account_manager``.
     """
-    feats = [f for f in features if f]
-    for rule in cfg.calls.routing:
-        for feat in feats:
-            if any(fnmatchcase(feat, pat) for pat in rule.features):
-                return rule.role, feat
-    return "account_manager", (feats[0] if feats else None)
+    c = cfg.calls
+    n = len(band)
+    money = money_evidence(facts) if facts is not None else np.zeros(n, dtype=bool)
+    tech_d = _num(facts, "technical_days", n)
+    tech = ~np.isnan(tech_d) & (tech_d <= c.technical_days)
+    if technical_reason is not None:
+        tech &= np.asarray(technical_reason, dtype=bool)
+    compl_d = _num(facts, "complaint_days", n)
+    complained = ~np.isnan(compl_d) & (compl_d <= c.complaint_days)
+    running = np.nan_to_num(_num(facts, "running", n), nan=0.0) > 0
+    breadth = narrow if narrow is not None else _num(facts, "n_campaigns", n)
+    is_narrow = ~np.isnan(breadth) & (breadth <= c.narrow_max)
+    resale = (np.asarray(band) == "low") & running & ~complained & is_narrow
+    return np.select(
+        [money, tech, resale],
+        ["receivables", "technical", "business_development"],
+        default="account_manager",
+    ).astype(object)
 
 
 def hold_out_draw(client_ids: pd.Series, as_of: date, seed: int) -> np.ndarray:
@@ -182,6 +248,8 @@ def build_call_list(
     sort: str | None = None,
     top: int | None = None,
     previous: pd.DataFrame | None = None,
+    facts: pd.DataFrame | None = None,
+    staff: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Build the call list: one row per scored client, best call first.
 
@@ -189,9 +257,11 @@ def build_call_list(
     ----------
     scored : DataFrame
         One row per active client: ``client_id``, ``risk`` (calibrated, 0..1) and the
-        ``clients`` columns (``name``, ``account_manager``, ``monthly_revenue``, ...),
-        ``last_contact_at``; optionally ``last_reached_at`` (else the
-        ``calls.reached_feature`` column) and the ``calls.narrow_feature`` column.
+        ``clients`` columns (``name``, ``account_manager``, ``monthly_revenue``,
+        ``phone``, ``email``, ``segment``), ``last_contact_at``; optionally
+        ``last_reached_at`` (else the ``calls.reached_feature`` column), the
+        ``calls.narrow_feature`` column and ``risk_7d`` / ``risk_90d`` /
+        ``expected_active_days``.
     reasons : list of list of Reason, or None
         Row-aligned with ``scored`` (output of :func:`churnpredict.explain.top_reasons`).
     cfg : Config
@@ -207,12 +277,16 @@ def build_call_list(
     previous : DataFrame, optional
         The last call list (``client_id``, ``risk``) for the ``change`` column:
         ``new``, ``up``, ``down`` or ``same`` (empty without a previous list).
+    facts : DataFrame, optional
+        Row-aligned client facts (:func:`churnpredict.facts.client_facts`): the
+        evidence routing needs. Without them every row goes to the account manager.
+    staff : DataFrame, optional
+        The ``staff`` table (``name``, ``role``, ``calls_per_day``).
 
     Returns
     -------
     DataFrame
-        The contract columns in order, then ``in_capacity``, ``hold_out``, ``change``,
-        ``note``.
+        The contract columns in order, then the helper columns (module docstring).
     """
     c = cfg.calls
     sort = sort or c.sort
@@ -229,6 +303,10 @@ def build_call_list(
         reasons = [[] for _ in range(n)]
     if len(reasons) != n:
         raise ValueError(f"{len(reasons)} reason lists for {n} scored clients")
+    if facts is not None:
+        if len(facts) != n:
+            raise ValueError(f"{len(facts)} fact rows for {n} scored clients")
+        facts = facts.reset_index(drop=True)
     if df["client_id"].astype(str).duplicated().any():
         dup = df.loc[df["client_id"].astype(str).duplicated(), "client_id"].astype(str)
         raise DataError(
@@ -241,38 +319,41 @@ def build_call_list(
     if np.isnan(risk).any() or (risk < 0).any() or (risk > 1).any():
         raise DataError("risk must be a probability in [0, 1] for every client", column="risk")
     band = risk_band(risk, cfg)
-    role_cache: dict[tuple, tuple[str, str | None]] = {}
-    routed = [
-        role_cache.setdefault(key, route_reasons(list(key), cfg))
-        for key in (tuple(x.feature for x in r) for r in reasons)
-    ]
-    roles = np.array([ro for ro, _ in routed], dtype=object)
-    top_feat = [f for _, f in routed]
     narrow_s = _col(df, c.narrow_feature)
-    if narrow_s is not None:
-        nv = pd.to_numeric(narrow_s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        narrow = ~np.isnan(nv) & (nv <= c.narrow_max)
-        roles = np.where(
-            (band == "low") & narrow & (roles == "account_manager"), "business_development", roles
-        ).astype(object)
-    act_cache: dict[tuple[str, str | None], str] = {}
-    actions = [
-        act_cache.setdefault((ro, f), suggested_action(ro, f, lang))
-        for ro, f in zip(roles.tolist(), top_feat, strict=True)
-    ]
+    narrow = (
+        None
+        if narrow_s is None or (facts is not None and "n_campaigns" in facts.columns)
+        else pd.to_numeric(narrow_s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    )
+    tech_reason = np.array([any(r.topic == "technical" for r in rs) for rs in reasons])
+    roles = route_by_evidence(facts, band, cfg, narrow=narrow, technical_reason=tech_reason)
+    fact_rows = facts.to_dict("records") if facts is not None else [{}] * n
+    fp = FactPhrases(lang, lookback=lookback_days(cfg))
+    texts: list[str] = []
+    actions: list[str] = []
+    for i, (ro, rs) in enumerate(zip(roles.tolist(), reasons, strict=True)):
+        row = fact_rows[i]
+        if ro == "business_development":
+            own = fp.resale(row)
+            texts.append("; ".join(own) if own else "; ".join(r.text for r in rs))
+            actions.append(suggested_action(ro, None, lang))
+            continue
+        parts = [r.text for r in rs]
+        if ro == "receivables" and not any(r.topic == "money" for r in rs):
+            money = fp.money(row)  # the evidence the caller acts on, always shown
+            if money:
+                parts = [money, *parts[: max(c.top_reasons - 1, 0)]]
+        texts.append("; ".join(parts))
+        actions.append(suggested_action(ro, _action_topic(ro, rs, row), lang))
     revenue = _col(df, "monthly_revenue")
-    if revenue is None:
-        var = np.full(n, np.nan)
-    else:
-        var = pd.to_numeric(revenue, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        var = var * risk
+    rev = (
+        np.full(n, np.nan)
+        if revenue is None
+        else pd.to_numeric(revenue, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    )
+    var = rev * risk
     names = _col(df, "client_name", "name")
     am = _col(df, "account_manager")
-    am_vals = (
-        [""] * n
-        if am is None
-        else ["" if (v is None or pd.isna(v)) else str(v) for v in am.tolist()]
-    )
 
     days_reached = _days_since_reached(df, as_of_ts.date(), cfg)
     recent = (
@@ -288,31 +369,38 @@ def build_call_list(
         hold = np.zeros(n, dtype=bool)
     change, prev_risk = _change(df.assign(risk=risk), previous, cfg)
 
-    out = pd.DataFrame(
+    cols: dict[str, object] = {
+        "rank": np.zeros(n, dtype=np.int64),
+        "client_id": df["client_id"].astype(str).to_numpy(dtype=object),
+        "client_name": _text(names, n),
+        "account_manager": _text(am, n),
+        "risk": risk,
+        "risk_band": band,
+        "value_at_risk": np.round(var, 2),
+        "owner_role": roles,
+        "reasons": texts,
+        "suggested_action": actions,
+        "last_contact_at": _fmt_ts(_col(df, "last_contact_at"), n),
+        "as_of": as_of_ts.strftime("%Y-%m-%d"),
+        "model_version": str(model_version),
+    }
+    helpers = [h for h in RISK_HELPERS if h in df.columns]
+    for h in helpers:
+        cols[h] = pd.to_numeric(df[h], errors="coerce").to_numpy(dtype=np.float64)
+    cols.update(
         {
-            "rank": np.zeros(n, dtype=np.int64),
-            "client_id": df["client_id"].astype(str).to_numpy(dtype=object),
-            "client_name": (
-                [""] * n
-                if names is None
-                else ["" if (v is None or pd.isna(v)) else str(v) for v in names.tolist()]
-            ),
-            "account_manager": am_vals,
-            "risk": np.round(risk, 4),
-            "risk_band": band,
-            "value_at_risk": np.round(var, 2),
-            "owner_role": roles,
-            "reasons": ["; ".join(r.text for r in rs) for rs in reasons],
-            "suggested_action": actions,
-            "last_contact_at": _fmt_ts(_col(df, "last_contact_at"), n),
-            "as_of": as_of_ts.strftime("%Y-%m-%d"),
-            "model_version": str(model_version),
+            "owner": "",
+            "phone": _text(_col(df, "phone"), n),
+            "email": _text(_col(df, "email"), n),
+            "segment": _text(_col(df, "segment"), n),
+            "monthly_revenue": rev,
             "in_capacity": False,
             "hold_out": hold,
             "change": change,
             "note": "",
         }
     )
+    out = pd.DataFrame(cols)
     notes: list[list[str]] = [[] for _ in range(n)]
     for i in np.flatnonzero(hold):
         notes[i].append(hold_out_note(lang))
@@ -320,7 +408,8 @@ def build_call_list(
         notes[i].append(reached_note(days_reached[i], lang))
     for i, (ch, p) in enumerate(zip(change, prev_risk, strict=True)):
         if ch in ("up", "down"):
-            notes[i].append(("риск был " if lang == "ru" else "risk was ") + f"{p:.2f}")
+            was = fmt_num(p, lang, decimals=2)
+            notes[i].append(("риск был " if lang == "ru" else "risk was ") + was)
     out["note"] = ["; ".join(x) for x in notes]
 
     # ordering: band, not-recently-reached first, primary key desc, client_id
@@ -343,21 +432,119 @@ def build_call_list(
     if top is not None:
         out = out.head(top).copy()
     out["rank"] = np.arange(1, len(out) + 1, dtype=np.int64)
-
-    owner = np.where(
-        out["owner_role"].to_numpy() == "account_manager",
-        np.where(
-            out["account_manager"].to_numpy() == "",
-            "account_manager",
-            "am:" + out["account_manager"].astype(str).to_numpy(),
-        ),
-        out["owner_role"].to_numpy(),
-    )
-    callable_ = ~out["hold_out"].to_numpy(dtype=bool)
-    pos = pd.Series(callable_.astype(np.int64)).groupby(owner).cumsum().to_numpy()
-    out["in_capacity"] = callable_ & (pos <= c.calls_per_owner_per_day)
+    out["owner"], out["in_capacity"] = assign_owners(out, cfg, staff)
     out["hold_out"] = out["hold_out"].astype(bool)
-    return out[CALL_LIST_COLUMNS + EXTRA_COLUMNS]
+    return out[CALL_LIST_COLUMNS + helpers + EXTRA_COLUMNS]
+
+
+def _text(s: pd.Series | None, n: int) -> list[str]:
+    if s is None:
+        return [""] * n
+    return ["" if (v is None or (not isinstance(v, str) and pd.isna(v))) else str(v) for v in s]
+
+
+def _action_topic(role: str, reasons: list[Reason], row: dict) -> str | None:
+    """Return the topic the suggested action speaks to."""
+    if role == "receivables":
+        n_over = row.get("overdue_n")
+        try:
+            overdue = float(n_over) > 0
+        except (TypeError, ValueError):
+            overdue = False
+        return "overdue" if overdue else "money_halt"
+    if role == "technical":
+        return "technical"
+    topic = reasons[0].topic if reasons else None
+    # known to run nothing (zero, not unknown) and never stopped anything: never launched
+    if topic == "state" and _is_zero(row.get("running")) and _is_nan(row.get("idle_days")):
+        return "launch"
+    return topic
+
+
+def _is_zero(v) -> bool:
+    try:
+        return float(v) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_nan(v) -> bool:
+    try:
+        return bool(np.isnan(float(v)))
+    except (TypeError, ValueError):
+        return v is None
+
+
+def _capacities(cfg: Config, staff: pd.DataFrame | None) -> tuple[dict[str, list], dict[str, int]]:
+    """Return ``({shared role: [people]}, {owner: calls per day})`` from staff or config."""
+    c = cfg.calls
+    people: dict[str, list[str]] = {}
+    cap: dict[str, int] = {}
+    if staff is not None and len(staff):
+        for rec in staff.to_dict("records"):
+            name = str(rec.get("name") or "").strip()
+            role = str(rec.get("role") or "").strip()
+            if not name:
+                continue
+            v = pd.to_numeric(pd.Series([rec.get("calls_per_day")]), errors="coerce").iloc[0]
+            cap[name] = (
+                int(v)
+                if not pd.isna(v)
+                else (
+                    c.calls_per_owner_per_day
+                    if role == "account_manager"
+                    else c.calls_per_day.get(role, c.calls_per_owner_per_day)
+                )
+            )
+            if role != "account_manager":
+                people.setdefault(role, []).append(name)
+    return people, cap
+
+
+def assign_owners(
+    out: pd.DataFrame, cfg: Config, staff: pd.DataFrame | None = None
+) -> tuple[list[str], np.ndarray]:
+    """Return each row's ``owner`` (a person) and ``in_capacity``, in list order.
+
+    Account-manager rows belong to their account manager (``account_manager`` when
+    unassigned). Shared-role rows are dealt, in list order, to the role's person with
+    the most calls left (ties: staff table order); without people for the role, to the
+    role itself. A row is in capacity while its owner has calls left, it is not held
+    out and its risk is at least ``calls.min_risk``.
+    """
+    c = cfg.calls
+    people, cap = _capacities(cfg, staff)
+    left: dict[str, int] = {}
+    owners: list[str] = []
+    inside = np.zeros(len(out), dtype=bool)
+    roles = out["owner_role"].astype(str).tolist()
+    ams = out["account_manager"].astype(str).tolist()
+    holds = out["hold_out"].to_numpy(dtype=bool)
+    risks = out["risk"].to_numpy(dtype=np.float64)
+    dealt: dict[str, int] = {}
+    for i, (role, am) in enumerate(zip(roles, ams, strict=True)):
+        callable_ = not holds[i] and risks[i] >= c.min_risk
+        if role == "account_manager":
+            who = am or "account_manager"
+            default = c.calls_per_owner_per_day
+        elif people.get(role):
+            crew = people[role]
+            if callable_:
+                who = max(crew, key=lambda p: (left.get(p, cap[p]), -crew.index(p)))
+            else:  # outside capacity anyway: deal round-robin so each row has a name
+                who = crew[dealt.get(role, 0) % len(crew)]
+                dealt[role] = dealt.get(role, 0) + 1
+            default = cap[who]
+        else:
+            who = role
+            default = c.calls_per_day.get(role, c.calls_per_owner_per_day)
+        if who not in left:
+            left[who] = cap.get(who, default)
+        if callable_ and left[who] > 0:
+            inside[i] = True
+            left[who] -= 1
+        owners.append(who)
+    return owners, inside
 
 
 # ------------------------------------------------------------------ writing
@@ -385,7 +572,8 @@ def write_call_list(
         to it, one ``<owner>.csv`` each (files of owners no longer on the list are
         removed from that folder).
     cfg : Config
-        ``calls.separator`` and ``calls.bom``.
+        ``calls.separator``, ``calls.decimal`` (both default by ``calls.language``:
+        ``,`` and ``.`` in English, ``;`` and ``,`` in Russian) and ``calls.bom``.
     split_by : {"account_manager", "owner_role"}, optional
         Also write one file per value of this column (empty account manager ->
         ``unassigned``).
@@ -405,8 +593,9 @@ def write_call_list(
     if split_by not in (None, "account_manager", "owner_role"):
         raise UsageError(f"--split-by must be 'account_manager' or 'owner_role', got {split_by!r}")
     out = Path(out)
-    sep, bom = cfg.calls.separator, cfg.calls.bom
-    cols = CALL_LIST_COLUMNS + [c for c in EXTRA_COLUMNS if c in df.columns]
+    sep, bom = cfg.calls.sep, cfg.calls.bom
+    cols = CALL_LIST_COLUMNS + [c for c in RISK_HELPERS + EXTRA_COLUMNS if c in df.columns]
+    df = format_numbers(df, cfg.calls.decimal_mark)
     written: list[Path] = []
     with contextlib.nullcontext() if locked else output_lock(out):
         if not split_by:
@@ -434,9 +623,56 @@ def write_call_list(
     return written
 
 
+def risk_decimals(values: np.ndarray, *, least: int = 4, most: int = 17) -> int:
+    """Return the fewest decimals (at least ``least``) that keep distinct values distinct."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    distinct = len(np.unique(v))
+    for d in range(least, most + 1):
+        if len(np.unique(np.round(v, d))) == distinct:
+            return d
+    return most
+
+
+def _fmt_fixed(values: np.ndarray, decimals: int, mark: str) -> list[str]:
+    out = []
+    for v in np.asarray(values, dtype=np.float64).tolist():
+        if np.isnan(v):
+            out.append("")
+            continue
+        t = f"{v:.{decimals}f}"
+        out.append(t.replace(".", mark) if mark != "." else t)
+    return out
+
+
+def format_numbers(df: pd.DataFrame, mark: str = ".") -> pd.DataFrame:
+    """Return a copy with the numeric columns as text, ready for the CSV.
+
+    ``risk`` (and ``risk_7d``, ``risk_90d``) get the fewest decimals (at least 4)
+    that keep every distinct risk distinct, so the file keeps the model's strict
+    order; money columns get 2 decimals. ``mark`` is the decimal mark (``,`` for
+    spreadsheets in locales that expect it; the separator must then not be ``,``).
+    """
+    out = df.copy()
+    for col in ("risk", "risk_7d", "risk_90d"):
+        if col in out.columns:
+            v = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=np.float64)
+            out[col] = _fmt_fixed(v, risk_decimals(v), mark)
+    for col in ("value_at_risk", "monthly_revenue", "expected_active_days"):
+        if col in out.columns:
+            v = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=np.float64)
+            out[col] = _fmt_fixed(v, 1 if col == "expected_active_days" else 2, mark)
+    return out
+
+
 def read_call_list(path: Path) -> pd.DataFrame:
-    """Read a call list back (any separator, with or without BOM)."""
+    """Read a call list back (any separator and decimal mark, with or without BOM)."""
     df = read_csv_any(path, dtype={"client_id": str, "account_manager": str})
+    for col in NUMERIC_COLUMNS:
+        if col in df.columns and not pd.api.types.is_numeric_dtype(df[col]):
+            df[col] = pd.to_numeric(
+                df[col].astype(str).str.replace(",", ".", regex=False), errors="coerce"
+            )
     missing = [c for c in ("client_id", "risk", "as_of") if c not in df.columns]
     if missing:
         raise DataError(
@@ -487,3 +723,133 @@ def find_previous_list(out: Path, as_of: date | str) -> pd.DataFrame | None:
         if best is None or a > best[0]:
             best = (a, p)
     return None if best is None else read_call_list(best[1])
+
+
+def read_staff(ds) -> pd.DataFrame | None:
+    """Return the ``staff`` table of a loaded dataset (None when it has none)."""
+    if "staff" not in ds.present:
+        return None
+    df = ds.con.execute("SELECT name, role, calls_per_day FROM staff").df()
+    return df if len(df) else None
+
+
+# ---------------------------------------------------------------- list quality
+_PAUSE_WORDS = re.compile(r"paused|stopped|пауз|останов", re.IGNORECASE)
+_WHEN_WORDS = re.compile(r"\bago\b|yesterday|назад|вчера", re.IGNORECASE)
+_NO_DATA = re.compile(r"\b(no data|nan|none|нет данных)\b", re.IGNORECASE)
+_AGE = re.compile(
+    r"(\d{1,3}(?:[\u00a0 ,]\d{3})+|\d+)\s*(days?|weeks?|months?|years?|день|дня|дней|недел\w*|месяц\w*|"
+    r"год\w*|лет)\s*(ago|назад)?",
+    re.IGNORECASE,
+)
+_UNIT_DAYS = {"d": 1, "w": 7, "m": 30.4, "y": 365, "д": 1, "н": 7, "м": 30.4, "г": 365, "л": 365}
+
+
+def reason_age_days(text: str) -> float:
+    """Return the largest age in days that a reasons text cites (0 when none).
+
+    Reads "N days ago", "for N days", "N months ago", «N дней назад», … — any number
+    followed by a unit of time.
+    """
+    worst = 0.0
+    for m in _AGE.finditer(text or ""):
+        digits = re.sub(r"[^\d]", "", m.group(1))
+        if not digits:
+            continue
+        worst = max(worst, float(digits) * _UNIT_DAYS[m.group(2)[0].lower()])
+    return worst
+
+
+def names_pause(text: str) -> bool:
+    """Return True when a reasons text names a pause (or stop) and when it happened."""
+    return bool(text) and any(
+        _PAUSE_WORDS.search(part) and _WHEN_WORDS.search(part) for part in text.split("; ")
+    )
+
+
+@dataclass(frozen=True)
+class ListQuality:
+    """Three checks of a call list against its clients' facts (issue 14's "done when").
+
+    Attributes
+    ----------
+    pause_named : float
+        Among the top ``top_pause`` rows whose client paused a campaign in the last
+        ``pause_days`` days, the share whose reasons name the pause and when.
+    pause_rows : int
+        How many such rows there were.
+    money_evidence : float
+        Among receivables rows in the top ``top`` rows, the share with money evidence.
+    receivables_rows : int
+        How many receivables rows there were.
+    stale : float
+        Among the top ``top`` rows, the share citing something older than
+        ``stale_days`` days, or "no data" / NaN / None.
+    rows : int
+        How many rows that was.
+    """
+
+    pause_named: float
+    pause_rows: int
+    money_evidence: float
+    receivables_rows: int
+    stale: float
+    rows: int
+
+    def text(self) -> str:
+        """One line for people."""
+
+        def pct(v: float) -> str:
+            return "n/a" if np.isnan(v) else f"{100 * v:.1f}%"
+
+        return (
+            f"List quality: {pct(self.pause_named)} of {self.pause_rows} top-100 clients who "
+            f"paused in the last 14 days have a reason naming the pause; "
+            f"{pct(self.money_evidence)} of {self.receivables_rows} receivables rows in the "
+            f"top 300 have money evidence; {pct(self.stale)} of the top {self.rows} rows cite "
+            "something older than 180 days or no data."
+        )
+
+
+def list_quality(
+    calls: pd.DataFrame,
+    facts: pd.DataFrame,
+    cfg: Config | None = None,
+    *,
+    top_pause: int = 100,
+    top: int = 300,
+    pause_days: int = 14,
+    stale_days: int = 180,
+) -> ListQuality:
+    """Measure a call list: pauses named, receivables with evidence, stale reasons.
+
+    Parameters
+    ----------
+    calls : DataFrame
+        The call list (rank order), at least ``reasons`` and ``owner_role``.
+    facts : DataFrame
+        The clients' facts, row-aligned with ``calls``: ``halt_days`` (days since the
+        latest pause or stop) and the money evidence columns.
+    cfg : Config, optional
+        Unused; kept for symmetry with the other call-list functions.
+    """
+    if len(facts) != len(calls):
+        raise ValueError(f"{len(facts)} fact rows for {len(calls)} call-list rows")
+    reasons = calls["reasons"].fillna("").astype(str).tolist()
+    n = len(calls)
+    halt = _num(facts.reset_index(drop=True), "halt_days", n)
+    k = min(top_pause, n)
+    paused = np.flatnonzero(~np.isnan(halt[:k]) & (halt[:k] <= pause_days))
+    named = [names_pause(reasons[i]) for i in paused]
+    kk = min(top, n)
+    money = money_evidence(facts.reset_index(drop=True))[:kk]
+    recv = calls["owner_role"].astype(str).to_numpy()[:kk] == "receivables"
+    stale = [reason_age_days(t) > stale_days or bool(_NO_DATA.search(t)) for t in reasons[:kk]]
+    return ListQuality(
+        pause_named=float(np.mean(named)) if named else float("nan"),
+        pause_rows=len(named),
+        money_evidence=float(money[recv].mean()) if recv.any() else float("nan"),
+        receivables_rows=int(recv.sum()),
+        stale=float(np.mean(stale)) if kk else float("nan"),
+        rows=kk,
+    )

@@ -26,7 +26,8 @@ log = logging.getLogger("churnpredict")
 
 app = typer.Typer(
     name="churnpredict",
-    help="Predict which clients are about to freeze their projects, why, and who should call.",
+    help="Predict which clients are about to freeze their projects, why, and who should call. "
+    "Data contract: docs/DATA_CONTRACT.md; call-list columns: docs/call_list.md.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -235,7 +236,7 @@ def validate(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Check a data directory against the data contract and print a report."""
+    """Check a data directory against the data contract (docs/DATA_CONTRACT.md); print a report."""
     from churnpredict.contract import validate as run
 
     cfg = _config(config, data)
@@ -349,7 +350,11 @@ def score(
     ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Score every active client at a date with the champion model; write the call list."""
+    """Score every active client at a date with the champion model; write the call list.
+
+    Also writes the digest (the same name with .html) for people. Columns, reasons,
+    routing and capacity: docs/call_list.md.
+    """
     from churnpredict.io import check_output_path
     from churnpredict.pipeline import run_score
 

@@ -231,16 +231,6 @@ class RiskBands(Section):
         return self
 
 
-class RoutingRule(Section):
-    """Send a client to ``role`` when a top reason's feature matches one of ``features``.
-
-    ``features`` are shell-style patterns over feature names, e.g. ``invoices__*``.
-    """
-
-    role: Literal["account_manager", "receivables", "business_development", "technical"]
-    features: list[str]
-
-
 class DriftConfig(Section):
     psi_warn: float = Field(default=0.1, ge=0)
     psi_fail: float = Field(default=0.5, ge=0)
@@ -248,14 +238,38 @@ class DriftConfig(Section):
     action: Literal["warn", "fail"] = "warn"
 
 
+class NounConfig(Section):
+    """What one event of a declared table is called in reasons (``calls.nouns``).
+
+    ``en``: singular and plural, e.g. ``[purchase, purchases]``; ``ru``: the three
+    Russian forms for 1, 2 and 5, e.g. ``[покупка, покупки, покупок]``.
+    """
+
+    en: tuple[str, str]
+    ru: tuple[str, str, str] | None = None  # forms for 1, 2 and 5
+    ru_plural: str | None = None  # the label form, e.g. «покупки»; default: the form for 2
+
+
+CALL_ROLES = ("account_manager", "receivables", "business_development", "technical")
+
+
 class CallsConfig(Section):
     language: Literal["en", "ru"] = "en"
-    separator: str = ","
+    separator: str | None = None  # None: "," in English, ";" with language ru
+    decimal: Literal[".", ","] | None = None  # None: "." in English, "," with language ru
     bom: bool = True
     timezone: str = "UTC"
     top_reasons: int = Field(default=3, ge=1)
+    min_contribution: float = Field(default=0.05, ge=0)  # weaker reasons are not shown
+    lookback_days: int | None = Field(default=None, ge=1)  # None: the longest feature window
     risk_bands: RiskBands = RiskBands()
-    calls_per_owner_per_day: int = Field(default=15, ge=0)
+    calls_per_owner_per_day: int = Field(default=15, ge=0)  # per account manager
+    calls_per_day: dict[str, int] = {  # shared roles without a staff table
+        "receivables": 60,
+        "technical": 20,
+        "business_development": 20,
+    }
+    min_risk: float = Field(default=0.05, ge=0, le=1)  # never in capacity below this risk
     recently_reached_days: int = Field(default=7, ge=0)
     hold_out_share: float = Field(default=0.0, ge=0, lt=1)
     hold_out_seed: int = 7
@@ -264,13 +278,40 @@ class CallsConfig(Section):
     narrow_feature: str = "campaigns__n_campaigns__now"
     narrow_max: float = Field(default=1, ge=0)
     reached_feature: str = "contacts__call_outbound_reached__days_since"
-    routing: list[RoutingRule] = [
-        RoutingRule(
-            role="receivables", features=["invoices__*", "campaigns__paused_low_balance*"]
-        ),
-        RoutingRule(role="technical", features=["contacts__*technical*"]),
-        RoutingRule(role="account_manager", features=["*"]),
-    ]
+    money_reasons: list[str] = ["low_balance", "payment", "non_payment", "unpaid", "balance"]
+    technical_days: int = Field(default=14, ge=0)  # a technical request this recent
+    complaint_days: int = Field(default=30, ge=0)  # no resale within this after a complaint
+    currency: str = ""  # shown with revenue in the digest, e.g. "EUR" or "₽"
+    digest: bool = True  # write <list>.html (the morning digest) next to the CSV
+    nouns: dict[str, NounConfig] = {}
+
+    @field_validator("calls_per_day")
+    @classmethod
+    def _roles_known(cls, v: dict[str, int]) -> dict[str, int]:
+        for role, n in v.items():
+            if role not in CALL_ROLES or role == "account_manager":
+                raise ValueError(
+                    f"calls_per_day: unknown shared role {role!r} (use receivables, technical "
+                    "or business_development; account managers use calls_per_owner_per_day)"
+                )
+            if n < 0:
+                raise ValueError(f"calls_per_day.{role} must be >= 0, got {n}")
+        return v
+
+    @property
+    def sep(self) -> str:
+        """The CSV separator in force (``;`` by default in Russian)."""
+        if self.separator is not None:
+            return self.separator
+        return ";" if self.language == "ru" else ","
+
+    @property
+    def decimal_mark(self) -> str:
+        """The decimal mark in force (``,`` by default in Russian)."""
+        if self.decimal is not None:
+            return self.decimal
+        return "," if self.language == "ru" else "."
+
     drift: DriftConfig = DriftConfig()
 
 

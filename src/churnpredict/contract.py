@@ -168,6 +168,18 @@ CONTRACT_TABLES: dict[str, TableSpec] = {
             ColumnSpec("from_date", "DATE"),
         ),
     ),
+    "staff": TableSpec(  # optional: who calls (DATA_CONTRACT.md §1); no client_id
+        "staff",
+        (
+            ColumnSpec("name", "VARCHAR"),
+            ColumnSpec(
+                "role",
+                "VARCHAR",
+                allowed=("account_manager", "receivables", "technical", "business_development"),
+            ),
+            _opt("calls_per_day", "DOUBLE", min_value=0.0),
+        ),
+    ),
     "activity": TableSpec(
         "activity",
         (
@@ -1085,7 +1097,7 @@ def _run(
         if read is None:
             fail_fast(tr)
             continue
-        fk = ctx.has_clients and name != "clients"
+        fk = ctx.has_clients and name != "clients" and "client_id" in spec.names
         _check_table(ctx, read, tr, fk=fk, materialize=materialize or name in ("clients", derive))
         if name == "clients" and not any(p.table_level for p in tr.problems):
             if tr.rows_accepted == 0:

@@ -3,15 +3,20 @@
 Reasons are rendered from the catalog's *structured* fields (family, kind, window,
 slice values, column) and a small vocabulary, never from the English description
 alone, so every feature of any catalog reads in both languages. Key signals have
-hand-written templates ("invoice 12 days overdue", «счёт просрочен на 12 дн.»);
+hand-written templates ("invoice 12 days overdue", «счёт просрочен на 12 дней»);
 everything else falls back to a generic template per kind.
 
 A phrase may read a *companion* feature of the same client (e.g. the number of
 campaigns, to say "2 of 3 campaigns paused by the client in the last 7 days");
 when the companion is not among the features, the phrase is rendered alone.
 
-Russian phrases avoid number agreement where they can ("жалобы за последние
-30 дн.: 3"); the hand-written ones decline nouns with :func:`plural_ru`.
+Russian numbers agree with their nouns (1 день, 2 дня, 5 дней; «вчера» for one day
+ago) through :func:`plural_ru`; labels of counts keep the «жалобы за последние
+30 дней: 3» form. No English word appears in a Russian phrase.
+
+A render returns ``None`` when it has nothing worth saying (an empty value, an
+average of nothing, an event older than the look-back window): such a reason is
+dropped, never printed as "no data".
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
 from churnpredict.features.catalog import Feature
 
@@ -87,6 +91,12 @@ _OUTCOMES: dict[str, tuple[str, str]] = {  # en: before the noun; ru: after it
     "reached": ("reached", "с дозвоном"),
     "no_answer": ("unanswered", "без ответа"),
 }
+# activity events of the contract's `activity` table (other values are quoted as they are)
+_ACTIVITY: dict[str, tuple[tuple[str, str], str]] = {
+    "login": (("login", "logins"), "входы в личный кабинет"),
+    "report_view": (("report view", "report views"), "просмотры отчётов"),
+    "settings_change": (("settings change", "settings changes"), "изменения настроек"),
+}
 _FAMILY_NOUNS: dict[str, tuple[tuple[str, str], str]] = {
     "campaigns": (("campaign event", "campaign events"), "события кампаний"),
     "contacts": (("contact", "contacts"), "контакты"),
@@ -104,7 +114,7 @@ _COLUMNS: dict[str, tuple[tuple[str, str], str]] = {
     "value": (("value", "value"), "значение"),
     "cost_per_conversion": (("cost per conversion", "cost per conversion"), "цена конверсии"),
     "conversion_rate": (("conversion rate", "conversion rate"), "конверсия из клика"),
-    "ctr": (("click-through rate", "click-through rate"), "CTR"),
+    "ctr": (("click-through rate", "click-through rate"), "кликабельность"),
     "running": (("running campaign", "running campaigns"), "работающие кампании"),
     "paused": (("paused campaign", "paused campaigns"), "кампании на паузе"),
     "n_campaigns": (("campaign", "campaigns"), "кампании"),
@@ -117,7 +127,7 @@ _COLUMNS: dict[str, tuple[tuple[str, str], str]] = {
         ("daily budget of running campaigns", "daily budget of running campaigns"),
         "дневной бюджет работающих кампаний",
     ),
-    "longest_pause": (("longest pause, days", "longest pause, days"), "самая долгая пауза, дн."),
+    "longest_pause": (("longest pause, days", "longest pause, days"), "самая долгая пауза в днях"),
     "unpaid_amount": (("unpaid amount", "unpaid amount"), "сумма неоплаченных счетов"),
     "unpaid": (("unpaid invoice", "unpaid invoices"), "неоплаченные счета"),
     "overdue_amount": (("overdue amount", "overdue amount"), "сумма просроченных счетов"),
@@ -128,13 +138,13 @@ _COLUMNS: dict[str, tuple[tuple[str, str], str]] = {
     ),
     "delay_max": (
         ("longest payment delay, days", "longest payment delay, days"),
-        "самая долгая задержка оплаты, дн.",
+        "самая долгая задержка оплаты в днях",
     ),
     "payment": (("payment", "payments"), "оплаты"),
     "issued": (("invoice issued", "invoices issued"), "выставленные счета"),
     "paid": (("invoice paid", "invoices paid"), "оплаченные счета"),
     "paid_late": (("invoice paid late", "invoices paid late"), "счета, оплаченные с опозданием"),
-    "delay": (("payment delay, days", "payment delay, days"), "задержка оплаты, дн."),
+    "delay": (("payment delay, days", "payment delay, days"), "задержка оплаты в днях"),
     "days_overdue": (("days overdue", "days overdue"), "дней просрочки"),
     "tenure_days": (("days as a client", "days as a client"), "дней с начала работы"),
     "first_month": (("first month", "first month"), "первый месяц работы"),
@@ -160,6 +170,32 @@ _RELATIVE_TREND_EXCLUDE = {"running", "paused", "n_campaigns"}  # these trends a
 def plural_en(n: float, forms: tuple[str, str]) -> str:
     """Return the English singular or plural form for ``n``."""
     return forms[0] if abs(n) == 1 else forms[1]
+
+
+def days_ru(n: float) -> str:
+    """Return ``n`` with the agreeing Russian noun: 1 день, 2 дня, 5 дней, 21 день."""
+    k = int(round(float(n)))
+    return f"{fmt_int(k, 'ru')} {plural_ru(k, ('день', 'дня', 'дней'))}"
+
+
+def days_en(n: float) -> str:
+    """Return ``n`` days in English: 1 day, 2 days."""
+    k = int(round(float(n)))
+    return f"{fmt_int(k, 'en')} {plural_en(k, ('day', 'days'))}"
+
+
+def _gen_days(n: float) -> str:
+    """Return ``n`` days in the genitive: «предыдущих 30 дней», «предыдущего 1 дня»."""
+    k = int(round(float(n)))
+    return f"{fmt_int(k, 'ru')} {plural_ru(k, ('дня', 'дней', 'дней'))}"
+
+
+def _paused_of_ru(k: float, tot: str) -> str:
+    """Return «на паузу поставлены 2 кампании из 3» with the verb and noun agreeing."""
+    n = int(round(float(k)))
+    verb = plural_ru(n, ("поставлена", "поставлены", "поставлено"))
+    noun = plural_ru(n, ("кампания", "кампании", "кампаний"))
+    return f"на паузу {verb} {fmt_int(n, 'ru')} {noun} из {tot}"
 
 
 def plural_ru(n: float, forms: tuple[str, str, str]) -> str:
@@ -208,7 +244,7 @@ def _window(w: int | None, language: str, *, before: bool = False) -> str:
     if w is None:
         return ""
     if language == "ru":
-        return f"за предыдущие {w} дн." if before else f"за последние {w} дн."
+        return f"за предыдущие {days_ru(w)}" if before else f"за последние {days_ru(w)}"
     return f"in the {w} days before" if before else f"in the last {w} days"
 
 
@@ -230,8 +266,12 @@ class Label:
         return self.en_one if abs(n) == 1 else self.en_many
 
 
-def slice_label(feature: Feature) -> Label:
-    """Build the noun phrase of a slice feature from its family and slice values."""
+def slice_label(feature: Feature, nouns: dict | None = None) -> Label:
+    """Build the noun phrase of a slice feature from its family and slice values.
+
+    ``nouns`` maps a family to ``((en one, en many), ru plural)`` and overrides the
+    built-in family nouns (a declared table's events are "purchases", not "events").
+    """
     vals = [str(v) for v in feature.slice_values]
     fam = feature.family
     pre_en: list[str] = []
@@ -267,11 +307,17 @@ def slice_label(feature: Feature) -> Label:
         elif v in _OUTCOMES and fam != "campaigns":
             pre_en.insert(0, _OUTCOMES[v][0])
             post_ru.append(_OUTCOMES[v][1])
+        elif v in _ACTIVITY and head is None:
+            head = _ACTIVITY[v]
         else:
             unknown.append(v)
     if head is None:
-        head = _FAMILY_NOUNS.get(
-            fam, ((f"{_humanize(fam)} event", f"{_humanize(fam)} events"), f"события {fam}")
+        head = {**_FAMILY_NOUNS, **(nouns or {})}.get(
+            fam,
+            (
+                (f"{_humanize(fam)} event", f"{_humanize(fam)} events"),
+                f"события «{_humanize(fam)}»",
+            ),
         )
     if unknown:
         q_en = " ".join(f'"{_humanize(u)}"' for u in unknown)
@@ -288,21 +334,21 @@ def slice_label(feature: Feature) -> Label:
 _TOPIC_RU = {v[1]: k for k, v in _TOPICS.items()}
 
 
-def column_label(feature: Feature) -> Label:
+def column_label(feature: Feature, nouns: dict | None = None) -> Label:
     """Build the noun phrase of a numeric or state feature from its column."""
     col = feature.column or ""
     if col in _COLUMNS:
         (one, many), ru = _COLUMNS[col]
         return Label(one, many, ru)
     if feature.slice_values:
-        return slice_label(feature)
+        return slice_label(feature, nouns)
     if not col:
         # e.g. a declared count without slices: use the family noun
-        (one, many), ru = _FAMILY_NOUNS.get(
+        (one, many), ru = {**_FAMILY_NOUNS, **(nouns or {})}.get(
             feature.family,
             (
                 (f"{_humanize(feature.family)} event", f"{_humanize(feature.family)} events"),
-                f"события {feature.family}",
+                f"события «{_humanize(feature.family)}»",
             ),
         )
         return Label(one, many, ru)
@@ -311,7 +357,7 @@ def column_label(feature: Feature) -> Label:
 
 
 # -------------------------------------------------------------------- phrases
-Render = Callable[[float, Sequence[float]], str]
+Render = Callable[[float, Sequence[float]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -339,6 +385,8 @@ class Phrase:
 
 def _ago_en(d: float) -> str:
     d = round(d)
+    if d == 1:
+        return "yesterday"
     if d < 14:
         return f"{d} {plural_en(d, ('day', 'days'))} ago"
     if d < 60:
@@ -350,11 +398,20 @@ def _ago_en(d: float) -> str:
 
 def _ago_ru(d: float) -> str:
     d = round(d)
+    if d == 1:
+        return "вчера"
     if d < 14:
-        return f"{d} дн. назад"
+        return f"{days_ru(d)} назад"
     if d < 60:
-        return f"{round(d / 7)} нед. назад"
-    return f"{round(d / 30.4)} мес. назад"
+        w = round(d / 7)
+        return f"{w} {plural_ru(w, ('неделю', 'недели', 'недель'))} назад"
+    m = round(d / 30.4)
+    return f"{m} {plural_ru(m, ('месяц', 'месяца', 'месяцев'))} назад"
+
+
+def ago(d: float, language: str) -> str:
+    """Return "N days ago" / «N дней назад» («вчера» for one day)."""
+    return _ago_ru(d) if language == "ru" else _ago_en(d)
 
 
 def _comp_ok(c: Sequence[float], i: int = 0) -> bool:
@@ -372,10 +429,19 @@ class PhraseBook:
         The language of the phrases.
     """
 
-    def __init__(self, catalog: Iterable[Feature], language: str = "en") -> None:
+    def __init__(
+        self,
+        catalog: Iterable[Feature],
+        language: str = "en",
+        *,
+        lookback: int = 90,
+        nouns: dict[str, tuple[tuple[str, str], str]] | None = None,
+    ) -> None:
         if language not in LANGUAGES:
             raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
         self.language = language
+        self.lookback = int(lookback)
+        self.nouns = dict(nouns or {})
         self.catalog = {f.name: f for f in catalog}
         self._by_column: dict[tuple[str, str], str] = {}
         for f in self.catalog.values():
@@ -429,7 +495,7 @@ class PhraseBook:
                     return "нет просроченных счетов" if ru else "no overdue invoice"
                 d = fmt_int(v, L)
                 if ru:
-                    s = f"счёт просрочен на {d} дн."
+                    s = f"счёт просрочен на {days_ru(v)}"
                     return s + (f", долг {fmt_num(c[0], L)}" if _comp_ok(c) and c[0] > 0 else "")
                 s = f"invoice {d} {plural_en(round(v), ('day', 'days'))} overdue"
                 return s + (
@@ -448,7 +514,7 @@ class PhraseBook:
                 if _comp_ok(c) and c[0] > 0:
                     d = fmt_int(c[0], L)
                     if ru:
-                        return f"просрочено {a}, старейший счёт — на {d} дн."
+                        return f"просрочено {a}, старейший счёт — на {days_ru(c[0])}"
                     return f"{a} overdue, the oldest invoice {d} days past due"
                 return f"просроченные счета на сумму {a}" if ru else f"overdue invoices of {a}"
 
@@ -466,9 +532,9 @@ class PhraseBook:
 
         if col == "days_since_manager_change":
 
-            def r_mgr(v: float, c: Sequence[float]) -> str:
-                if _isnan(v):
-                    return "менеджер не менялся" if ru else "manager never changed"
+            def r_mgr(v: float, c: Sequence[float]) -> str | None:
+                if _isnan(v) or v > self.lookback:
+                    return None  # no change, or one too old to cite
                 return f"менеджер сменился {_ago_ru(v)}" if ru else f"manager changed {_ago_en(v)}"
 
             return self._p(f, r_mgr)
@@ -479,7 +545,9 @@ class PhraseBook:
                 if _isnan(v):
                     return "оплат ещё не было" if ru else "no payment yet"
                 d = fmt_int(v, L)
-                return f"нет оплаты {d} дн." if ru else f"no payment for {d} days"
+                if v > self.lookback:
+                    return None  # a state so old says nothing about today
+                return f"нет оплаты {days_ru(v)}" if ru else f"no payment for {d} days"
 
             return self._p(f, r_payment)
 
@@ -490,7 +558,7 @@ class PhraseBook:
                     return "активности ещё не было" if ru else "no activity yet"
                 d = fmt_int(v, L)
                 return (
-                    f"нет никакой активности {d} дн."
+                    f"нет никакой активности {days_ru(v)}"
                     if ru
                     else f"no activity of any kind for {d} days"
                 )
@@ -499,14 +567,18 @@ class PhraseBook:
 
         if col == "tenure_days":
 
-            def r_tenure(v: float, c: Sequence[float]) -> str:
+            def r_tenure(v: float, c: Sequence[float]) -> str | None:
                 if _isnan(v):
-                    return "дата начала работы неизвестна" if ru else "start date unknown"
+                    return None  # unknown: nothing to say
                 d = round(v)
+                if d > self.lookback:
+                    return None  # a signup older than the look-back is no event to cite
                 if d < 60:
-                    return f"клиент всего {d} дн." if ru else f"client for only {d} days"
+                    return f"клиент всего {days_ru(d)}" if ru else f"client for only {d} days"
                 m = round(d / 30.4)
-                return f"клиент {m} мес." if ru else f"client for {m} months"
+                if ru:
+                    return f"клиент {m} {plural_ru(m, ('месяц', 'месяца', 'месяцев'))}"
+                return f"client for {m} months"
 
             return self._p(f, r_tenure)
 
@@ -526,7 +598,7 @@ class PhraseBook:
             def r_seg(v: float, c: Sequence[float]) -> str:
                 yes = not _isnan(v) and v >= 0.5
                 if ru:
-                    return f"клиент сегмента {seg}" if yes else f"клиент не из сегмента {seg}"
+                    return f"клиент сегмента «{seg}»" if yes else f"клиент не из сегмента «{seg}»"
                 return f"{seg} segment client" if yes else f"not a {seg} segment client"
 
             return self._p(f, r_seg)
@@ -544,7 +616,7 @@ class PhraseBook:
                     if _comp_ok(c) and c[0] >= v:
                         tot = fmt_int(c[0], L)
                         return (
-                            f"работает {k} из {tot} кампаний"
+                            f"работает {k} из {tot}"
                             if ru
                             else f"{k} of {tot} campaigns running now"
                         )
@@ -555,11 +627,7 @@ class PhraseBook:
                     )
                 if _comp_ok(c) and c[0] >= v > 0:
                     tot = fmt_int(c[0], L)
-                    return (
-                        f"на паузе {k} из {tot} кампаний"
-                        if ru
-                        else f"{k} of {tot} campaigns paused now"
-                    )
+                    return f"на паузе {k} из {tot}" if ru else f"{k} of {tot} campaigns paused now"
                 return (
                     f"кампаний на паузе: {k}"
                     if ru
@@ -587,7 +655,7 @@ class PhraseBook:
                     return "кампании работают" if ru else "campaigns are running"
                 d = fmt_int(v, L)
                 return (
-                    f"ни одна кампания не работает уже {d} дн."
+                    f"ни одна кампания не работает уже {days_ru(v)}"
                     if ru
                     else f"nothing has run for {d} days"
                 )
@@ -601,7 +669,9 @@ class PhraseBook:
                     return "нет кампаний на паузе" if ru else "no campaign on pause"
                 d = fmt_int(v, L)
                 return (
-                    f"кампания на паузе уже {d} дн." if ru else f"a campaign paused for {d} days"
+                    f"кампания на паузе уже {days_ru(v)}"
+                    if ru
+                    else f"a campaign paused for {d} days"
                 )
 
             return self._p(f, r_pause)
@@ -639,13 +709,14 @@ class PhraseBook:
                 if v in _INITIATORS or v in _REASONS
             )
 
-            def r_paused(v: float, c: Sequence[float]) -> str:
-                v = 0.0 if _isnan(v) else v
+            def r_paused(v: float, c: Sequence[float]) -> str | None:
+                if _isnan(v) or v <= 0:
+                    return None  # no pause is no reason
                 k = fmt_int(v, L)
                 if v > 0 and _comp_ok(c) and c[0] >= v:
                     tot = fmt_int(c[0], L)
                     if ru:
-                        s = f"{k} из {tot} кампаний поставлены на паузу"
+                        s = _paused_of_ru(v, tot)
                         return " ".join(x for x in (s, post_ru, win) if x)
                     s = f"{k} of {tot} campaigns paused"
                     return " ".join(x for x in (s, post_en, win) if x)
@@ -660,12 +731,10 @@ class PhraseBook:
             def r_complaints(v: float, c: Sequence[float]) -> str:
                 v = 0.0 if _isnan(v) else v
                 k = fmt_int(v, L)
-                if ru:
-                    if v <= 0:
-                        return f"жалоб нет {win}"
-                    return f"{k} {plural_ru(v, ('жалоба', 'жалобы', 'жалоб'))} {win}"
                 if v <= 0:
-                    return f"no complaints {win}"
+                    return None  # no complaint is no reason
+                if ru:
+                    return f"{k} {plural_ru(v, ('жалоба', 'жалобы', 'жалоб'))} {win}"
                 return f"{k} {plural_en(v, ('complaint', 'complaints'))} {win}"
 
             return self._p(f, r_complaints)
@@ -681,7 +750,14 @@ class PhraseBook:
                 if _isnan(v):
                     return "дозвона ещё не было" if ru else "no reached call yet"
                 d = fmt_int(v, L)
-                return f"нет дозвона {d} дн." if ru else f"no reached call for {d} days"
+                if v > self.lookback:
+                    lb = self.lookback
+                    return (
+                        f"ни одного дозвона за последние {days_ru(lb)}"
+                        if ru
+                        else f"no reached call in the last {lb} days"
+                    )
+                return f"нет дозвона {days_ru(v)}" if ru else f"no reached call for {d} days"
 
             return self._p(f, r_reached)
 
@@ -693,9 +769,12 @@ class PhraseBook:
         w = f.window
         win = _window(w, L)
         kind = f.kind
-        label = slice_label(f) if (f.slice_values or not f.column) else column_label(f)
+        label = (
+            slice_label(f, self.nouns)
+            if (f.slice_values or not f.column)
+            else column_label(f, self.nouns)
+        )
         pct_like = bool(f.column) and any(t in f.column for t in ("share", "rate", "ctr"))
-        nodata = "нет данных" if ru else "no data"
 
         def lab_ru() -> str:
             return label.ru
@@ -707,19 +786,28 @@ class PhraseBook:
                 k = fmt_int(v, L)
                 if ru:
                     return f"{lab_ru()} {win}: {k}".replace("  ", " ")
+                if v == 0:
+                    return f"no {label.en_one} {win}".strip()
                 return f"{k} {label.en(v)} {win}".strip()
 
             return self._p(f, r)
 
+        bad_news = bool(set(f.slice_values) & {"no_answer", "complaint", "technical"})
         if kind == "days_since":
 
             def r(v: float, c: Sequence[float]) -> str:
+                if bad_news and (_isnan(v) or v > self.lookback):
+                    return None  # the absence of bad news is no reason for risk
                 if _isnan(v):
                     return f"{lab_ru()}: ещё не было" if ru else f"no {label.en_one} yet"
-                d = fmt_int(v, L)
+                if v > self.lookback:  # never cite an event older than the longest window
+                    lb = self.lookback
+                    if ru:
+                        return f"{lab_ru()}: не было за последние {days_ru(lb)}"
+                    return f"no {label.en_one} in the last {lb} days"
                 if ru:
-                    return f"{lab_ru()}: последний раз {d} дн. назад"
-                return f"last {label.en_one} {d} {plural_en(round(v), ('day', 'days'))} ago"
+                    return f"{lab_ru()}: последний раз {_ago_ru(v)}"
+                return f"last {label.en_one} {_ago_en(v)}"
 
             return self._p(f, r)
 
@@ -731,18 +819,14 @@ class PhraseBook:
             if relative:
 
                 def r(v: float, c: Sequence[float]) -> str:
-                    if _isnan(v):
-                        return (
-                            f"{lab_ru()}: не было {before}"
-                            if ru
-                            else f"no {label.en_many} {before}"
-                        )
+                    if _isnan(v) or v == 0:
+                        return None  # nothing before, or no change: nothing to say
                     p = fmt_pct(abs(v), L)
                     if ru:
                         if v == 0:
-                            return f"{lab_ru()}: без изменений к предыдущим {w} дн."
+                            return f"{lab_ru()}: без изменений против предыдущих {_gen_days(w)}"
                         what = "рост" if v > 0 else "снижение"
-                        return f"{lab_ru()}: {what} на {p} к предыдущим {w} дн."
+                        return f"{lab_ru()}: {what} на {p} против предыдущих {_gen_days(w)}"
                     if v == 0:
                         return f"{label.en_many} unchanged vs the previous {w} days"
                     d = "up" if v > 0 else "down"
@@ -780,8 +864,10 @@ class PhraseBook:
 
         if kind in ("sum", "mean"):
 
-            def r(v: float, c: Sequence[float]) -> str:
-                val = nodata if _isnan(v) else fmt_num(v, L)
+            def r(v: float, c: Sequence[float]) -> str | None:
+                if _isnan(v) or v == 0:
+                    return None  # an average of nothing says nothing
+                val = fmt_num(v, L)
                 if ru:
                     avg = " в среднем" if kind == "mean" else ""
                     return f"{lab_ru()}{avg} {win}: {val}".replace("  ", " ")
@@ -801,10 +887,10 @@ class PhraseBook:
             return self._p(f, r)
 
         # state, ratio, amount, category and anything new
-        def r(v: float, c: Sequence[float]) -> str:
+        def r(v: float, c: Sequence[float]) -> str | None:
             if _isnan(v):
-                val = nodata
-            elif kind == "category":
+                return None  # unknown: nothing to say
+            if kind == "category":
                 val = fmt_num(v, L) if isinstance(v, float) else str(v)
             elif pct_like or (kind == "ratio" and 0 <= v <= 1 and "per" not in label.en_many):
                 val = fmt_pct(v, L)
@@ -821,11 +907,11 @@ class PhraseBook:
 
 
 # ----------------------------------------------------------- suggested actions
-# (role, feature pattern) -> (en, ru); the first match wins.
+# (role, topic) -> (en, ru); the first match wins ("*" matches anything).
 _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
     (
         "receivables",
-        "invoices__*overdue*",
+        "overdue",
         (
             "Remind about the overdue invoice and agree on a payment date.",
             "Напомнить о просроченном счёте и согласовать дату оплаты.",
@@ -833,18 +919,10 @@ _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
     ),
     (
         "receivables",
-        "campaigns__*low_balance*",
+        "*",
         (
             "Campaigns stopped for low balance: help the client top up and restart them.",
             "Кампании остановлены из-за баланса: помочь пополнить счёт и перезапустить их.",
-        ),
-    ),
-    (
-        "receivables",
-        "*",
-        (
-            "Check the invoices and payments with the client and agree on the next payment.",
-            "Сверить счета и оплаты с клиентом и договориться о следующем платеже.",
         ),
     ),
     (
@@ -865,7 +943,15 @@ _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
     ),
     (
         "account_manager",
-        "campaigns__*paused*",
+        "launch",
+        (
+            "Help the client launch their first campaign.",
+            "Помочь клиенту запустить первую кампанию.",
+        ),
+    ),
+    (
+        "account_manager",
+        "pause",
         (
             "Ask why campaigns were paused and agree on a plan to restart them.",
             "Узнать, почему кампании на паузе, и договориться о плане перезапуска.",
@@ -873,7 +959,15 @@ _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
     ),
     (
         "account_manager",
-        "campaigns__*",
+        "state",
+        (
+            "Ask why campaigns were paused and agree on a plan to restart them.",
+            "Узнать, почему кампании на паузе, и договориться о плане перезапуска.",
+        ),
+    ),
+    (
+        "account_manager",
+        "campaign_activity",
         (
             "Review the campaigns with the client and agree on next steps.",
             "Разобрать кампании с клиентом и договориться о следующих шагах.",
@@ -881,7 +975,7 @@ _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
     ),
     (
         "account_manager",
-        "spend__*",
+        "results",
         (
             "Go through the results with the client and propose how to improve them.",
             "Обсудить результаты с клиентом и предложить, как их улучшить.",
@@ -889,7 +983,7 @@ _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
     ),
     (
         "account_manager",
-        "contacts__*complaint*",
+        "complaint",
         (
             "Call about the complaint, acknowledge it and agree on a fix.",
             "Позвонить по жалобе, признать проблему и договориться о решении.",
@@ -897,7 +991,7 @@ _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
     ),
     (
         "account_manager",
-        "profile__*manager*",
+        "manager",
         (
             "Introduce yourself as the new manager and agree on goals for the project.",
             "Представиться новым менеджером и договориться о целях проекта.",
@@ -905,7 +999,7 @@ _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
     ),
     (
         "account_manager",
-        "contacts__*",
+        "contact",
         (
             "Get back in touch: ask how the project is going and what worries the client.",
             "Восстановить контакт: спросить, как идёт проект и что беспокоит клиента.",
@@ -927,12 +1021,16 @@ _ACTIONS: list[tuple[str, str, tuple[str, str]]] = [
 ]
 
 
-def suggested_action(role: str, feature: str | None, language: str = "en") -> str:
-    """Return one short sentence for a caller of ``role`` whose top reason is ``feature``."""
+def suggested_action(role: str, topic: str | None, language: str = "en") -> str:
+    """Return one short sentence for a caller of ``role`` acting on reason ``topic``.
+
+    ``topic`` is a reason topic (:func:`churnpredict.explain.topic_of`) or, for
+    receivables, ``overdue`` (an overdue invoice) versus a system stop for money.
+    """
     i = 1 if language == "ru" else 0
-    feat = feature or ""
+    t = topic or ""
     for r, pat, texts in _ACTIONS:
-        if (r == "*" or r == role) and fnmatchcase(feat, pat):
+        if (r == "*" or r == role) and (pat == "*" or pat == t):
             return texts[i]
     return _ACTIONS[-1][2][i]  # pragma: no cover - the last rule matches everything
 
@@ -941,7 +1039,7 @@ def reached_note(days: float, language: str = "en") -> str:
     """Return the note for a client reached recently (moved down the list)."""
     d = fmt_int(days, language)
     if language == "ru":
-        return f"дозвон был {d} дн. назад — опущен ниже"
+        return f"дозвон был {_ago_ru(days)} — опущен ниже"
     return f"reached {d} {plural_en(round(days), ('day', 'days'))} ago, moved down"
 
 
@@ -955,3 +1053,314 @@ def hold_out_note(language: str = "en") -> str:
 def no_reason_text(language: str = "en") -> str:
     """Return the reason text when no feature raises the client's risk."""
     return "нет заметных причин риска" if language == "ru" else "no notable risk signals"
+
+
+# ------------------------------------------------------------------ fact phrases
+def _f(row: dict, key: str) -> float:
+    """Return a numeric fact (NaN when absent or unknown)."""
+    v = row.get(key)
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def _s(row: dict, key: str) -> str | None:
+    v = row.get(key)
+    if v is None or (isinstance(v, float) and math.isnan(v)) or str(v) == "":
+        return None
+    return str(v)
+
+
+# who paused: en, ru (subject + verb agreeing in gender)
+_WHO_PAUSED: dict[str, tuple[str, str, str]] = {
+    # initiator: (en "by ...", ru paused, ru stopped)
+    "client": ("by the client", "клиент поставил на паузу", "клиент остановил"),
+    "manager": ("by the manager", "менеджер поставил на паузу", "менеджер остановил"),
+    "system": ("by the system", "система поставила на паузу", "система остановила"),
+}
+_WHY: dict[str, tuple[str, str]] = {
+    "low_balance": ("low balance", "низкий баланс"),
+    "payment": ("unpaid invoice", "неоплаченный счёт"),
+    "non_payment": ("unpaid invoice", "неоплаченный счёт"),
+    "unpaid": ("unpaid invoice", "неоплаченный счёт"),
+    "balance": ("low balance", "низкий баланс"),
+    "budget": ("budget", "бюджет"),
+    "results": ("not effective", "недоволен результатами"),
+    "season": ("seasonal", "сезонность"),
+    "moderation": ("moderation", "модерация"),
+}
+
+
+class FactPhrases:
+    """Reasons phrased from the client's facts (:mod:`churnpredict.facts`).
+
+    Each method takes one client's facts as a dict and returns the reason, or
+    ``None`` when the facts hold nothing worth saying (nothing happened within
+    ``lookback`` days, no evidence): the caller then falls back to the feature's
+    own phrase or drops the reason.
+
+    Parameters
+    ----------
+    language : {"en", "ru"}
+    lookback : int
+        The oldest age, in days, of an event a reason may cite.
+    nouns : dict, optional
+        ``{table: ((en one, en many), (ru 1, ru 2, ru 5))}`` for declared tables.
+    """
+
+    def __init__(
+        self,
+        language: str = "en",
+        *,
+        lookback: int = 90,
+        nouns: dict[str, tuple[tuple[str, str], tuple[str, str, str]]] | None = None,
+    ) -> None:
+        if language not in LANGUAGES:
+            raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
+        self.language = language
+        self.ru = language == "ru"
+        self.lookback = int(lookback)
+        self.nouns = dict(nouns or {})
+
+    # -- campaigns
+    def pause(self, row: dict) -> str | None:
+        """Name the latest pause: how many campaigns, who, why, how long ago."""
+        d = _f(row, "halt_days")
+        if _isnan(d) or d > self.lookback:
+            return None
+        L = self.language
+        k = _f(row, "halt_k")
+        k = 1 if _isnan(k) or k < 1 else int(k)
+        n = _f(row, "n_campaigns")
+        tot = max(k, 0 if _isnan(n) else int(n))
+        who = _s(row, "halt_initiator")
+        why = _s(row, "halt_reason")
+        stopped = _s(row, "halt_event") == "stopped"
+        resumed = _f(row, "halt_resumed") == 1
+        when = ago(d, L)
+        if self.ru:
+            subj = _WHO_PAUSED.get(who or "", (None, None, None))[2 if stopped else 1]
+            verb = subj or ("остановлены" if stopped else "поставлены на паузу")
+            if k == 1 and tot == 1:
+                what = "единственную кампанию" if subj else "единственная кампания"
+                if not subj:
+                    verb = "остановлена" if stopped else "поставлена на паузу"
+            elif k == tot and subj:
+                noun = plural_ru(k, ("кампанию", "кампании", "кампаний"))
+                what = "обе кампании" if k == 2 else f"все {k} {noun}"
+            elif subj:
+                what = f"{k} {plural_ru(k, ('кампанию', 'кампании', 'кампаний'))} из {tot}"
+            else:
+                what = f"{k} из {tot}"
+            # a dash keeps "из 4" and "13 дней назад" apart
+            gap = " — " if what[-1].isdigit() else " "
+            s = f"{verb} {what}{gap}{when}" if subj else f"{what} {verb}{gap}{when}"
+            if why:
+                s += ", причина: " + _WHY.get(why, (why, f"«{_humanize(why)}»"))[1]
+            if resumed:
+                s += " (уже снова работает)" if k == 1 else " (часть снова работает)"
+            return s
+        verb = "stopped" if stopped else "paused"
+        by = _WHO_PAUSED.get(who or "", ("",))[0]
+        if k == 1 and tot == 1:
+            what = f"the only campaign {verb}"
+        elif k == tot:
+            what = f"both campaigns {verb}" if k == 2 else f"all {k} campaigns {verb}"
+        else:
+            what = f"{k} of {tot} campaigns {verb}"
+        s = " ".join(x for x in (what, by, when) if x)
+        if why:
+            s += " — reason: " + _WHY.get(why, (f'"{_humanize(why)}"', ""))[0]
+        if resumed:
+            s += " (running again)" if k == 1 else " (some running again)"
+        return s
+
+    def state(self, row: dict) -> str | None:
+        """Say what runs now: "nothing has run for 9 days" or "1 of 4 campaigns running"."""
+        run = _f(row, "running")
+        n = _f(row, "n_campaigns")
+        if _isnan(run):
+            return None
+        L = self.language
+        if run <= 0:
+            idle = _f(row, "idle_days")
+            if _isnan(idle):
+                return (
+                    "ни одна кампания ещё не запускалась" if self.ru else "no campaign has run yet"
+                )
+            if idle > self.lookback:
+                return None
+            if self.ru:
+                return f"ни одна кампания не работает уже {days_ru(idle)}"
+            return f"nothing has run for {days_en(idle)}"
+        if _isnan(n) or n <= run:
+            return None  # everything runs: nothing to say about the state
+        r, t = fmt_int(run, L), fmt_int(n, L)
+        if self.ru:
+            return f"работает {r} из {t} {plural_ru(n, ('кампании', 'кампаний', 'кампаний'))}"
+        return f"{r} of {t} campaigns running now"
+
+    # -- money
+    def money(self, row: dict) -> str | None:
+        """Name the money evidence: overdue invoices, a system pause for money, late payments."""
+        L = self.language
+        n = _f(row, "overdue_n")
+        if not _isnan(n) and n > 0:
+            d = _f(row, "overdue_days")
+            a = _f(row, "overdue_amount")
+            amt = fmt_num(a, L) if not _isnan(a) and a > 0 else None
+            known = not _isnan(d) and d > 0
+            if self.ru:
+                if n == 1:
+                    s = f"счёт просрочен на {days_ru(d)}" if known else "счёт просрочен"
+                else:
+                    s = f"просрочено {fmt_int(n, L)} {plural_ru(n, ('счёт', 'счёта', 'счетов'))}"
+                    s += f", старейший — на {days_ru(d)}" if known else ""
+                return s + (f", долг {amt}" if amt else "")
+            if n == 1:
+                s = f"invoice {days_en(d)} overdue" if known else "an invoice overdue"
+            else:
+                s = f"{fmt_int(n, L)} invoices overdue"
+                s += f", the oldest by {days_en(d)}" if known else ""
+            return s + (f", {amt} outstanding" if amt else "")
+        md = _f(row, "money_halt_days")
+        if not _isnan(md) and md <= self.lookback:
+            why = _WHY.get(_s(row, "halt_reason") or "low_balance", _WHY["low_balance"])
+            if self.ru:
+                return f"система остановила кампании {ago(md, L)}: {why[1]}"
+            return f"campaigns paused by the system {ago(md, L)}: {why[0]}"
+        late = _f(row, "paid_late_n")
+        paid = _f(row, "paid_n")
+        if not _isnan(late) and late > 0 and not _isnan(paid) and paid >= late:
+            lb = self.lookback
+            if self.ru:
+                return (
+                    f"{fmt_int(late, L)} из {fmt_int(paid, L)} оплат за последние {days_ru(lb)} "
+                    "— с опозданием"
+                )
+            return f"{fmt_int(late, L)} of {fmt_int(paid, L)} invoices in the last {lb} days paid late"
+        return None
+
+    # -- contacts
+    def _recent(self, row: dict, key: str, en: tuple[str, str], ru: tuple[str, ...]) -> str | None:
+        d = _f(row, f"{key}_days")
+        if _isnan(d) or d > self.lookback:
+            return None
+        L = self.language
+        n = _f(row, f"{key}_n")
+        lb = self.lookback
+        if self.ru:
+            s = f"{ru[0]} {ago(d, L)}"
+            if not _isnan(n) and n > 1:
+                s += f", всего {fmt_int(n, L)} за последние {days_ru(lb)}"
+            return s
+        s = f"{en[0]} {ago(d, L)}"
+        if not _isnan(n) and n > 1:
+            s += f", {fmt_int(n, L)} {en[1]} in the last {lb} days"
+        return s
+
+    def technical(self, row: dict) -> str | None:
+        """Name the latest technical request (within the look-back)."""
+        return self._recent(
+            row, "technical", ("technical request", "requests"), ("техническое обращение",)
+        )
+
+    def complaint(self, row: dict) -> str | None:
+        """Name the latest complaint (within the look-back)."""
+        return self._recent(row, "complaint", ("complaint", "complaints"), ("жалоба",))
+
+    # -- results
+    def results(self, row: dict) -> str | None:
+        """Compare the last 30 days' results with the client's previous 30 days."""
+        L = self.language
+        for key, en, ru in (
+            ("conv", "conversions", "конверсий"),
+            ("clicks", "clicks", "кликов"),
+            ("spend", "spend", "расход"),
+        ):
+            now, prev = _f(row, f"{key}_now"), _f(row, f"{key}_prev")
+            now = 0.0 if _isnan(now) else now
+            if _isnan(prev) or prev <= 0 or now >= prev * 0.9:
+                continue
+            pct = fmt_pct(1 - now / prev, L)
+            a, b = fmt_num(now, L, decimals=0), fmt_num(prev, L, decimals=0)
+            if self.ru:
+                less = "меньше" if key != "spend" else "ниже"
+                head = f"{ru} на {pct} {less}" if key != "spend" else f"расход на {pct} ниже"
+                return f"{head}, чем за предыдущие 30 дней ({a} против {b})"
+            return f"{en} down {pct} on their previous 30 days ({a} vs {b})"
+        return None
+
+    # -- declared tables
+    def declared(self, table: str, row: dict) -> str | None:
+        """Name a declared table's last event and compare the last 30 days with the 30 before."""
+        d = _f(row, f"{table}__days")
+        if _isnan(d):
+            return None
+        L = self.language
+        (one, many), ru = self.nouns.get(table, ((f"{_humanize(table)} event", "events"), None))
+        ru = ru or ("событие", "события", "событий")
+        now, prev = _f(row, f"{table}__now"), _f(row, f"{table}__prev")
+        now = 0.0 if _isnan(now) else now
+        prev = 0.0 if _isnan(prev) else prev
+        if d > self.lookback:
+            lb = self.lookback
+            if self.ru:
+                return f"{ru[2]} не было за последние {days_ru(lb)}"
+            return f"no {one} in the last {lb} days"
+        if self.ru:
+            s = f"последняя запись «{ru[0]}» {ago(d, L)}"
+            if now < prev:
+                s += (
+                    f"; за последние 30 дней {fmt_int(now, L)} "
+                    f"{plural_ru(now, ru)} против {fmt_int(prev, L)} за предыдущие 30"
+                )
+            return s
+        s = f"last {one} {ago(d, L)}"
+        if now < prev:
+            s += (
+                f"; {fmt_int(now, L)} {plural_en(now, (one, many))} in the last 30 days "
+                f"vs {fmt_int(prev, L)} in the 30 before"
+            )
+        return s
+
+    # -- resale (business development)
+    def resale(self, row: dict) -> list[str]:
+        """Reasons to offer more to a healthy client: what runs, how results go."""
+        L = self.language
+        out: list[str] = []
+        run = _f(row, "running")
+        if not _isnan(run) and run > 0:
+            if self.ru:
+                k = fmt_int(run, L)
+                out.append(
+                    "работает единственная кампания: есть куда расти"
+                    if run == 1
+                    else f"работают {k} {plural_ru(run, ('кампания', 'кампании', 'кампаний'))}"
+                    " — есть куда расти"
+                )
+            else:
+                out.append(
+                    "one campaign running: room to grow"
+                    if run == 1
+                    else f"{fmt_int(run, L)} campaigns running: room to grow"
+                )
+        now, prev = _f(row, "conv_now"), _f(row, "conv_prev")
+        if not _isnan(now) and now > 0:
+            a = fmt_num(now, L, decimals=0)
+            if not _isnan(prev) and prev > 0 and now >= prev:
+                b = fmt_num(prev, L, decimals=0)
+                out.append(
+                    f"конверсий за последние 30 дней: {a} (за предыдущие 30: {b})"
+                    if self.ru
+                    else f"{a} conversions in the last 30 days, up from {b}"
+                )
+            else:
+                out.append(
+                    f"конверсий за последние 30 дней: {a}"
+                    if self.ru
+                    else f"{a} conversions in the last 30 days"
+                )
+        return out

@@ -366,7 +366,8 @@ def _scored_frame(ds, table: pd.DataFrame, risk, T: pd.Timestamp) -> pd.DataFram
         else "NULL::TIMESTAMP AS last_contact_at"
     )
     info = con.execute(
-        f"SELECT c.client_id, c.name, c.account_manager, c.monthly_revenue, {last_contact} "
+        "SELECT c.client_id, c.name, c.account_manager, c.monthly_revenue, c.phone, c.email, "
+        f"c.segment, {last_contact} "
         "FROM clients c JOIN _ids USING (client_id)"
     ).df()
     con.unregister("_ids")
@@ -394,11 +395,20 @@ def run_score(
     """Score every active client at ``as_of`` with the champion and write the call list.
 
     Refuses stale data (``DataError``, exit 2) when a required table ends more than
-    ``data.max_lag_days`` before ``as_of``, unless ``allow_stale``.
+    ``data.max_lag_days`` before ``as_of``, unless ``allow_stale``. Also writes the
+    digest (``out`` with ``.html``) and reports the list's quality.
     """
-    from churnpredict.calls import build_call_list, find_previous_list, write_call_list
+    from churnpredict.calls import (
+        build_call_list,
+        find_previous_list,
+        list_quality,
+        read_staff,
+        write_call_list,
+    )
+    from churnpredict.digest import write_digest
     from churnpredict.drift import check_drift, drift_reference
     from churnpredict.explain import top_reasons
+    from churnpredict.facts import client_facts, lookback_days
     from churnpredict.io import output_lock
     from churnpredict.labels import build_spine, derive_freezes
     from churnpredict.tracking import load_champion, load_version
@@ -433,10 +443,20 @@ def run_score(
         X = table[model.feature_names_]
         risk = model.predict_risk(X)
         contrib = model.contributions(X)
+        facts = client_facts(ds, T, table["client_id"].astype(str), cfg)
         reasons = top_reasons(
-            contrib, X, model.catalog_, language=cfg.calls.language, k=cfg.calls.top_reasons
+            contrib,
+            X,
+            model.catalog_,
+            language=cfg.calls.language,
+            k=cfg.calls.top_reasons,
+            facts=facts,
+            min_contribution=cfg.calls.min_contribution,
+            lookback=lookback_days(cfg),
+            nouns={k: (v.en, v.ru, v.ru_plural) for k, v in cfg.calls.nouns.items()},
         )
         scored = _scored_frame(ds, table, risk, T)
+        previous = find_previous_list(out, T.date())
         calls = build_call_list(
             scored,
             reasons,
@@ -445,18 +465,27 @@ def run_score(
             model_version=f"{cfg.tracking.model_name}/{version}",
             sort=sort,
             top=top,
-            previous=find_previous_list(out, T.date()),
+            previous=previous,
+            facts=facts,
+            staff=read_staff(ds),
         )
         paths = write_call_list(calls, out, cfg, split_by=split_by, locked=True)
+        digest = write_digest(calls, out.with_suffix(".html"), cfg, previous=previous)
     bands = calls["risk_band"].value_counts()
     in_cap = int(calls["in_capacity"].sum()) if "in_capacity" in calls else len(calls)
+    at_risk = calls["risk_band"].isin(["high", "medium"]) & ~calls["hold_out"]
+    missed = int((at_risk & ~calls["in_capacity"]).sum())
+    q = list_quality(calls, facts.set_index("client_id").loc[calls["client_id"]], cfg)
     return (
         f"Scored {len(calls):,} active clients as of {T.date()} with "
         f"{cfg.tracking.model_name} v{version} in {time.perf_counter() - t0:.1f}s: "
         f"{bands.get('high', 0):,} high, {bands.get('medium', 0):,} medium, "
-        f"{bands.get('low', 0):,} low risk; {in_cap:,} calls fit today's capacity.\n"
+        f"{bands.get('low', 0):,} low risk; {in_cap:,} calls fit today's capacity, "
+        f"{missed:,} high/medium clients did not fit.\n"
+        f"{q.text()}\n"
         f"Call list: {paths[0]}"
         + (f" (+{len(paths) - 1} per-owner files)" if len(paths) > 1 else "")
+        + (f"\nDigest:    {digest}" if digest else "")
     )
 
 

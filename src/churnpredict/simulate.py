@@ -1053,6 +1053,14 @@ def _dates(day: np.ndarray, epoch_day: int) -> pa.Array:
     return pa.array((np.asarray(day, np.int64) + epoch_day).astype(np.int32), pa.date32())
 
 
+def _manager_names(rng: np.random.Generator, n: int) -> list[str]:
+    """Return ``n`` manager names "First Last #i": one script and one gender per name."""
+    fi = rng.integers(0, len(_FIRST), n)
+    # both lists alternate female/male within each script's block of 8
+    la = fi // 8 * 8 + rng.integers(0, 8, n) // 2 * 2 + fi % 2
+    return [f"{_FIRST[fi[i]]} {_LAST[la[i]]} #{i + 1}" for i in range(n)]
+
+
 def _names(rng: np.random.Generator, n: int, cyr_share: float) -> list[str]:
     cyr = rng.random(n) < cyr_share
     w = rng.integers(0, len(_CYR_WORDS), n)
@@ -1100,9 +1108,7 @@ def simulate(cfg: SimulateConfig, out_dir: Path, *, label_cfg: LabelConfig) -> d
     # staff: managers (seat × generation), receivables, business development, support
     rng_names = np.random.default_rng([cfg.seed, 1])
     n_mgr = world.n_seats * world.G
-    fi = rng_names.integers(0, len(_FIRST), n_mgr)
-    la = fi // 8 * 8 + rng_names.integers(0, 8, n_mgr)  # same script for both names
-    staff = [f"{_FIRST[fi[i]]} {_LAST[la[i]]} #{i + 1}" for i in range(n_mgr)]
+    staff = _manager_names(rng_names, n_mgr)
     world.staff_recv0 = len(staff)
     staff += [f"Receivables {i + 1}" for i in range(cfg.billing.receivables_staff)]
     world.staff_biz0 = len(staff)

@@ -143,7 +143,7 @@ def test_missing_optional_columns_are_null_and_extra_dropped(tmp_path):
 
 def test_absent_optional_tables_are_empty_and_not_present(tmp_path):
     frames = valid_frames()
-    for t in ("spend", "freezes", "assignments", "activity"):
+    for t in ("spend", "freezes", "assignments", "activity", "staff"):
         del frames[t]
     ds = load_dataset(_write(tmp_path / "d", frames), CFG)
     assert ds.present == {"clients", "campaign_events", "invoices", "contacts"}

@@ -379,3 +379,23 @@ def test_departing_managers_hand_clients_over(moderate):
     last = asg.groupby("client_id")["account_manager"].last()
     current = read(out, "clients").set_index("client_id")["account_manager"]
     assert (last.loc[current.index] == current).all()
+
+
+def test_manager_names_do_not_mix_genders():
+    from churnpredict.simulate import _manager_names
+
+    names = _manager_names(np.random.default_rng(0), 400)
+    female_first = {"Анна", "Мария", "Елена", "Ольга"}
+    male_first = {"Иван", "Олег", "Дмитрий", "Сергей"}
+    latin = set("abcdefghijklmnopqrstuvwxyz")
+    checked = 0
+    for name in names:
+        first, last = name.split(" ")[:2]
+        assert bool(set(first.lower()) & latin) == bool(set(last.lower()) & latin), name
+        if first in female_first:
+            assert last.endswith("а"), name
+            checked += 1
+        elif first in male_first:
+            assert not last.endswith("а"), name
+            checked += 1
+    assert checked > 100
