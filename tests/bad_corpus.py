@@ -238,6 +238,17 @@ def _dup_key(table: str, key: str) -> Callable[[Path], None]:
     return apply
 
 
+def _near_dup_key(table: str, key: str) -> Callable[[Path], None]:
+    """Row 1 gets row 0's key in another case with a trailing space ("c1" -> "C1 ")."""
+
+    def apply(d: Path) -> None:
+        df = pd.read_csv(d / f"{table}.csv", dtype=str, keep_default_na=False)
+        df.loc[1, key] = df.loc[0, key].swapcase() + " "
+        _write_csv(df, d / f"{table}.csv")
+
+    return apply
+
+
 def _raw_bytes(table: str, data: bytes) -> Callable[[Path], None]:
     def apply(d: Path) -> None:
         (d / f"{table}.csv").write_bytes(data)
@@ -309,6 +320,12 @@ DEFECTS: list[tuple[str, Callable[[Path], None], str, str | None]] = [
     ),
     ("clients_empty_client_id", _set("clients", "client_id", ""), "clients.csv", "client_id"),
     ("clients_duplicate_client_id", _dup_key("clients", "client_id"), "clients.csv", "client_id"),
+    (
+        "clients_client_id_differs_only_in_case_and_spaces",
+        _near_dup_key("clients", "client_id"),
+        "clients.csv",
+        "client_id",
+    ),
     (
         "clients_signup_not_a_date",
         _set("clients", "signup_date", "yesterday"),

@@ -651,10 +651,17 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
         keys_table = f"_cp_keys_{name}"
         cols = ", ".join(q(c) for c in spec.names)
         try:
+            # keys shared by different rows, and keys that differ from another one only
+            # in case or surrounding spaces ("C1", "c1 "): one client for a person, two
+            # for the data, so both are refused
+            u = q(spec.unique)
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {q(keys_table)} AS SELECT {q(spec.unique)} "
-                f"AS key FROM (SELECT DISTINCT {cols} FROM ({typed}) "
-                f"WHERE {q(spec.unique)} IS NOT NULL) GROUP BY 1 HAVING count(*) > 1"
+                f"CREATE OR REPLACE TEMP TABLE {q(keys_table)} AS "
+                f"SELECT {u} AS key FROM (SELECT DISTINCT {cols} FROM ({typed}) "
+                f"WHERE {u} IS NOT NULL) GROUP BY 1 HAVING count(*) > 1 "
+                f"UNION SELECT key FROM (SELECT DISTINCT CAST({u} AS VARCHAR) AS key "
+                f"FROM ({typed}) WHERE {u} IS NOT NULL) "
+                "QUALIFY count(*) OVER (PARTITION BY lower(trim(key))) > 1"
             )
         except _READ_ERRORS as err:
             tr.problems.append(_unreadable(name, read.source.display, err, read))

@@ -315,8 +315,9 @@ def row_rules(spec, *, future_limit: str, fk: bool, unique_keys: str | None) -> 
                 "duplicate_key",
                 spec.unique,
                 "_k_key IS NOT NULL",
-                f"{spec.unique} is not unique (different rows share it)",
-                f"each {spec.unique} exactly once",
+                f"{spec.unique} is not unique (different rows share it, or it differs "
+                "from another only in upper/lower case or spaces)",
+                f"each {spec.unique} exactly once, told apart by more than case or spaces",
             )
         )
     if fk and spec.time_columns:
