@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -130,6 +131,21 @@ def test_score_writes_the_contract_call_list(world, trained, tmp_path):
     assert set(df["client_id"]) == set(active["client_id"].astype(str))
     # the model's risk ranks clearly better than the paused-campaign rule against the truth
     assert df["reasons"].notna().mean() > 0.9
+    # the list keeps the model's strict order: as many distinct written risks as the
+    # champion has distinct raw scores for these clients (no ties from calibration or
+    # from rounding in the file)
+    feats = tmp_path / "f.parquet"
+    r = cp(trained, "features", "build", "--data", str(world), "--as-of", "2025-01-20",
+           "--out", str(feats))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    from churnpredict.config import build_config
+    from churnpredict.tracking import load_champion
+
+    model, _ = load_champion(build_config({"tracking": {"uri": f"sqlite:///{trained}"}}))
+    table = pd.read_parquet(feats).set_index("client_id").loc[df["client_id"]]
+    raw_scores = model.predict_raw(table)
+    written = pd.read_csv(io.StringIO(raw.decode("utf-8-sig")), dtype=str)["risk"]
+    assert written.nunique() == len(np.unique(raw_scores))
 
 
 def test_same_seed_same_call_list(world, trained, tmp_path):
