@@ -440,6 +440,8 @@ def run_score(
         drift = check_drift(drift_reference(model), table, model.feature_names_, cfg)
         if not drift.ok:
             log.warning("%s", drift.text())
+        else:
+            log.info("%s", drift.text())
         X = table[model.feature_names_]
         risk = model.predict_risk(X)
         contrib = model.contributions(X)

@@ -276,7 +276,7 @@ def test_validate_shows_each_tables_coverage(tmp_path):
     r = CliRunner().invoke(app, ["validate", "--data", str(d)])
     assert "covers 2024-01-02 09:00:00 .. 2024-03-01 12:00:00" in r.output
     r = CliRunner().invoke(app, ["validate", "--data", str(d), "--format", "json"])
-    t = json.loads(r.output)["tables"]["campaign_events"]
+    t = json.loads(r.stdout)["tables"]["campaign_events"]  # logs go to stderr
     assert t["first_ts"] == "2024-01-02 09:00:00" and t["last_ts"] == "2024-03-01 12:00:00"
 
 

@@ -164,3 +164,30 @@ def test_old_models_fall_back_to_their_fit_rows():
     ref = {"stats": st, "as_of": ["2024-01-01"], "family": {}, "kind": {}}
     model = SimpleNamespace(metadata_={"drift_reference": ref}, train_stats_={})
     assert drift_reference(model) is ref
+
+
+def test_a_single_feature_past_the_warning_line_is_no_warning_and_lifetime_counts_are_left_out():
+    from churnpredict.drift import DriftReport, reference_stats
+    from churnpredict.features.catalog import Feature
+
+    table = pd.DataFrame({"f": [1.0]})
+    one = DriftReport(table, warn=["spend__a"], min_features=3)
+    assert one.ok
+    three = DriftReport(table, warn=["spend__a", "spend__b", "spend__c"], min_features=3)
+    assert not three.ok
+    spread = DriftReport(table, warn=["spend__a", "contacts__b", "invoices__c"], min_features=3)
+    assert spread.ok
+    assert not DriftReport(table, warn=["spend__a"], fail=["spend__a"], min_features=3).ok
+    rows = pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(["2024-01-01"] * 3),
+            "spend__events__total": [10.0, 20.0, 30.0],
+            "spend__events__7d": [1.0, 2.0, 3.0],
+        }
+    )
+    cat = [
+        Feature("spend__events__total", "spend", "days with spend since the first", "count"),
+        Feature("spend__events__7d", "spend", "days with spend in the last 7 days", "count", 7),
+    ]
+    ref = reference_stats(rows, cat)
+    assert set(ref["stats"]) == {"spend__events__7d"}
