@@ -79,6 +79,11 @@ def cli(store, *args, env=None, timeout=600, config=True):
     return p.returncode, p.stdout, p.stderr, time.monotonic() - t0
 
 
+def _score(world: Path, out: Path) -> tuple[str, ...]:
+    """The arguments of `score` for the world's last day into ``out``."""
+    return ("score", "--data", str(world), "--as-of", _last_day(world), "--out", str(out))
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("faults") / "data"
@@ -215,13 +220,7 @@ def test_tracking_server_down_is_exit_6_within_seconds(world, tmp_path):
     out = tmp_path / "lists" / "l.csv"
     rc, so, se, sec = cli(
         "http://127.0.0.1:9",
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        _last_day(world),
-        "--out",
-        str(out),
+        *_score(world, out),
     )
     assert rc == 6, se
     assert "http://127.0.0.1:9" in se and "no champion" not in se
@@ -239,13 +238,7 @@ def test_log_json_error_lines_are_json(world, tmp_path):
     rc, so, se, _ = cli(
         "http://127.0.0.1:9",
         "--log-json",
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        _last_day(world),
-        "--out",
-        str(tmp_path / "l.csv"),
+        *_score(world, tmp_path / "l.csv"),
     )
     assert rc == 6
     lines = [json.loads(line) for line in se.strip().splitlines()]
@@ -258,13 +251,7 @@ def test_log_json_error_lines_are_json(world, tmp_path):
 def test_unusable_store_uris_are_exit_6(world, tmp_path, uri):
     rc, so, se, _ = cli(
         uri,
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        _last_day(world),
-        "--out",
-        str(tmp_path / "l.csv"),
+        *_score(world, tmp_path / "l.csv"),
     )
     assert rc == 6, se
     assert uri in se and "Traceback" not in se and "internal error" not in se
@@ -274,13 +261,7 @@ def test_misspelt_sqlite_store_is_not_created(world, store, tmp_path):
     typo = store.parent / "mlfow.db"
     rc, so, se, _ = cli(
         typo,
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        _last_day(world),
-        "--out",
-        str(tmp_path / "l.csv"),
+        *_score(world, tmp_path / "l.csv"),
     )
     assert rc == 3 and "does not exist" in se and "misspelt" in se
     assert not typo.exists()
@@ -440,13 +421,7 @@ def test_a_second_score_on_the_same_list_is_refused_while_the_first_runs(world, 
         store,
         "features",
         flag,
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        _last_day(world),
-        "--out",
-        str(out),
+        *_score(world, out),
     )
     try:
         _wait_for(flag, first)
@@ -549,13 +524,7 @@ def test_absurd_dates_and_output_paths_are_exit_2(world, store, tmp_path):
     (tmp_path / "afile").write_text("x")
     rc, so, se, _ = cli(
         store,
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        _last_day(world),
-        "--out",
-        str(tmp_path / "afile" / "l.csv"),
+        *_score(world, tmp_path / "afile" / "l.csv"),
     )
     assert rc == 2 and "is a file" in se and "Traceback" not in se, se
 
@@ -563,13 +532,7 @@ def test_absurd_dates_and_output_paths_are_exit_2(world, store, tmp_path):
 def test_every_run_logs_config_data_store_and_model(world, store, tmp_path):
     rc, so, se, _ = cli(
         store,
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        _last_day(world),
-        "--out",
-        str(tmp_path / "l.csv"),
+        *_score(world, tmp_path / "l.csv"),
         config=False,
     )
     assert rc == 0, se
