@@ -235,6 +235,9 @@ class DriftReport:
     tripped : list of str
         Source tables with at least ``fail_min_features`` features above ``psi_fail``
         (the gate's reason to fail).
+    noisy : list of str
+        Source tables with at least ``fail_min_features`` features above ``psi_warn``
+        (worth a warning).
     no_stats : list of str
         Expected features without training statistics (not checked).
     """
@@ -248,20 +251,14 @@ class DriftReport:
     by_table: list[str] = field(default_factory=list)
     reference: str = "the model's fit rows"
     tripped: list[str] = field(default_factory=list)
-    min_features: int = 1
+    noisy: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Return True unless a feature passed ``psi_fail`` or a source table has at least
-        ``min_features`` features past ``psi_warn`` (one feature a little past the
-        warning line is the noise of a normal day, not news)."""
-        if self.fail:
-            return False
-        counts: dict[str, int] = {}
-        for f in self.warn:
-            fam = f.split("__", 1)[0]
-            counts[fam] = counts.get(fam, 0) + 1
-        return all(n < self.min_features for n in counts.values())
+        ``fail_min_features`` features past ``psi_warn`` (``noisy``): one feature a little
+        past the warning line is the noise of a normal day, not news."""
+        return not self.fail and not self.noisy
 
     def text(self, limit: int = 10) -> str:
         """Render a short report for people: per source table first, then features."""
@@ -345,21 +342,23 @@ def check_drift(
     vals = table.set_index("feature")["psi"]
     warn = [f for f, v in vals.items() if v > dcfg.psi_warn]
     fail = [f for f, v in vals.items() if v > dcfg.psi_fail]
+
     # the gate trips on a source table with several features past psi_fail (a broken or
     # stopped feed moves many at once); one feature alone is a warning (e.g. a wave of
     # account-manager changes moves "days since manager change" on a normal day)
-    per_table: dict[str, list[str]] = {}
-    for f in fail:
-        per_table.setdefault(_family(f, family), []).append(f)
-    tripped = {
-        fam: feats for fam, feats in per_table.items() if len(feats) >= dcfg.fail_min_features
-    }
+    def tables_with_many(feats: list[str]) -> dict[str, list[str]]:
+        per_table: dict[str, list[str]] = {}
+        for f in feats:
+            per_table.setdefault(_family(f, family), []).append(f)
+        return {t: fs for t, fs in per_table.items() if len(fs) >= dcfg.fail_min_features}
+
+    tripped = tables_with_many(fail)
     by_table = _by_table(warn, stats, X_today, family, kind)
     report = DriftReport(
         table, warn, fail, no_stats, dcfg.psi_warn, dcfg.psi_fail, by_table, reference
     )
     report.tripped = sorted(tripped)
-    report.min_features = dcfg.fail_min_features
+    report.noisy = sorted(tables_with_many(warn))
     if tripped and dcfg.action == "fail":
         tables = ", ".join(
             f"{fam} ({len(feats)} features)" for fam, feats in sorted(tripped.items())

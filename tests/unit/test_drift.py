@@ -167,17 +167,23 @@ def test_old_models_fall_back_to_their_fit_rows():
 
 
 def test_a_single_feature_past_the_warning_line_is_no_warning_and_lifetime_counts_are_left_out():
-    from churnpredict.drift import DriftReport, reference_stats
+    from churnpredict.drift import reference_stats
     from churnpredict.features.catalog import Feature
 
-    table = pd.DataFrame({"f": [1.0]})
-    one = DriftReport(table, warn=["spend__a"], min_features=3)
-    assert one.ok
-    three = DriftReport(table, warn=["spend__a", "spend__b", "spend__c"], min_features=3)
-    assert not three.ok
-    spread = DriftReport(table, warn=["spend__a", "contacts__b", "invoices__c"], min_features=3)
-    assert spread.ok
-    assert not DriftReport(table, warn=["spend__a"], fail=["spend__a"], min_features=3).ok
+    cfg = DriftConfig(fail_min_features=3)
+    ref = {f: {"edges": [0.5], "shares": [1.0, 0.0], "missing": 0.0} for f in "abcd"}
+    names = ["spend__a", "spend__b", "spend__c", "contacts__d"]
+    stats = {n: ref[n[-1]] for n in names}
+    shifted = pd.DataFrame({n: np.r_[np.zeros(90), np.ones(10)] for n in names})  # PSI ~0.7
+    mild = pd.DataFrame({n: np.r_[np.zeros(97), np.ones(3)] for n in names})  # PSI ~0.2
+
+    def report(frame, cols):
+        return check_drift(stats, frame[cols], cols, cfg)
+
+    assert report(mild, ["spend__a", "contacts__d"]).ok  # one per table past psi_warn
+    r = report(mild, names)
+    assert not r.ok and r.noisy == ["spend"]  # three in one table
+    assert not report(shifted, ["spend__a"]).ok  # past psi_fail
     rows = pd.DataFrame(
         {
             "as_of": pd.to_datetime(["2024-01-01"] * 3),
