@@ -374,20 +374,9 @@ def test_killed_score_leaves_the_previous_lists_intact(world, store, tmp_path, p
     assert rc == 0, se
     snapshot = {p: p.read_bytes() for p in out.parent.rglob("*.csv")}
     flag = tmp_path / "flag"
-    proc = _start_with_fault(
-        store,
-        point,
-        flag,
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        day,
-        "--out",
-        str(out),
-        "--split-by",
-        "account_manager",
-    )
+    split = ("score", "--data", str(world), "--as-of", day, "--out", str(out),
+             "--split-by", "account_manager")  # fmt: skip
+    proc = _start_with_fault(store, point, flag, *split)
     _wait_for(flag, proc)
     proc.send_signal(sig)
     proc.wait(timeout=60)
@@ -396,18 +385,7 @@ def test_killed_score_leaves_the_previous_lists_intact(world, store, tmp_path, p
         assert proc.returncode == 128 + signal.SIGTERM
         assert _no_temp_files(out.parent) == []  # cleaned up on the way out
     # the next run succeeds (the lock died with the process) and removes leftovers
-    rc, so, se, _ = cli(
-        store,
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        day,
-        "--out",
-        str(out),
-        "--split-by",
-        "account_manager",
-    )
+    rc, so, se, _ = cli(store, *split)
     assert rc == 0, se
     assert _no_temp_files(out.parent) == []
     dates = {_rows(p)[1][_rows(p)[0].index("as_of")] for p in out.parent.rglob("*.csv")}
