@@ -18,10 +18,10 @@ help: ## Show this help
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,spark]"
 	@touch $@
 
-setup: $(VENV)/.installed ## Create .venv and install the package with dev extras
+setup: $(VENV)/.installed ## Create .venv and install the package with dev and spark extras
 
 demo: setup ## Simulate a world, train, score the last day, print where the call list is
 	$(CP) simulate --out $(DEMO_DIR) --seed 42
