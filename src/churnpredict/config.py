@@ -322,6 +322,18 @@ class TrackingConfig(Section):
     model_name: str = "churnpredict"
 
 
+# ---------------------------------------------------------------------------- spark
+class SparkConfig(Section):
+    """The Spark session of ``--engine spark`` (docs/spark.md)."""
+
+    master: str | None = "local[2]"  # null: whatever spark-submit / the cluster set
+    app_name: str = "churnpredict"
+    driver_memory: str | None = "2g"  # only when this process starts the JVM
+    executor_memory: str | None = None
+    shuffle_partitions: int = Field(8, ge=1)
+    conf: dict[str, str] = {}  # any other spark.* setting, e.g. s3a credentials provider
+
+
 # ------------------------------------------------------------------------- simulate
 class SegmentParams(Section):
     """One client segment of the synthetic world."""
@@ -491,6 +503,7 @@ class Config(Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     calls: CallsConfig = CallsConfig()
     tracking: TrackingConfig = TrackingConfig()
+    spark: SparkConfig = SparkConfig()
     simulate: SimulateConfig = SimulateConfig()
 
     def fingerprint(self) -> str:

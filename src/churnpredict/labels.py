@@ -31,6 +31,7 @@ from datetime import timedelta
 
 import pandas as pd
 
+from churnpredict import data
 from churnpredict.config import Config
 from churnpredict.errors import DataError
 
@@ -141,17 +142,12 @@ def _before_coverage_sql(ds, cfg: Config) -> str | None:
         """
 
 
-def derive_freezes(ds, cfg: Config) -> pd.DataFrame:
-    """Return the freezes ``(client_id, frozen_at, unfrozen_at)`` used for labels.
+def freezes_frame(ds, cfg: Config):
+    """Return the freezes used for labels as an engine frame (see :func:`derive_freezes`).
 
-    Uses the ``freezes`` table when the rule says so (``auto`` and present, or
-    ``freezes``), otherwise the idle rule over ``label.idle_source``. With the table,
-    clients already frozen (by the idle rule) when it begins stay frozen until they
-    run again (see :func:`_before_coverage_sql`); these freezes start before the
-    table's coverage, so they never make a label, only keep such clients out of the
-    active population.
+    A ``pyarrow.Table`` on the local engine, a lazy Spark DataFrame on Spark; pass it
+    to :func:`build_spine` (``freezes=``) so the spine does not derive them again.
     """
-    con = ds.con
     rule = cfg.label.rule
     if rule == "freezes" or (rule == "auto" and "freezes" in ds.present):
         if "freezes" not in ds.present:
@@ -166,8 +162,25 @@ def derive_freezes(ds, cfg: Config) -> pd.DataFrame:
             sql += f" UNION ALL ({before})"
     else:
         sql = _idle_freezes_sql(ds, cfg)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _freezes AS {sql}")
-    return con.execute("SELECT * FROM _freezes ORDER BY client_id, frozen_at").df()
+    return data.frame(ds, sql)
+
+
+def derive_freezes(ds, cfg: Config) -> pd.DataFrame:
+    """Return the freezes ``(client_id, frozen_at, unfrozen_at)`` used for labels.
+
+    Uses the ``freezes`` table when the rule says so (``auto`` and present, or
+    ``freezes``), otherwise the idle rule over ``label.idle_source``. With the table,
+    clients already frozen (by the idle rule) when it begins stay frozen until they
+    run again (see :func:`_before_coverage_sql`); these freezes start before the
+    table's coverage, so they never make a label, only keep such clients out of the
+    active population. Rows are ordered by client and ``frozen_at``; the frame can be
+    passed to :func:`build_spine` as ``freezes``.
+    """
+    return data.query(
+        ds,
+        "SELECT * FROM _freezes ORDER BY client_id, frozen_at",
+        {"_freezes": freezes_frame(ds, cfg)},
+    )
 
 
 def label_source(ds, cfg: Config) -> str:
@@ -294,7 +307,7 @@ def _ended_sql(ds, cfg: Config) -> str | None:
     """Return SQL giving ``(client_id, ended_at)`` for ``label.ended``, or None."""
     ended = cfg.label.ended
     if ended.column:
-        have = {r[0] for r in ds.con.execute("DESCRIBE clients").fetchall()}
+        have = set(data.columns(ds, "clients"))
         if ended.column not in have:
             raise DataError(
                 f"label.ended.column '{ended.column}' is not a column of clients",
@@ -319,33 +332,22 @@ def _ended_sql(ds, cfg: Config) -> str | None:
     return None
 
 
-def build_spine(ds, cfg: Config, as_of_dates, *, with_label: bool = True) -> pd.DataFrame:
-    """Return ``(client_id, as_of[, label])`` for every client active at each date.
+def spine_frame(ds, cfg: Config, as_of_dates, *, with_label: bool = True, freezes=None):
+    """Return the spine of :func:`build_spine` as an engine frame (unordered).
 
-    ``derive_freezes`` must have run on ``ds`` first (it leaves ``_freezes`` in the
-    connection); this is done automatically when missing.
+    ``freezes`` is the output of :func:`freezes_frame` or :func:`derive_freezes`
+    (derived here when not given). On Spark the result stays on the cluster.
     """
-    con = ds.con
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_freezes'"
-    ).fetchall()[0][0]
-    if not exists:
-        derive_freezes(ds, cfg)
+    if freezes is None:
+        freezes = freezes_frame(ds, cfg)
     dates = pd.DataFrame({"as_of": pd.to_datetime(list(as_of_dates)).normalize()})
-    if dates.empty:
-        cols = ["client_id", "as_of"] + (["label"] if with_label else [])
-        return pd.DataFrame(columns=cols)
     ended = _ended_sql(ds, cfg)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _ended AS "
-        + (
-            f"SELECT client_id, min(ended_at) AS ended_at FROM ({ended}) GROUP BY client_id"
-            if ended
-            else "SELECT CAST(NULL AS VARCHAR) AS client_id, CAST(NULL AS TIMESTAMP) AS ended_at "
-            "WHERE false"
-        )
+    ended_sql = (
+        f"SELECT client_id, min(ended_at) AS ended_at FROM ({ended}) GROUP BY client_id"
+        if ended
+        else "SELECT CAST(NULL AS VARCHAR) AS client_id, CAST(NULL AS TIMESTAMP) AS ended_at "
+        "WHERE false"
     )
-    con.register("_dates_df", dates)
     h = int(cfg.label.horizon_days)
     label_sql = (
         f""", EXISTS (SELECT 1 FROM _freezes f WHERE f.client_id = c.client_id
@@ -357,20 +359,36 @@ def build_spine(ds, cfg: Config, as_of_dates, *, with_label: bool = True) -> pd.
     )
     # not frozen at T: a freeze that ends on day T itself (unfrozen_at >= T) still holds,
     # as the rows of day T are not known at T; ended: from ended_at on
-    df = con.execute(
+    return data.frame(
+        ds,
         f"""
         SELECT c.client_id, d.as_of {label_sql}
-        FROM clients c LEFT JOIN _ended e USING (client_id)
+        FROM clients c LEFT JOIN ({ended_sql}) e USING (client_id)
         CROSS JOIN (SELECT CAST(as_of AS TIMESTAMP) AS as_of FROM _dates_df) d
         WHERE CAST(c.signup_date AS TIMESTAMP) < d.as_of
           AND (e.ended_at IS NULL OR e.ended_at > d.as_of)
           AND NOT EXISTS (SELECT 1 FROM _freezes f WHERE f.client_id = c.client_id
                           AND f.frozen_at <= d.as_of
                           AND (f.unfrozen_at IS NULL OR f.unfrozen_at >= d.as_of))
-        ORDER BY d.as_of, c.client_id
-        """
-    ).df()
-    con.unregister("_dates_df")
+        """,
+        {"_freezes": freezes, "_dates_df": dates},
+    )
+
+
+def build_spine(
+    ds, cfg: Config, as_of_dates, *, with_label: bool = True, freezes=None
+) -> pd.DataFrame:
+    """Return ``(client_id, as_of[, label])`` for every client active at each date.
+
+    Rows are ordered by ``as_of`` then ``client_id``. ``freezes`` (from
+    :func:`derive_freezes` or :func:`freezes_frame`) is derived here when not given.
+    """
+    as_of_dates = list(as_of_dates)
+    if not as_of_dates:
+        cols = ["client_id", "as_of"] + (["label"] if with_label else [])
+        return pd.DataFrame(columns=cols)
+    spine = spine_frame(ds, cfg, as_of_dates, with_label=with_label, freezes=freezes)
+    df = data.query(ds, "SELECT * FROM _spine ORDER BY as_of, client_id", {"_spine": spine})
     df["as_of"] = pd.to_datetime(df["as_of"])
     df["client_id"] = df["client_id"].astype(str)
     if with_label:
