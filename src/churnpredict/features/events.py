@@ -19,6 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from churnpredict.features.catalog import Feature
+from churnpredict.features.declarations import (
+    Aggregation,
+    At,
+    DaysSince,
+    Div,
+    FeatureDecl,
+    Source,
+    Sub,
+    window,
+)
 from churnpredict.features.engine import FeatureExpr, Measure, Stream
 
 OTHER = "(other)"  # a category value no slice names
@@ -274,3 +284,150 @@ def event_source_part(
                 )
             )
     return part
+
+
+def declare_source(
+    name: str,
+    table: str,
+    ts: str,
+    noun: str,
+    slices: list[tuple[tuple[str, ...], list[tuple[str, ...]]]],
+    numerics: list[str],
+    windows: list[int],
+    trend_windows: list[int],
+    recency: bool = True,
+    keep: dict[str, list[str]] | None = None,
+) -> list[FeatureDecl]:
+    """Declare the generic families for one event table (parameters as
+    :func:`event_source_part`)."""
+    group_cols = sorted({c for cols, _ in slices for c in cols})
+    keep = keep or {}
+    src = Source(
+        name=name,
+        table=table,
+        time=ts,
+        categories=tuple(group_cols),
+        keep=tuple((c, tuple(keep[c])) for c in group_cols if c in keep),
+        numerics=tuple(numerics),
+    )
+    # (slug, description, slice values, count measure, last measure)
+    groups: list[tuple[str, str, tuple[str, ...], Aggregation, Aggregation]] = [
+        ("events", noun, (), Aggregation(src, "count"), Aggregation(src, "last"))
+    ]
+    seen = {"events"}
+    for cols, values in slices:
+        for vals in values:
+            s = slug(*vals)
+            if s in seen:
+                continue
+            seen.add(s)
+            where = tuple(zip(cols, vals, strict=True))
+            desc = f"{noun} with " + ", ".join(f"{c} {v}" for c, v in where)
+            groups.append(
+                (
+                    s,
+                    desc,
+                    tuple(vals),
+                    Aggregation(src, "count", where=where),
+                    Aggregation(src, "last", where=where),
+                )
+            )
+    out = [
+        FeatureDecl(
+            f"{name}__events__total",
+            name,
+            f"{noun} since the client's first",
+            "count",
+            At(groups[0][3]),
+            tags=(name,),
+        )
+    ]
+    for s, desc, vals, n, last in groups:
+        tags = (name, *vals)
+        for w in windows:
+            out.append(
+                FeatureDecl(
+                    f"{name}__{s}__{w}d",
+                    name,
+                    f"{desc} in {window_label(w)}",
+                    "count",
+                    window(n, w),
+                    w,
+                    vals,
+                    tags=tags,
+                )
+            )
+        for w in trend_windows:
+            out.append(
+                FeatureDecl(
+                    f"{name}__{s}__{w}d__trend",
+                    name,
+                    f"change in {desc} in {window_label(w)} vs the {w} days before",
+                    "trend",
+                    Sub(window(n, w), Sub(At(n, w), At(n, 2 * w))),
+                    w,
+                    vals,
+                    tags=(*tags, "trend"),
+                )
+            )
+        if recency:
+            out.append(
+                FeatureDecl(
+                    f"{name}__{s}__days_since",
+                    name,
+                    f"days since the last of {desc}",
+                    "days_since",
+                    DaysSince(At(last)),
+                    None,
+                    vals,
+                    tags=(*tags, "days_since"),
+                )
+            )
+    count = groups[0][3]
+    for raw in numerics:
+        c = slug(raw)
+        total = Aggregation(src, "sum", raw)
+        for w in windows:
+            out.append(
+                FeatureDecl(
+                    f"{name}__{c}__{w}d",
+                    name,
+                    f"total {raw} in {window_label(w)}",
+                    "sum",
+                    window(total, w),
+                    w,
+                    (),
+                    raw,
+                    tags=(name, raw),
+                )
+            )
+            out.append(
+                FeatureDecl(
+                    f"{name}__{c}_mean__{w}d",
+                    name,
+                    f"average {raw} per {noun[:-1] if noun.endswith('s') else noun} "
+                    f"in {window_label(w)}",
+                    "mean",
+                    Div(window(total, w), window(count, w)),
+                    w,
+                    (),
+                    raw,
+                    tags=(name, raw),
+                )
+            )
+        for w in trend_windows:
+            prev = Sub(At(total, w), At(total, 2 * w))
+            out.append(
+                FeatureDecl(
+                    f"{name}__{c}__{w}d__trend",
+                    name,
+                    f"relative change of {raw} in {window_label(w)} vs the {w} days before",
+                    "trend",
+                    Div(Sub(window(total, w), prev), prev),
+                    w,
+                    (),
+                    raw,
+                    tags=(name, raw, "trend"),
+                )
+            )
+    return out

@@ -19,6 +19,7 @@ from typing import Any
 
 from churnpredict.errors import DataError
 from churnpredict.features.catalog import Feature
+from churnpredict.features.declarations import At, FeatureDecl, Static
 from churnpredict.features.events import Part, ident, quote, slug
 
 
@@ -83,3 +84,43 @@ def static_part(static: dict[str, Any]) -> Part:
             )
         )
     return part
+
+
+def declare_static(static: dict[str, Any]) -> list[FeatureDecl]:
+    """Declare the static client-column features of a resolved ``static`` spec."""
+    out: list[FeatureDecl] = []
+    for col in static.get("numerics", []):
+        out.append(
+            FeatureDecl(
+                f"profile__client_{slug(col)}",
+                "profile",
+                f"client's {col}",
+                "state",
+                At(Static(col)),
+                None,
+                (),
+                col,
+                ("client_column",),
+            )
+        )
+    for col, values in static.get("categories", {}).items():
+        seen: set[str] = set()
+        for v in values:
+            name = f"profile__client_{slug(col)}_{slug(v)}"
+            if name in seen:
+                continue
+            seen.add(name)
+            out.append(
+                FeatureDecl(
+                    name,
+                    "profile",
+                    f"client's {col} is {v}",
+                    "flag",
+                    At(Static(col, "equals", v)),
+                    None,
+                    (v,),
+                    col,
+                    ("client_column",),
+                )
+            )
+    return out
