@@ -18,8 +18,8 @@ from churnpredict.config import Config
 from churnpredict.errors import DataError, UsageError
 from churnpredict.features.build import (
     build_features,
+    catalog_of,
     constant_columns,
-    make_plan,
     resolve_spec,
 )
 from churnpredict.features.catalog import Feature
@@ -116,7 +116,7 @@ def feature_catalog(cfg: Config, data_dir: Path | None = None) -> list[Feature]:
         spec = resolve_spec(ds, cfg)
     else:
         spec = _static_spec(cfg)
-    return make_plan(spec)[1]
+    return catalog_of(spec)
 
 
 def _static_spec(cfg: Config) -> dict[str, Any]:

@@ -380,7 +380,7 @@ def test_many_snapshots_equal_snapshots_built_one_by_one(world):
 
 
 def _engine_plan(stream):
-    from churnpredict.features.engine import FeatureExpr, Plan
+    from churnpredict.features.backends.engine import FeatureExpr, Plan
 
     feats = [
         FeatureExpr("n_7d", "o0_s__n - o7_s__n"),
@@ -392,7 +392,7 @@ def _engine_plan(stream):
 
 
 def _engine_measures():
-    from churnpredict.features.engine import Measure
+    from churnpredict.features.backends.engine import Measure
 
     return (
         Measure("n", "sum(n)", base="n"),
@@ -415,7 +415,7 @@ def test_a_stream_given_as_arrays_equals_the_same_stream_in_sql():
     included (a client without rows, rows on/after as-of, a kind that never occurs)."""
     import duckdb
 
-    from churnpredict.features.engine import Stream, compute
+    from churnpredict.features.backends.engine import Stream, compute
 
     rng = np.random.default_rng(7)
     n = 3000
@@ -476,7 +476,7 @@ def test_a_stream_given_as_arrays_equals_the_same_stream_in_sql():
 def test_engine_leaves_no_scratch_tables_even_when_a_stream_fails():
     import duckdb
 
-    from churnpredict.features.engine import Stream, compute
+    from churnpredict.features.backends.engine import Stream, compute
 
     con = duckdb.connect()
     con.execute("CREATE TABLE ev AS SELECT 'c1' AS client_id, DATE '2024-01-01' AS day")
@@ -491,7 +491,7 @@ def test_engine_leaves_no_scratch_tables_even_when_a_stream_fails():
 def _spy_on(monkeypatch, name: str) -> list[tuple[str, bool]]:
     """Wrap the engine's fetch function ``name``; the returned list gets ``(stream
     name, whether it returned rows)`` for every call."""
-    from churnpredict.features import engine
+    from churnpredict.features.backends import engine
 
     calls: list[tuple[str, bool]] = []
     real = getattr(engine, name)
@@ -508,13 +508,14 @@ def _spy_on(monkeypatch, name: str) -> list[tuple[str, bool]]:
 def test_raw_rows_pivoted_in_numpy_equal_the_grouping_in_sql(monkeypatch):
     """Streams sliced by categories are fetched as raw rows and pivoted in NumPy; past
     RAW_ROWS rows they are grouped in SQL instead; both give the same features."""
-    from churnpredict.features import engine
+    from churnpredict.features.backends import engine
 
     fetched = _spy_on(monkeypatch, "_fetch_raw")
     ds = tiny()
     dates = ["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-25", "2024-03-30"]
     raw, _, _ = features_at(ds, dates)
-    assert {"campaigns", "contacts", "inv"} <= {name for name, ok in fetched if ok}
+    raw_streams = {name.partition("_")[2] for name, ok in fetched if ok}
+    assert {"campaigns", "contacts", "activity"} <= raw_streams
     fetched.clear()
     monkeypatch.setattr(engine, "RAW_ROWS", 0)
     grouped, _, _ = features_at(ds, dates)
@@ -528,7 +529,7 @@ def test_unsliced_rows_reduced_by_runs_equal_the_grouping_in_sql(monkeypatch):
     (client, bucket) keys, batch by batch, while rows come grouped by client; rows in
     another order are sorted first (or, by default, grouped in SQL). All give the same
     features, also with keys split across batches and with missing numbers."""
-    from churnpredict.features import engine
+    from churnpredict.features.backends import engine
 
     rng = np.random.default_rng(7)
     days = pd.date_range("2023-12-01", "2024-03-31", freq="D")
@@ -555,7 +556,7 @@ def test_unsliced_rows_reduced_by_runs_equal_the_grouping_in_sql(monkeypatch):
         ds.con.unregister("_spend")
         used.clear()
         table = features_at(ds, dates)[0]
-        return table, dict(used)
+        return table, {name.partition("_")[2]: ok for name, ok in used}  # "s3_spend"
 
     monkeypatch.setattr(engine, "RUN_MIN_LENGTH", 10**9)  # never grouped enough: SQL
     grouped, how = build(spend)
@@ -578,7 +579,7 @@ def test_unsliced_rows_reduced_by_runs_equal_the_grouping_in_sql(monkeypatch):
 def test_lookups_by_binary_search_equal_the_dense_index(monkeypatch):
     """Past a size the engine looks groups up by binary search instead of a dense
     (client, boundary) table; both give the same features."""
-    from churnpredict.features import engine
+    from churnpredict.features.backends import engine
 
     ds = tiny()
     dates = ["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-25", "2024-03-30"]
@@ -600,7 +601,7 @@ def test_lookups_by_binary_search_equal_the_dense_index(monkeypatch):
 def test_group_running_max_skips_nan_and_restarts_per_group(values):
     """Running maxima per group (rows sorted by group), NaN being no value: the same
     with a caller's buffers and the whole-number hint as computed by pandas."""
-    from churnpredict.features.engine import _group_running_max
+    from churnpredict.features.backends.engine import _group_running_max
 
     v = np.array(values)
     group = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 3])
@@ -625,7 +626,7 @@ def test_buckets_by_table_equal_the_binary_search(bounds, days, far):
     """A day's bucket (boundaries <= day) from the day table equals np.searchsorted,
     for days before, between and after the boundaries; boundaries far apart fall
     back to the search."""
-    from churnpredict.features.engine import _buckets
+    from churnpredict.features.backends.engine import _buckets
 
     b = np.array(sorted(bounds + ([2_000_000] if far else [])), dtype=np.int64)
     d = np.array(days, dtype=np.int32)
@@ -638,10 +639,11 @@ def test_arithmetic_features_in_numpy_equal_duckdb_bit_for_bit(monkeypatch):
     values with NaN, zeros, negatives and fractions, in float32 and float64."""
     import duckdb
 
-    from churnpredict.features import engine
-    from churnpredict.features.build import make_plan
+    from churnpredict.features.backends import engine
+    from churnpredict.features.backends.local import compile_plan
+    from churnpredict.features.declarations import declare
 
-    plan, _ = make_plan(resolve_spec(tiny(), CFG))
+    plan = compile_plan(declare(resolve_spec(tiny(), CFG)))
     features = plan.features + [
         engine.FeatureExpr("x_prec", "o0_s__a / 3 - o0_s__b * 0.1 + -o7_s__a"),
         engine.FeatureExpr("x_div", "o0_s__a / o0_s__b - as_of"),

@@ -13,18 +13,11 @@ from typing import Any
 import pandas as pd
 
 from churnpredict.config import Config, SliceConfig, SourceConfig
-from churnpredict.features import campaigns, invoices, profile, spend, static
+from churnpredict.errors import DataError
+from churnpredict.features.backends import get_backend
+from churnpredict.features.backends.sql import category_sql, ident, quote
 from churnpredict.features.catalog import Feature
-from churnpredict.features.engine import Plan, compute
-from churnpredict.features.events import (
-    MISSING,
-    OTHER,
-    Part,
-    category_sql,
-    event_source_part,
-    ident,
-    quote,
-)
+from churnpredict.features.declarations import MISSING, OTHER, declare
 
 SPEC_VERSION = 1
 log = logging.getLogger("churnpredict.features")
@@ -144,6 +137,34 @@ def _exists(con, table: str, by: list[str], values) -> bool:
     )
 
 
+def resolve_static(con, cfg) -> dict[str, Any] | None:
+    """Return the static-column spec ``{"numerics": [...], "categories": {col: [values]}}``.
+
+    Category values are the ``top`` most frequent non-empty values in ``clients``
+    (ties by value). Returns None when the config declares no client columns.
+    """
+    cc = cfg.data.client_columns
+    if not cc.numerics and not cc.categories:
+        return None
+    have = {r[0] for r in con.execute("DESCRIBE clients").fetchall()}
+    missing = [c for c in [*cc.numerics, *cc.categories] if c not in have]
+    if missing:
+        raise DataError(
+            f"data.client_columns names columns that clients lacks: {', '.join(missing)}",
+            file="clients",
+            column=missing[0],
+            expected="columns of the clients file (a derived clients table has none)",
+        )
+    cats: dict[str, list[str]] = {}
+    for col in cc.categories:
+        rows = con.execute(
+            f"SELECT CAST({ident(col)} AS VARCHAR) AS v, count(*) AS n FROM clients "
+            f"WHERE {ident(col)} IS NOT NULL GROUP BY 1 ORDER BY n DESC, v LIMIT {int(cc.top)}"
+        ).fetchall()
+        cats[col] = [str(r[0]) for r in rows]
+    return {"numerics": list(cc.numerics), "categories": cats}
+
+
 def _source_configs(ds, cfg: Config) -> dict[str, SourceConfig]:
     """Return the configured sources plus one per declared event table."""
     sources = dict(cfg.features.sources)
@@ -215,7 +236,7 @@ def resolve_spec(ds, cfg: Config) -> dict[str, Any]:
             "rfm_sources": [s for s, v in spec["sources"].items() if v["recency"]],
             "rfm_monetary": monetary,
         }
-    static_spec = static.resolve_static(con, cfg)
+    static_spec = resolve_static(con, cfg)
     if static_spec:
         spec["static"] = static_spec
     for w in warnings:
@@ -234,72 +255,22 @@ def constant_columns(table: pd.DataFrame, catalog: list[Feature]) -> list[str]:
     return out
 
 
-def make_plan(spec: dict[str, Any]) -> tuple[Plan, list[Feature]]:
-    """Turn a resolved spec into the engine's plan and the feature catalog."""
-    windows = spec["windows"]
-    parts: list[Part] = []
-    for name, s in spec["sources"].items():
-        parts.append(
-            event_source_part(
-                name,
-                s["table"],
-                s["ts"],
-                s["noun"],
-                [(tuple(sl["by"]), [tuple(v) for v in sl["values"]]) for sl in s["slices"]],
-                s["numerics"],
-                windows,
-                spec["trend_windows"] if s["trend"] else [],
-                s["recency"],
-                s.get("keep"),
-            )
-        )
-        if name == "spend":
-            parts.append(spend.spend_ratio_part(name, s["numerics"], windows))
-    if spec["campaign_state"]:
-        parts.append(campaigns.campaign_state_part(windows))
-    if spec["invoice_state"]:
-        parts.append(invoices.invoice_part(windows))
-    if "profile" in spec:
-        p = spec["profile"]
-        parts.append(
-            profile.profile_part(
-                p["segments"], p["assignments"], windows, p["rfm_sources"], p["rfm_monetary"]
-            )
-        )
-    if spec.get("static"):
-        parts.append(static.static_part(spec["static"]))
-    plan = Plan()
-    catalog: list[Feature] = []
-    post_stages: list[list] = []
-    for part in parts:
-        plan.streams.extend(part.streams)
-        plan.prepare.extend(part.prepare)
-        for fx, f in part.features:
-            plan.features.append(fx)
-            catalog.append(f)
-        for sql, feats in part.extra_sql:
-            plan.extra_sql.append(sql)
-            catalog.extend(feats)
-        for i, stage in enumerate(part.post):
-            while len(post_stages) <= i:
-                post_stages.append([])
-            post_stages[i].extend(stage)
-    for stage in post_stages:
-        plan.post.append([fx for fx, _ in stage])
-        catalog.extend(f for _, f in stage)
-    names = [f.name for f in catalog]
-    if len(names) != len(set(names)):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"duplicate feature names: {dup[:5]}")
-    return plan, catalog
+def catalog_of(spec: dict[str, Any]) -> list[Feature]:
+    """The feature catalog of a resolved spec."""
+    return [f.feature() for f in declare(spec)]
 
 
 def build_features(
-    ds, spine: pd.DataFrame, cfg: Config, spec: dict[str, Any] | None = None
+    ds,
+    spine: pd.DataFrame,
+    cfg: Config,
+    spec: dict[str, Any] | None = None,
+    backend: str = "local",
 ) -> tuple[pd.DataFrame, list[Feature], dict[str, Any]]:
     """Build every feature for each ``(client_id, as_of)`` of ``spine``.
 
-    Only rows strictly before ``as_of`` 00:00 UTC are used.
+    Only rows strictly before ``as_of`` 00:00 UTC are used. ``backend`` names the
+    backend that evaluates the declarations (``features.backends``).
 
     Returns
     -------
@@ -313,10 +284,11 @@ def build_features(
     """
     if spec is None:
         spec = resolve_spec(ds, cfg)
-    plan, catalog = make_plan(spec)
+    decls = declare(spec)
+    catalog = [f.feature() for f in decls]
     spine = spine.assign(client_id=spine["client_id"].astype(str))
     spine = spine.sort_values(["client_id", "as_of"], kind="stable").reset_index(drop=True)
-    feats = compute(ds.con, spine[["client_id", "as_of"]], plan)
+    feats = get_backend(backend).compute(ds, spine[["client_id", "as_of"]], decls)
     cols = [f.name for f in catalog]
     extra = [c for c in spine.columns if c not in ("client_id", "as_of")]
     head = feats[["client_id", "as_of"]]

@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-from churnpredict.features.catalog import Feature
-from churnpredict.features.engine import FeatureExpr
-from churnpredict.features.events import Part
+from churnpredict.features.declarations import Div, Feat, FeatureDecl
+
+_RATIOS = [
+    ("cost_per_conversion", "spend", "conversions", "cost per conversion"),
+    ("conversion_rate", "conversions", "clicks", "conversions per click"),
+    ("ctr", "clicks", "impressions", "clicks per impression"),
+]
 
 
-def spend_ratio_part(source: str, numerics: list[str], windows: list[int]) -> Part:
-    """Declare cost per conversion, conversion rate and click-through rate per window."""
-    part = Part()
+def declare_ratios(source: str, numerics: list[str], windows: list[int]) -> list[FeatureDecl]:
+    """Declare cost per conversion, conversion rate and click-through rate per window
+    (ratios of the source's window sums; x / 0 is missing)."""
     have = set(numerics)
-    ratios = [
-        ("cost_per_conversion", "spend", "conversions", "cost per conversion"),
-        ("conversion_rate", "conversions", "clicks", "conversions per click"),
-        ("ctr", "clicks", "impressions", "clicks per impression"),
-    ]
-    stage = []
-    for what, num, den, desc in ratios:
+    out = []
+    for what, num, den, desc in _RATIOS:
         if num not in have or den not in have:
             continue
         for w in windows:
-            name = f"{source}__{what}__{w}d"
-            stage.append(
-                (
-                    FeatureExpr(
-                        name, f'"{source}__{num}__{w}d" / NULLIF("{source}__{den}__{w}d", 0)'
-                    ),
-                    Feature(name, source, f"{desc} in the last {w} days", "ratio", w, (), what),
+            out.append(
+                FeatureDecl(
+                    f"{source}__{what}__{w}d",
+                    source,
+                    f"{desc} in the last {w} days",
+                    "ratio",
+                    Div(Feat(f"{source}__{num}__{w}d"), Feat(f"{source}__{den}__{w}d")),
+                    w,
+                    (),
+                    what,
+                    tags=(source, what),
                 )
             )
-    part.post = [stage]
-    return part
+    return out
