@@ -83,12 +83,74 @@ class SparkDataset:
     coverage: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=dict)
     views: dict[str, str] = field(default_factory=dict)  # table -> temp view name
 
+    @property
+    def con(self) -> SparkSQL:
+        """A DuckDB-connection look-alike for read queries (see :class:`SparkSQL`)."""
+        return SparkSQL(self)
+
     def unpersist(self) -> None:
         """Free the cached tables and drop this data set's views."""
         for df in self.tables.values():
             df.unpersist()
         for view in self.views.values():
             self.spark.catalog.dropTempView(view)
+
+
+class SparkSQL:
+    """Read queries in DuckDB's dialect on a :class:`SparkDataset`, connection-style.
+
+    ``execute(sql)`` transpiles the query (:func:`frame`) and returns a result with
+    ``fetchall()``, ``fetchone()`` and ``df()``; ``DESCRIBE <table>`` lists a table's
+    columns; ``register(name, frame)`` adds a view for the following queries. It lets
+    code written against the local engine's connection (slice resolution, the coverage
+    mask, facts) run unchanged on Spark; new code calls :func:`query` instead.
+    """
+
+    def __init__(self, ds: SparkDataset):
+        self.ds = ds
+        self.views: dict[str, Any] = {}
+
+    def execute(self, sql: str, parameters: Any = None) -> _SparkResult:
+        """Run one DuckDB-dialect SELECT (or ``DESCRIBE <table>``) on Spark."""
+        if parameters:
+            raise NotImplementedError("parameters are not supported on Spark")
+        text = sql.strip().rstrip(";")
+        if text.upper().startswith("DESCRIBE ") and " " not in text[9:].strip():
+            name = text[9:].strip().strip('"')
+            df = self.ds.tables[name]
+            return _SparkResult(rows=[(c, t.upper()) for c, t in df.dtypes])
+        return _SparkResult(frame=frame(self.ds, text, self.views))
+
+    def sql(self, sql: str) -> _SparkResult:
+        """Same as :meth:`execute`."""
+        return self.execute(sql)
+
+    def register(self, name: str, value: Any) -> None:
+        """Make ``value`` (a pandas/Arrow/Spark frame) a view called ``name``."""
+        self.views[name] = value
+
+    def unregister(self, name: str) -> None:
+        """Drop the view ``name``."""
+        self.views.pop(name, None)
+
+
+class _SparkResult:
+    def __init__(self, frame: Any = None, rows: list | None = None):
+        self._frame, self._rows = frame, rows
+
+    def fetchall(self) -> list[tuple]:
+        if self._rows is None:
+            self._rows = [tuple(r) for r in self._frame.collect()]
+        return self._rows
+
+    def fetchone(self) -> tuple | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def df(self) -> pd.DataFrame:
+        if self._frame is None:
+            return pd.DataFrame(self._rows)
+        return to_pandas(self._frame)
 
 
 def load(
