@@ -33,6 +33,7 @@ cut-off ``c`` iff ``d < c`` (the point-in-time rule, here and nowhere else).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -50,107 +51,108 @@ def _F():
     return F
 
 
-def _W():
-    from pyspark.sql import Window
+# Expressions are built as Spark SQL text and handed to the JVM in one ``selectExpr`` per
+# projection: building them as Column objects costs one py4j round trip per operator
+# (~90,000 for the default features, most of the time of a small build).
+def _id(name: str) -> str:
+    """Return ``name`` as a Spark SQL identifier."""
+    return "`" + str(name).replace("`", "``") + "`"
 
-    return Window
+
+def _lit(value: str) -> str:
+    """Return ``value`` as a Spark SQL string literal."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _epoch_day(col):
-    F = _F()
-    return F.datediff(F.to_date(col), F.lit(EPOCH).cast("date"))
+def _num(v: float) -> str:
+    v = float(v)
+    if math.isnan(v) or math.isinf(v):
+        raise ValueError(f"not a finite constant: {v}")
+    return f"CAST({v!r} AS DOUBLE)"
+
+
+def _day(col: str) -> str:
+    """SQL: the epoch day of the UTC date of a column."""
+    return f"datediff(to_date({_id(col)}), DATE '{EPOCH}')"
 
 
 # ------------------------------------------------------------------------ row columns
-def _row_expr(e, F):
-    """Return a RowExpr as a Spark Column (double; null when missing)."""
+def _row_sql(e) -> str:
+    """Return a RowExpr as SQL (double; null when missing)."""
     if isinstance(e, D.Col):
-        return F.col(f"`{e.name}`").cast("double")
+        return f"CAST({_id(e.name)} AS DOUBLE)"
     if isinstance(e, D.Const):
-        return F.lit(float(e.value))
+        return _num(e.value)
     if isinstance(e, D.DaysBetween):
-        return F.datediff(F.to_date(F.col(e.end)), F.to_date(F.col(e.start))).cast("double")
+        return f"CAST(datediff(to_date({_id(e.end)}), to_date({_id(e.start)})) AS DOUBLE)"
     if isinstance(e, D.Greater):
-        left, right = _row_expr(e.left, F), _row_expr(e.right, F)
-        return F.when(left.isNull() | right.isNull(), None).otherwise(
-            (left > right).cast("double")
-        )
+        left, right = _row_sql(e.left), _row_sql(e.right)
+        return f"CAST(({left}) > ({right}) AS DOUBLE)"  # null when either is
     if isinstance(e, D.Greatest):
-        return F.greatest(_row_expr(e.left, F), _row_expr(e.right, F))
+        return f"greatest({_row_sql(e.left)}, {_row_sql(e.right)})"
     raise TypeError(f"unknown row expression {e!r}")
 
 
 def _source_rows(tables: dict[str, Any], src: D.Source):
-    """Return the source's events: client_id, day, _t (time), category and number columns."""
-    F, W = _F(), _W()
-    df = tables[src.table]
-    df = df.where(F.col(src.time).isNotNull())
+    """Return the source's events: client_id, _day, category (_c_) and number (_n_) columns."""
+    df = tables[src.table].where(f"{_id(src.time)} IS NOT NULL")
     if src.after_first:
-        w = W.partitionBy("client_id").orderBy(F.col(src.time).cast("timestamp"))
-        df = df.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") > 1).drop("_rn")
+        df = df.selectExpr(
+            "*",
+            f"row_number() OVER (PARTITION BY client_id ORDER BY "
+            f"CAST({_id(src.time)} AS TIMESTAMP)) AS _rn",
+        ).where("_rn > 1")
     keep = src.keep_map()
-    cols = [
-        F.col("client_id"),
-        _epoch_day(F.col(src.time)).alias("_day"),
-        F.col(src.time).cast("timestamp").alias("_t"),
-    ]
+    cols = ["client_id", f"{_day(src.time)} AS _day"]
     for c in src.categories:
-        text = F.col(c).cast("string")
+        text = f"CAST({_id(c)} AS STRING)"
         if c in keep:
-            vals = list(keep[c])
-            mapped = F.when(F.col(c).isNull(), F.lit(D.MISSING))
-            mapped = (
-                mapped.when(text.isin(vals), text).otherwise(F.lit(D.OTHER))
-                if vals
-                else mapped.otherwise(F.lit(D.OTHER))
+            vals = ", ".join(_lit(v) for v in keep[c])
+            listed = f"WHEN {text} IN ({vals}) THEN {text} " if vals else ""
+            cols.append(
+                f"CASE WHEN {_id(c)} IS NULL THEN {_lit(D.MISSING)} {listed}"
+                f"ELSE {_lit(D.OTHER)} END AS {_id('_c_' + c)}"
             )
-            cols.append(mapped.alias(f"_c_{c}"))
         else:
-            cols.append(text.alias(f"_c_{c}"))
+            cols.append(f"{text} AS {_id('_c_' + c)}")
     for c in src.numerics:
-        cols.append(F.col(c).cast("double").alias(f"_n_{c}"))
+        cols.append(f"CAST({_id(c)} AS DOUBLE) AS {_id('_n_' + c)}")
     for name, expr in src.columns:
-        cols.append(_row_expr(expr, F).alias(f"_n_{name}"))
-    return df.select(*cols)
+        cols.append(f"{_row_sql(expr)} AS {_id('_n_' + name)}")
+    return df.selectExpr(*cols)
 
 
-def _where(where, F):
-    cond = F.lit(True)
-    for col, value in where:
-        cond = cond & (F.col(f"_c_{col}") == F.lit(value))
-    return cond
+def _where_sql(where) -> str:
+    return " AND ".join(f"{_id('_c_' + c)} = {_lit(v)}" for c, v in where) or "TRUE"
 
 
 # ------------------------------------------------------------------- delta streams
 class _Stream:
-    """A per-(client, day) frame plus how each of its columns accumulates."""
+    """Rows ``(client_id, _day, columns)`` and how each column accumulates over days."""
 
     def __init__(self, frame, hows: dict[str, tuple[str, int | None]]):
-        self.frame = frame  # client_id, _day, columns
+        self.frame = frame
         self.hows = hows  # column -> ("sum" | "max", decimals)
 
 
 def _aggregation_stream(tables, src: D.Source, aggs: list[tuple[str, D.Aggregation]]):
-    F = _F()
+    """Per source row: its contribution to each aggregation (null = none)."""
     rows = _source_rows(tables, src)
     exprs, hows = [], {}
     for col, a in aggs:
-        cond = _where(a.where, F)
+        cond = _where_sql(a.where)
         if a.op == "count":
-            exprs.append(F.sum(F.when(cond, F.lit(1.0)).otherwise(F.lit(0.0))).alias(col))
+            exprs.append(f"CASE WHEN {cond} THEN 1.0D END AS {col}")
             hows[col] = ("sum", None)
-        elif a.op == "sum":
-            exprs.append(F.sum(F.when(cond, F.col(f"_n_{a.column}"))).alias(col))
-            hows[col] = ("sum", a.decimals)
-        elif a.op == "max":
-            exprs.append(F.max(F.when(cond, F.col(f"_n_{a.column}"))).alias(col))
-            hows[col] = ("max", None)
+        elif a.op in ("sum", "max"):
+            exprs.append(f"CASE WHEN {cond} THEN {_id('_n_' + a.column)} END AS {col}")
+            hows[col] = (a.op, a.decimals if a.op == "sum" else None)
         elif a.op == "last":
-            exprs.append(F.max(F.when(cond, F.col("_day"))).cast("double").alias(col))
+            exprs.append(f"CASE WHEN {cond} THEN CAST(_day AS DOUBLE) END AS {col}")
             hows[col] = ("max", None)
         else:
             raise ValueError(f"unknown aggregation op {a.op!r}")
-    return _Stream(rows.groupBy("client_id", "_day").agg(*exprs), hows)
+    return _Stream(rows.selectExpr("client_id", "_day", *exprs), hows)
 
 
 def _machine(lv: D.Level) -> D.Level:
@@ -159,233 +161,234 @@ def _machine(lv: D.Level) -> D.Level:
 
 
 def _level_events(tables, m: D.Level):
-    """Per event of the machine: client, day, in-state before/after, weight before/after."""
-    F, W = _F(), _W()
+    """Per event: client, day, in the state after/before it, weight after/before it, and
+    the day of the entity's next state-changing event."""
     src = m.source
-    df = tables[src.table].where(F.col(src.time).isNotNull())
-    state = F.col(m.state).cast("string")
-    order = F.lit(len(m.order))
-    for i, v in reversed(list(enumerate(m.order))):
-        order = F.when(state == F.lit(v), F.lit(i)).otherwise(order)
-    weight = F.col(m.weight).cast("double") if m.weight else F.lit(None).cast("double")
-    ev = df.select(
-        F.col("client_id"),
-        F.col(m.entity).cast("string").alias("_e"),
-        F.col(src.time).cast("timestamp").alias("_t"),
-        _epoch_day(F.col(src.time)).alias("_day"),
-        state.alias("_s"),
-        order.alias("_o"),
-        weight.alias("_w"),
-    )
-    is_change = F.lit(True) if m.changes is None else F.col("_s").isin(list(m.changes))
-    ev = ev.withColumn("_chg", is_change)
-    w = (
-        W.partitionBy("client_id", "_e")
-        .orderBy(F.col("_t"), F.col("_o"), F.col("_w").asc_nulls_first())
-        .rowsBetween(W.unboundedPreceding, W.currentRow)
-    )
-    last_state = F.last(F.when(F.col("_chg"), F.col("_s")), ignorenulls=True).over(w)
+    df = tables[src.table].where(f"{_id(src.time)} IS NOT NULL")
+    state = f"CAST({_id(m.state)} AS STRING)"
+    order = " ".join(f"WHEN {state} = {_lit(v)} THEN {i}" for i, v in enumerate(m.order))
+    order = f"CASE {order} ELSE {len(m.order)} END" if order else "0"
+    weight = f"CAST({_id(m.weight)} AS DOUBLE)" if m.weight else "CAST(NULL AS DOUBLE)"
+    changes = "TRUE" if m.changes is None else f"_s IN ({', '.join(_lit(v) for v in m.changes)})"
+    ev = df.selectExpr(
+        "client_id",
+        f"CAST({_id(m.entity)} AS STRING) AS _e",
+        f"CAST({_id(src.time)} AS TIMESTAMP) AS _t",
+        f"{_day(src.time)} AS _day",
+        f"{state} AS _s",
+        f"{order} AS _o",
+        f"{weight} AS _w",
+    ).selectExpr("*", f"coalesce({changes}, FALSE) AS _chg")
+    by = "PARTITION BY client_id, _e ORDER BY _t, _o, _w ASC NULLS FIRST"
+    upto = f"({by} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    after = f"({by} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"
+    last_state = f"last(CASE WHEN _chg THEN _s END, TRUE) OVER {upto}"
     if m.inactive is not None:
-        active = last_state.isNotNull() & ~last_state.isin(list(m.inactive))
+        listed = ", ".join(_lit(v) for v in m.inactive) or "NULL"
+        active = (
+            f"({last_state}) IS NOT NULL AND NOT coalesce(({last_state}) IN ({listed}), FALSE)"
+        )
     else:
-        active = last_state.isNotNull() & last_state.isin(list(m.active))
-    ev = ev.withColumn("_in", active.cast("double"))
-    ev = ev.withColumn("_wl", F.coalesce(F.last("_w", ignorenulls=True).over(w), F.lit(0.0)))
-    w1 = W.partitionBy("client_id", "_e").orderBy(
-        F.col("_t"), F.col("_o"), F.col("_w").asc_nulls_first()
+        listed = ", ".join(_lit(v) for v in m.active) or "NULL"
+        active = f"coalesce(({last_state}) IN ({listed}), FALSE)"
+    ev = ev.selectExpr(
+        "client_id",
+        "_day",
+        "_chg",
+        f"CAST({active} AS DOUBLE) AS _in",
+        f"coalesce(last(_w, TRUE) OVER {upto}, 0.0D) AS _wl",
+        f"first(CASE WHEN _chg THEN _day END, TRUE) OVER {after} AS _next_day",
+        "_e",
+        "_t",
+        "_o",
+        "_w",
     )
-    ev = ev.withColumn("_in0", F.coalesce(F.lag("_in").over(w1), F.lit(0.0)))
-    ev = ev.withColumn("_wl0", F.coalesce(F.lag("_wl").over(w1), F.lit(0.0)))
-    # the next state-changing event of the entity (ends a span that this event opens)
-    nxt = W.partitionBy("client_id", "_e").orderBy(
-        F.col("_t"), F.col("_o"), F.col("_w").asc_nulls_first()
-    )
-    ev = ev.withColumn(
+    return ev.selectExpr(
+        "client_id",
+        "_day",
+        "_chg",
+        "_in",
+        "_wl",
         "_next_day",
-        F.first(F.when(F.col("_chg"), F.col("_day")), ignorenulls=True).over(
-            nxt.rowsBetween(1, W.unboundedFollowing)
-        ),
+        f"coalesce(lag(_in) OVER ({by}), 0.0D) AS _in0",
+        f"coalesce(lag(_wl) OVER ({by}), 0.0D) AS _wl0",
     )
-    return ev
 
 
 def _level_streams(tables, m: D.Level, stats: list[tuple[str, D.Level]]):
     """Return the machine's delta stream and its age_max spans."""
-    F = _F()
     ev = _level_events(tables, m)
     exprs, hows, spans = [], {}, []
     for col, lv in stats:
         if lv.stat == "count":
-            exprs.append(F.sum(F.col("_in") - F.col("_in0")).alias(col))
+            exprs.append(f"_in - _in0 AS {col}")
             hows[col] = ("sum", None)
         elif lv.stat == "weight":
-            d = F.col("_in") * F.col("_wl") - F.col("_in0") * F.col("_wl0")
-            exprs.append(F.sum(d).alias(col))
+            exprs.append(f"_in * _wl - _in0 * _wl0 AS {col}")
             hows[col] = ("sum", lv.decimals)
         elif lv.stat == "last_exit":
-            leave = (F.col("_in0") > 0) & (F.col("_in") <= 0)
-            exprs.append(F.max(F.when(leave, F.col("_day"))).cast("double").alias(col))
+            exprs.append(f"CASE WHEN _in0 > 0 AND _in <= 0 THEN CAST(_day AS DOUBLE) END AS {col}")
             hows[col] = ("max", None)
         elif lv.stat == "age_max":
-            sp = ev.where(F.col("_chg") & (F.col("_in") > 0)).select(
-                "client_id",
-                F.col("_day").alias("_start"),
-                F.col("_day").alias("_open"),
-                F.col("_next_day").alias("_end"),
+            sp = ev.where("_chg AND _in > 0").selectExpr(
+                "client_id", "_day AS _start", "_day AS _open", "_next_day AS _end"
             )
             spans.append((col, sp))
         else:
             raise ValueError(f"unknown level stat {lv.stat!r}")
-    stream = None
-    if exprs:
-        stream = _Stream(ev.groupBy("client_id", "_day").agg(*exprs), hows)
+    stream = _Stream(ev.selectExpr("client_id", "_day", *exprs), hows) if exprs else None
     return stream, spans
 
 
 def _interval_streams(tables, m: D.Interval, stats: list[tuple[str, D.Interval]]):
-    F = _F()
-    df = tables[m.table]
-    start = _epoch_day(F.col(m.start))
-    opened = start
+    """Return ``+``/``-`` rows (opening and closing day) and the age_max spans."""
+    start = _day(m.start)
     if m.known:
-        opened = F.greatest(start, _epoch_day(F.col(m.known)))
-        ok = F.col(m.start).isNotNull() & F.col(m.known).isNotNull()
+        opened = f"greatest({start}, {_day(m.known)})"
+        ok = f"{_id(m.start)} IS NOT NULL AND {_id(m.known)} IS NOT NULL"
     else:
-        ok = F.col(m.start).isNotNull()
-    end = _epoch_day(F.col(m.end)) if m.end else F.lit(None).cast("int")
+        opened, ok = start, f"{_id(m.start)} IS NOT NULL"
+    end = _day(m.end) if m.end else "CAST(NULL AS INT)"
     weights = sorted({iv.weight for _, iv in stats if iv.weight})
-    rows = df.where(ok).select(
-        "client_id",
-        start.alias("_start"),
-        opened.alias("_open"),
-        end.alias("_end"),
-        *[F.col(w).cast("double").alias(f"_w_{w}") for w in weights],
+    rows = (
+        tables[m.table]
+        .where(ok)
+        .selectExpr(
+            "client_id",
+            f"{start} AS _start",
+            f"{opened} AS _open",
+            f"{end} AS _end",
+            *[f"CAST({_id(w)} AS DOUBLE) AS {_id('_w_' + w)}" for w in weights],
+        )
+        .where("_end IS NULL OR _end >= _open")
     )
-    rows = rows.where(F.col("_end").isNull() | (F.col("_end") >= F.col("_open")))
-    exprs_open, exprs_end, hows, spans = [], [], {}, []
+    plus, minus, hows, spans = [], [], {}, []
     for col, iv in stats:
-        if iv.stat == "count":
-            exprs_open.append(F.lit(1.0).alias(col))
-            exprs_end.append(F.lit(-1.0).alias(col))
-            hows[col] = ("sum", None)
-        elif iv.stat == "sum":
-            w = (
-                F.lit(1.0)
-                if iv.weight is None
-                else F.coalesce(F.col(f"_w_{iv.weight}"), F.lit(0.0))
-            )
-            exprs_open.append(w.alias(col))
-            exprs_end.append((-w).alias(col))
-            hows[col] = ("sum", iv.decimals)
+        if iv.stat in ("count", "sum"):
+            w = "1.0D"
+            if iv.stat == "sum" and iv.weight is not None:
+                w = f"coalesce({_id('_w_' + iv.weight)}, 0.0D)"
+            plus.append(f"{w} AS {col}")
+            minus.append(f"-({w}) AS {col}")
+            hows[col] = ("sum", iv.decimals if iv.stat == "sum" else None)
         elif iv.stat == "age_max":
-            spans.append((col, rows.select("client_id", "_start", "_open", "_end")))
+            spans.append((col, rows.selectExpr("client_id", "_start", "_open", "_end")))
         else:
             raise ValueError(f"unknown interval stat {iv.stat!r}")
     stream = None
-    if exprs_open:
-        plus = rows.select("client_id", F.col("_open").alias("_day"), *exprs_open)
-        minus = rows.where(F.col("_end").isNotNull()).select(
-            "client_id", F.col("_end").alias("_day"), *exprs_end
+    if plus:
+        opened_rows = rows.selectExpr("client_id", "_open AS _day", *plus)
+        closed_rows = rows.where("_end IS NOT NULL").selectExpr(
+            "client_id", "_end AS _day", *minus
         )
-        both = plus.unionByName(minus)
-        daily = both.groupBy("client_id", "_day").agg(*[F.sum(c).alias(c) for c in hows])
-        stream = _Stream(daily, hows)
+        stream = _Stream(opened_rows.unionByName(closed_rows), hows)
     return stream, spans
 
 
-def _asof(stream: _Stream, points):
-    """Return ``(client_id, _c, cols)``: each column accumulated over the days ``< _c``."""
-    F, W = _F(), _W()
-    cols = list(stream.hows)
-    data = stream.frame.select("client_id", F.col("_day").alias("_c"), F.lit(1).alias("_k"), *cols)
-    q = points.select(
+def _asof(streams: list[_Stream], long):
+    """Return ``long``'s rows with every stream column accumulated over the days ``< _c``.
+
+    One union of every stream's rows (other streams' columns null) with the query rows,
+    and one window per client ordered by ``(day, query first)``: at a query row of day
+    ``c`` the running sums and maxima hold exactly the rows of the days before ``c``.
+    """
+    hows: dict[str, tuple[str, int | None]] = {}
+    for st in streams:
+        hows.update(st.hows)
+    cols = list(hows)
+    both = long.selectExpr(
         "client_id",
         "_c",
-        F.lit(0).alias("_k"),
-        *[F.lit(None).cast("double").alias(c) for c in cols],
+        "0 AS _k",
+        "_rid",
+        "_o",
+        *[f"CAST(NULL AS DOUBLE) AS {c}" for c in cols],
     )
-    w = (
-        W.partitionBy("client_id")
-        .orderBy("_c", "_k")
-        .rowsBetween(W.unboundedPreceding, W.currentRow)
-    )
+    for st in streams:
+        sel = [
+            f"CAST({c} AS DOUBLE) AS {c}" if c in st.hows else f"CAST(NULL AS DOUBLE) AS {c}"
+            for c in cols
+        ]
+        part = st.frame.selectExpr(
+            "client_id",
+            "_day AS _c",
+            "1 AS _k",
+            "CAST(NULL AS BIGINT) AS _rid",
+            "CAST(NULL AS INT) AS _o",
+            *sel,
+        )
+        both = both.union(part)
+    w = "(PARTITION BY client_id ORDER BY _c, _k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     out = []
     for c in cols:
-        how, decimals = stream.hows[c]
+        how, decimals = hows[c]
         if how == "sum":
-            v = F.coalesce(F.sum(c).over(w), F.lit(0.0))
+            v = f"coalesce(sum({c}) OVER {w}, 0.0D)"
             if decimals is not None:
-                v = F.round(v, decimals)
+                v = f"round({v}, {int(decimals)})"
         else:
-            v = F.max(c).over(w)
-        out.append(v.alias(c))
-    both = data.unionByName(q)
-    return both.select("client_id", "_c", "_k", *out).where(F.col("_k") == 0).drop("_k")
+            v = f"max({c}) OVER {w}"
+        out.append(f"{v} AS {c}")
+    res = both.selectExpr("client_id", "_c", "_k", "_rid", "_o", *out)
+    return res.where("_k = 0").drop("_k")
 
 
-def _span_max(spans, points, col: str):
-    """Return ``(client_id, _c, col)``: max ``_c - _start`` over spans open at ``_c``."""
+def _span_max(spans, long, col: str):
+    """Return ``(_rid, _o, col)``: max ``_c - _start`` over the spans open at ``_c``."""
     F = _F()
     s = spans.alias("s")
-    p = points.alias("p")
+    p = long.alias("p")
     cond = (
         (F.col("s.client_id") == F.col("p.client_id"))
         & (F.col("s._open") < F.col("p._c"))
         & (F.col("s._end").isNull() | (F.col("s._end") >= F.col("p._c")))
     )
     j = p.join(s, cond, "inner")
-    return j.groupBy(F.col("p.client_id").alias("client_id"), F.col("p._c").alias("_c")).agg(
+    return j.groupBy(F.col("p._rid").alias("_rid"), F.col("p._o").alias("_o")).agg(
         F.max((F.col("p._c") - F.col("s._start")).cast("double")).alias(col)
     )
 
 
 # ------------------------------------------------------------------------ expressions
-def _expr(e, F, mcol, feat, as_of_day):
-    """Return an Expr as a Column (double; null = missing)."""
+def _expr(e, mcol, feat) -> str:
+    """Return an Expr as Spark SQL (double; null = missing)."""
 
     def go(x):
-        return _expr(x, F, mcol, feat, as_of_day)
+        return _expr(x, mcol, feat)
 
     if isinstance(e, D.At):
         return mcol(e.measure, e.offset)
     if isinstance(e, D.Feat):
         return feat(e.name)
     if isinstance(e, D.Num):
-        return F.lit(float(e.value))
+        return _num(e.value)
     if isinstance(e, D.Add):
-        return go(e.left) + go(e.right)
+        return f"({go(e.left)} + {go(e.right)})"
     if isinstance(e, D.Sub):
-        return go(e.left) - go(e.right)
+        return f"({go(e.left)} - {go(e.right)})"
     if isinstance(e, D.Mul):
-        return go(e.left) * go(e.right)
+        return f"({go(e.left)} * {go(e.right)})"
     if isinstance(e, D.Div):
-        right = go(e.right)
-        return go(e.left) / F.when(right != 0, right)
+        return f"({go(e.left)} / nullif({go(e.right)}, 0.0D))"
     if isinstance(e, D.DaysSince):
-        return as_of_day.cast("double") - go(e.day)
+        return f"(CAST(_as_of_day AS DOUBLE) - {go(e.day)})"
     if isinstance(e, D.Min):
         args = [go(a) for a in e.args]
-        return args[0] if len(args) == 1 else F.least(*args)
+        return args[0] if len(args) == 1 else f"least({', '.join(args)})"  # skips nulls
     if isinstance(e, D.Coalesce):
-        return F.coalesce(go(e.value), go(e.default))
+        return f"coalesce({go(e.value)}, {go(e.default)})"
     if isinstance(e, D.Where):
-        left, right = go(e.left), go(e.right)
-        cond = {
-            "<": left < right,
-            "<=": left <= right,
-            ">": left > right,
-            ">=": left >= right,
-            "==": left == right,
-        }[e.op]
-        return F.when(cond, go(e.then))
+        op = "=" if e.op == "==" else e.op
+        return f"(CASE WHEN {go(e.left)} {op} {go(e.right)} THEN {go(e.then)} END)"
     if isinstance(e, D.Quintile):
-        W = _W()
         v = go(e.value)
         if e.missing is not None:
-            v = F.coalesce(v, F.lit(float(e.missing)))
-        order = v.desc_nulls_last() if e.descending else v.asc_nulls_last()
-        w = W.partitionBy("_as_of_day").orderBy(order)
-        return F.ceil(F.lit(5.0) * F.cume_dist().over(w)).cast("double")
+            v = f"coalesce({v}, {_num(e.missing)})"
+        order = f"{v} DESC NULLS LAST" if e.descending else f"{v} ASC NULLS LAST"
+        return (
+            f"CAST(ceil(5.0D * cume_dist() OVER (PARTITION BY _as_of_day ORDER BY {order})) "
+            "AS DOUBLE)"
+        )
     raise TypeError(f"unknown expression {e!r}")
 
 
@@ -403,16 +406,19 @@ def compute_frame(tables: dict[str, Any], spine, decls: list[D.FeatureDecl]):
     decls : list of FeatureDecl
         In catalog order (a feature reading others comes after them).
     """
-    F = _F()
     if "_rid" not in spine.columns:
-        spine = spine.withColumn("_rid", F.monotonically_increasing_id())
-    spine = spine.withColumn("_as_of_day", _epoch_day(F.col("as_of")))
+        spine = spine.selectExpr("*", "monotonically_increasing_id() AS _rid")
+    spine = spine.selectExpr("*", f"{_day('as_of')} AS _as_of_day")
+    keep = [c for c in spine.columns if c != "_as_of_day"]
     # every (measure, offset) read, measures numbered in first-use order
     ids: dict[Any, int] = {}
     offsets: set[int] = set()
+    statics: dict[str, None] = {}
     for d in decls:
         for m, o in D.measures_of(d.value):
-            if not isinstance(m, D.Static):
+            if isinstance(m, D.Static):
+                statics[m.column] = None
+            else:
                 ids.setdefault(m, len(ids))
                 offsets.add(o)
     offsets_l = sorted(offsets) or [0]
@@ -420,15 +426,12 @@ def compute_frame(tables: dict[str, Any], spine, decls: list[D.FeatureDecl]):
     def mname(m) -> str:
         return f"_m{ids[m]}"
 
-    # 1. query points
-    long = spine.select(
-        "_rid",
-        "client_id",
-        F.explode(F.array(*[F.lit(o) for o in offsets_l])).alias("_o"),
-        "_as_of_day",
-    ).withColumn("_c", F.col("_as_of_day") - F.col("_o"))
-    points = long.select("client_id", "_c").distinct()
-    # 2./3. the measures' values at the query points
+    # 1. query rows: one per spine row and offset, at cut-off day _c = as_of - offset
+    arr = ", ".join(str(o) for o in offsets_l)
+    long = spine.selectExpr(
+        "_rid", "client_id", f"explode(array({arr})) AS _o", "_as_of_day"
+    ).selectExpr("_rid", "client_id", "_o", "_as_of_day - _o AS _c")
+    # 2./3. the measures' values at the query rows
     by_source: dict[D.Source, list] = {}
     by_machine: dict[D.Level, list] = {}
     by_interval: dict[D.Interval, list] = {}
@@ -438,97 +441,85 @@ def compute_frame(tables: dict[str, Any], spine, decls: list[D.FeatureDecl]):
         elif isinstance(m, D.Level):
             by_machine.setdefault(_machine(m), []).append((mname(m), m))
         elif isinstance(m, D.Interval):
-            by_interval.setdefault(
-                replace(m, stat="count", weight=None, decimals=None), []
-            ).append((mname(m), m))
+            key = replace(m, stat="count", weight=None, decimals=None)
+            by_interval.setdefault(key, []).append((mname(m), m))
         else:
             raise TypeError(f"unknown measure {m!r}")
-    values = []
+    streams, spans = [], []
     for src, aggs in by_source.items():
-        values.append(_asof(_aggregation_stream(tables, src, aggs), points))
+        streams.append(_aggregation_stream(tables, src, aggs))
     for mach, stats in by_machine.items():
-        stream, spans = _level_streams(tables, mach, stats)
-        if stream is not None:
-            values.append(_asof(stream, points))
-        values += [_span_max(sp, points, col) for col, sp in spans]
+        stream, sp = _level_streams(tables, mach, stats)
+        streams += [stream] if stream is not None else []
+        spans += sp
     for iv, stats in by_interval.items():
-        stream, spans = _interval_streams(tables, iv, stats)
-        if stream is not None:
-            values.append(_asof(stream, points))
-        values += [_span_max(sp, points, col) for col, sp in spans]
-    for v in values:
-        long = long.join(v, ["client_id", "_c"], "left")
+        stream, sp = _interval_streams(tables, iv, stats)
+        streams += [stream] if stream is not None else []
+        spans += sp
+    query = long
+    if streams:
+        long = _asof(streams, long)
+    for col, sp in spans:
+        long = long.join(_span_max(sp, query, col), ["_rid", "_o"], "left")
     mcols = [mname(m) for m in ids]
     # 4. one row per spine row: measure m at offset o as column _m{id}_o{o}
-    wide = None
+    base = spine
     if mcols:
+        F = _F()
         wide = (
             long.groupBy("_rid")
             .pivot("_o", offsets_l)
-            .agg(*[F.first(c, ignorenulls=True).alias(c) for c in mcols])
+            .agg(*[F.expr(f"first({c}, TRUE) AS {c}") for c in mcols])
         )
-        rename = [F.col(f"`{o}_{c}`").alias(f"{c}_o{o}") for o in offsets_l for c in mcols]
-        wide = wide.select("_rid", *rename)
-    base = spine if wide is None else spine.join(wide, "_rid", "left")
-    statics = sorted(
-        {m.column for d in decls for m, _ in D.measures_of(d.value) if isinstance(m, D.Static)}
-    )
+        wide = wide.selectExpr(
+            "_rid", *[f"`{o}_{c}` AS {c}_o{o}" for o in offsets_l for c in mcols]
+        )
+        base = spine.join(wide, "_rid", "left")
     if statics:
-        cl = tables["clients"].select("client_id", *[F.col(c).alias(f"_s_{c}") for c in statics])
+        cl = tables["clients"].selectExpr(
+            "client_id", *[f"{_id(c)} AS {_id('_s_' + c)}" for c in statics]
+        )
         base = base.join(cl, "client_id", "left")
-    as_of_day = F.col("_as_of_day")
 
-    def mcol(m, o):
+    def mcol(m, o) -> str:
         if isinstance(m, D.Static):
-            c = F.col(f"_s_{m.column}")
+            c = _id("_s_" + m.column)
             if m.op == "value":
-                return c.cast("double")
+                return f"CAST({c} AS DOUBLE)"
             if m.op == "equals":
-                return F.when(c.isNull(), None).otherwise(
-                    (c.cast("string") == F.lit(m.value)).cast("double")
-                )
-            days = (as_of_day - _epoch_day(c)).cast("double")
+                return f"CAST(CAST({c} AS STRING) = {_lit(m.value)} AS DOUBLE)"
+            days = f"CAST(_as_of_day - {_day('_s_' + m.column)} AS DOUBLE)"
             if m.op == "days_since":
                 return days
             if m.op == "within":
-                return F.when(c.isNull(), None).otherwise((days <= m.days).cast("double"))
+                return f"CAST({days} <= {int(m.days)} AS DOUBLE)"
             raise ValueError(m.op)
-        return F.col(f"{mname(m)}_o{o}")
+        return f"{mname(m)}_o{o}"
 
-    built: dict[str, Any] = {}
+    built: dict[str, str] = {}
 
-    def feat(name):
-        if name in built:
-            return built[name]
-        return F.col(f"`{name}`")
+    def inline(name: str) -> str:
+        return built[name] if name in built else _id(name)
 
-    keep = [c for c in spine.columns]
     first, later = [], []
     for d in decls:
         if D.has_quintile(d.value):
             later.append(d)
             continue
-        col = _expr(d.value, F, mcol, feat, as_of_day)
-        built[d.name] = col
-        first.append(col.alias(d.name))
-    out = base.select(*keep, *first)
+        sql = _expr(d.value, mcol, inline)
+        built[d.name] = sql
+        first.append(f"{sql} AS {_id(d.name)}")
+    out = base.selectExpr(*keep, "_as_of_day", *first)
     if later:
-        built.clear()  # later stages read the columns
-        out = out.select(
-            "*", *[_expr(d.value, F, mcol, feat, as_of_day).alias(d.name) for d in later]
+        out = out.selectExpr(
+            "*", *[f"{_expr(d.value, mcol, _id)} AS {_id(d.name)}" for d in later]
         )
-    names = [d.name for d in decls]
-    out = out.select(
-        *[c for c in keep if c != "_as_of_day"],
-        *[
-            F.when(F.isnan(F.col(f"`{n}`")), None)
-            .otherwise(F.col(f"`{n}`"))
-            .cast("float")
-            .alias(n)
-            for n in names
-        ],
-    )
-    return out
+    finite = [
+        f"CAST(CASE WHEN isnan({_id(d.name)}) THEN NULL ELSE {_id(d.name)} END AS FLOAT) "
+        f"AS {_id(d.name)}"
+        for d in decls
+    ]
+    return out.selectExpr(*keep, *finite)
 
 
 def compute(ds, spine: pd.DataFrame, decls: list[D.FeatureDecl]) -> pd.DataFrame:
