@@ -53,6 +53,22 @@ DataOpt = Annotated[
 ]
 
 
+class Engine(StrEnum):
+    local = "local"
+    spark = "spark"
+
+
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="local: the embedded engine (DuckDB); spark: Apache Spark "
+        '(pip install "churnpredict[spark]"; the spark section of the config, docs/spark.md). '
+        "--data may then be any Spark path (s3a://, abfss://, hdfs://).",
+    ),
+]
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(
@@ -265,6 +281,7 @@ def train(
     reports: Annotated[Path, typer.Option(help="Where the HTML report and plots go.")] = Path(
         "reports/train"
     ),
+    engine: EngineOpt = Engine.local,
     config: ConfigOpt = None,
 ) -> None:
     """Build the training table, train, evaluate on later snapshots, register the model."""
@@ -281,6 +298,7 @@ def train(
         as_of=as_of_day,
         policy="strict" if strict else "lenient",
         report_dir=reports,
+        engine=engine.value,
     )
     typer.echo(summary)
 
@@ -348,6 +366,7 @@ def score(
             "before the as-of date (otherwise exit 2).",
         ),
     ] = False,
+    engine: EngineOpt = Engine.local,
     config: ConfigOpt = None,
 ) -> None:
     """Score every active client at a date with the champion model; write the call list.
@@ -373,6 +392,7 @@ def score(
         policy="strict" if strict else "lenient",
         model_version=model_version,
         allow_stale=allow_stale,
+        engine=engine.value,
     )
     typer.echo(summary)
 
@@ -458,6 +478,7 @@ def features_build(
         Path, typer.Option("--out", "-o", help="Parquet file to write.", dir_okay=False)
     ],
     strict: Annotated[bool, typer.Option("--strict/--lenient")] = True,
+    engine: EngineOpt = Engine.local,
     config: ConfigOpt = None,
 ) -> None:
     """Build the feature table for every active client at each as-of date (Parquet)."""
@@ -467,7 +488,16 @@ def features_build(
     cfg = _config(config, data)
     dates = [_parse_date(d, "--as-of") for d in as_of]
     check_output_path(out, "--out")
-    typer.echo(run_features_build(data, cfg, dates, out, policy="strict" if strict else "lenient"))
+    typer.echo(
+        run_features_build(
+            data,
+            cfg,
+            dates,
+            out,
+            policy="strict" if strict else "lenient",
+            engine=engine.value,
+        )
+    )
 
 
 def _terminate(signum: int, frame) -> None:

@@ -192,6 +192,34 @@ def load(
     return _spark_load(sparkmod.session(cfg), str(data_dir), cfg, today=today)
 
 
+_AUTHORITY = ("s3a", "s3", "s3n", "abfss", "abfs", "wasbs", "wasb", "hdfs", "gs", "oss", "viewfs")
+
+
+def spark_path(value) -> str:
+    """Return a data location as Spark reads it.
+
+    A command-line ``Path`` folds ``s3a://bucket/x`` into ``s3a:/bucket/x``; the double
+    slash of schemes with an authority is put back. Plain paths stay as they are.
+    """
+    text = str(value)
+    scheme, sep, rest = text.partition(":/")
+    if sep and scheme.lower() in _AUTHORITY and not rest.startswith("/"):
+        return f"{scheme}://{rest}"
+    return text
+
+
+def spark_truth(ds) -> pd.DataFrame | None:
+    """Return the simulator's ``truth.parquet`` of a Spark data set (None when absent)."""
+    fs = _FS(ds.spark, ds.data_dir)
+    path = fs.path("truth.parquet")
+    if not fs.is_file(path):
+        return None
+    truth = to_pandas(ds.spark.read.parquet(path).select("client_id", "as_of", "p_true"))
+    truth["as_of"] = pd.to_datetime(truth["as_of"])
+    truth["client_id"] = truth["client_id"].astype(str)
+    return truth
+
+
 # ------------------------------------------------------------------------------ queries
 def _transpile(sql: str, names: dict[str, str]) -> str:
     """Return DuckDB ``sql`` in Spark's dialect, table names mapped by ``names``."""

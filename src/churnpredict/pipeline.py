@@ -29,20 +29,30 @@ log = logging.getLogger("churnpredict.pipeline")
 
 # ------------------------------------------------------------------------------ data
 def load(
-    data_dir: Path, cfg: Config, *, policy: str = "strict", quarantine_dir: Path | None = None
+    data_dir: Path,
+    cfg: Config,
+    *,
+    policy: str = "strict",
+    quarantine_dir: Path | None = None,
+    engine: str = "local",
 ):
-    """Load and validate a data directory (raises ``DataError`` when unusable)."""
-    from churnpredict.contract import load_dataset
+    """Load and validate a data directory (raises ``DataError`` when unusable).
 
-    if not Path(data_dir).is_dir():
+    ``engine`` ``local`` (DuckDB) or ``spark`` (any Spark path; see :mod:`churnpredict.data`).
+    """
+    from churnpredict import data
+
+    data.check_engine(engine)
+    if engine == "local" and not Path(data_dir).is_dir():
         raise DataError(
             "data directory not found",
             file=str(data_dir),
             expected="a directory of contract tables",
         )
     t0 = time.perf_counter()
-    ds = load_dataset(Path(data_dir), cfg, policy=policy, quarantine_dir=quarantine_dir)
-    log.info("loaded %s in %.1fs", data_dir, time.perf_counter() - t0)
+    where = data.spark_path(data_dir) if engine == "spark" else Path(data_dir)
+    ds = data.load(where, cfg, engine=engine, policy=policy, quarantine_dir=quarantine_dir)
+    log.info("loaded %s in %.1fs (engine %s)", data_dir, time.perf_counter() - t0, engine)
     return ds
 
 
@@ -60,10 +70,11 @@ def training_table(
     ds, cfg: Config, *, until: date | None = None
 ) -> tuple[pd.DataFrame, list[Feature], dict[str, Any]]:
     """Build the labelled training table from snapshots with complete label windows."""
-    from churnpredict.labels import build_spine, derive_freezes, snapshot_dates
+    from churnpredict.data import engine_of
+    from churnpredict.labels import build_spine, freezes_frame, snapshot_dates
 
     t0 = time.perf_counter()
-    derive_freezes(ds, cfg)
+    freezes = freezes_frame(ds, cfg)
     dates = snapshot_dates(ds, cfg, until=pd.Timestamp(until) if until else None)
     if len(dates) < 4:
         raise DataError(
@@ -75,8 +86,8 @@ def training_table(
                 f"snapshots.every_days ({cfg.snapshots.every_days}) of data"
             ),
         )
-    spine = build_spine(ds, cfg, dates)
-    table, catalog, spec = build_features(ds, spine, cfg)
+    spine = build_spine(ds, cfg, dates, freezes=freezes)
+    table, catalog, spec = build_features(ds, spine, cfg, backend=engine_of(ds))
     constant = constant_columns(table, catalog)
     if constant:
         log.warning(
@@ -95,6 +106,13 @@ def training_table(
         table["label"].mean(),
     )
     return table, catalog, spec
+
+
+def _spark_truth(ds) -> pd.DataFrame | None:
+    """Return the simulator's truth read by Spark (when the data set has it)."""
+    from churnpredict.data import spark_truth
+
+    return spark_truth(ds)
 
 
 def load_truth(data_dir: Path) -> pd.DataFrame | None:
@@ -160,18 +178,27 @@ def write_feature_docs(catalog: list[Feature], path: Path, cfg: Config) -> None:
 
 
 def run_features_build(
-    data_dir: Path, cfg: Config, dates: list[date], out: Path, *, policy: str = "strict"
+    data_dir: Path,
+    cfg: Config,
+    dates: list[date],
+    out: Path,
+    *,
+    policy: str = "strict",
+    engine: str = "local",
 ) -> str:
-    """Build the feature table for every active client at each date and write Parquet."""
+    """Build the feature table for every active client at each date and write Parquet.
+
+    ``engine`` ``spark`` reads, checks, labels and builds the features on Spark; the
+    table is then written by this process (atomically), as with ``local``.
+    """
     from churnpredict.io import atomic_write_bytes
-    from churnpredict.labels import build_spine, derive_freezes
+    from churnpredict.labels import build_spine
 
     if not dates:
         raise UsageError("give at least one --as-of date")
-    ds = load(data_dir, cfg, policy=policy)
-    derive_freezes(ds, cfg)
+    ds = load(data_dir, cfg, policy=policy, engine=engine)
     spine = build_spine(ds, cfg, [pd.Timestamp(d) for d in dates], with_label=False)
-    table, catalog, _ = build_features(ds, spine, cfg)
+    table, catalog, _ = build_features(ds, spine, cfg, backend=engine)
     import io
 
     buf = io.BytesIO()
@@ -234,18 +261,23 @@ def run_train(
     as_of: date | None = None,
     policy: str = "strict",
     report_dir: Path = Path("reports/train"),
+    engine: str = "local",
 ) -> str:
-    """Train on snapshots before ``as_of``, evaluate on the latest ones, register in MLflow."""
+    """Train on snapshots before ``as_of``, evaluate on the latest ones, register in MLflow.
+
+    With ``engine="spark"`` the data is checked, labelled and the snapshot table built on
+    Spark; the table is collected to this process, where LightGBM is fitted.
+    """
     from churnpredict.drift import reference_stats
     from churnpredict.modeling.backtest import train_and_evaluate
     from churnpredict.report import write_report
     from churnpredict.tracking import log_training_run
 
     t0 = time.perf_counter()
-    ds = load(data_dir, cfg, policy=policy, quarantine_dir=Path(report_dir))
+    ds = load(data_dir, cfg, policy=policy, quarantine_dir=Path(report_dir), engine=engine)
     until = as_of or day_after_last_event(ds)
     table, catalog, spec = training_table(ds, cfg, until=until)
-    truth = load_truth(data_dir)
+    truth = load_truth(data_dir) if engine == "local" else _spark_truth(ds)
     result = train_and_evaluate(table, catalog, cfg, truth)
     result.model.metadata_["feature_spec"] = spec
     # the drift check's reference: the latest training as-of dates (see drift.py)
@@ -391,8 +423,13 @@ def run_score(
     policy: str = "strict",
     model_version: str | None = None,
     allow_stale: bool = False,
+    engine: str = "local",
 ) -> str:
     """Score every active client at ``as_of`` with the champion and write the call list.
+
+    With ``engine="spark"`` the data is checked, the active clients found, the features,
+    the client facts and the list's client columns computed on Spark; the model, the
+    reasons and the writer run in this process on the active clients' rows.
 
     Refuses stale data (``DataError``, exit 2) when a required table ends more than
     ``data.max_lag_days`` before ``as_of``, unless ``allow_stale``. Also writes the
@@ -410,14 +447,14 @@ def run_score(
     from churnpredict.explain import top_reasons
     from churnpredict.facts import client_facts, lookback_days
     from churnpredict.io import output_lock
-    from churnpredict.labels import build_spine, derive_freezes
+    from churnpredict.labels import build_spine
     from churnpredict.tracking import load_champion, load_version
 
     t0 = time.perf_counter()
     out = Path(out)
     # the data first: unusable data is exit 2 whatever the registry holds, and a run
     # that fails on its input creates neither the output folder nor the lock file
-    ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent)
+    ds = load(data_dir, cfg, policy=policy, quarantine_dir=out.parent, engine=engine)
     T = resolve_as_of(as_of, ds, cfg)
     check_fresh(ds, cfg, T, allow_stale=allow_stale)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -427,7 +464,6 @@ def run_score(
         else:
             model, version = load_champion(cfg)
         log.info("model: %s version %s", cfg.tracking.model_name, version)
-        derive_freezes(ds, cfg)
         spine = build_spine(ds, cfg, [T], with_label=False)
         if spine.empty:
             raise DataError(
@@ -436,7 +472,7 @@ def run_score(
                 expected="clients who signed up before the as-of date and are not frozen",
             )
         spec = model.metadata_.get("feature_spec")
-        table, _, _ = build_features(ds, spine, cfg, spec)
+        table, _, _ = build_features(ds, spine, cfg, spec, backend=engine)
         drift = check_drift(drift_reference(model), table, model.feature_names_, cfg)
         if not drift.ok:
             log.warning("%s", drift.text())
