@@ -330,7 +330,7 @@ class SparkConfig(Section):
     app_name: str = "churnpredict"
     driver_memory: str | None = "2g"  # only when this process starts the JVM
     executor_memory: str | None = None
-    shuffle_partitions: int = Field(8, ge=1)
+    shuffle_partitions: int = Field(4, ge=1)
     conf: dict[str, str] = {}  # any other spark.* setting, e.g. s3a credentials provider
 
 

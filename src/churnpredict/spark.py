@@ -74,7 +74,7 @@ def session(cfg: Any = None):
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.shuffle.partitions": str(sc.shuffle_partitions if sc else 8),
+        "spark.sql.shuffle.partitions": str(sc.shuffle_partitions if sc else 4),
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",

@@ -550,7 +550,7 @@ def compute(ds, spine: pd.DataFrame, decls: list[D.FeatureDecl]) -> pd.DataFrame
     res = pd.DataFrame(
         {
             "client_id": spine["client_id"].astype(str).to_numpy(),
-            "as_of": pd.to_datetime(spine["as_of"]).to_numpy(),
+            "as_of": pd.to_datetime(spine["as_of"]).to_numpy().astype("datetime64[ns]"),
         }
     )
     feats = out[names].astype(np.float32).reset_index(drop=True)
