@@ -38,7 +38,7 @@ demo: setup ## Simulate a world, train, score the last day, print where the call
 	@echo "Report:    $(CURDIR)/reports/train/report.html   (MLflow: make mlflow-ui)"
 
 test: setup ## Run the whole test suite
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-fast: setup ## Run unit tests only
 	$(PY) -m pytest -q tests/unit
