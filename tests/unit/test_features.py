@@ -515,7 +515,7 @@ def test_raw_rows_pivoted_in_numpy_equal_the_grouping_in_sql(monkeypatch):
     dates = ["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-25", "2024-03-30"]
     raw, _, _ = features_at(ds, dates)
     raw_streams = {name.partition("_")[2] for name, ok in fetched if ok}
-    assert {"campaigns", "contacts", "activity"} <= raw_streams
+    assert {"campaign_events", "contacts", "activity", "invoices"} <= raw_streams
     fetched.clear()
     monkeypatch.setattr(engine, "RAW_ROWS", 0)
     grouped, _, _ = features_at(ds, dates)
