@@ -506,3 +506,32 @@ def test_every_default_feature_on_a_seeded_world(backend):
         a, b = reference[c].to_numpy(np.float64), out[c].to_numpy(np.float64)
         bad = ~np.isclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
         assert not bad.any(), (c, int(bad.sum()), a[bad][:3], b[bad][:3])
+
+
+def test_level_without_tie_order_and_with_events_that_change_nothing(backend):
+    src = Source("sw", "sw", "ts")
+    on = Level(src, "entity", "what", ("on", "off"), active=("on",))
+    ever = Level(src, "entity", "what", None, inactive=())  # any event: in the state
+    sw = pd.DataFrame(
+        [
+            ("a", "s1", T("2024-01-01"), "on"),
+            ("a", "s1", T("2024-01-02"), "noise"),  # not a change: s1 stays on
+            ("a", "s2", T("2024-01-02"), "noise"),  # no change yet: s2 is not on
+            ("a", "s2", T("2024-01-03"), "on"),
+            ("a", "s1", T("2024-01-04"), "off"),
+        ],
+        columns=["client_id", "entity", "ts", "what"],
+    )
+    decls = [
+        feat("on", At(on)),
+        feat("ever", At(ever)),
+        feat("on_for", At(Level(**{**on.__dict__, "stat": "age_max"}))),
+    ]
+    out = run(backend, tables(sw=sw), spine("a", ["2024-01-03", "2024-01-05"]), decls)
+    check(
+        out,
+        {
+            ("a", "2024-01-03"): {"on": 1, "ever": 2, "on_for": 2},
+            ("a", "2024-01-05"): {"on": 1, "ever": 2, "on_for": 2},
+        },
+    )

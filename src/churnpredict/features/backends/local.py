@@ -368,12 +368,15 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
     if len(mentioned) >= 127:
         raise ValueError(f"level over {source.name}.{state}: too many state values")
     col, time = f"e.{ident(state)}", ident(source.time)
-    ord_sql = "CASE " + "".join(f"WHEN {col} = {quote(v)} THEN {i} " for i, v in enumerate(order))
-    ord_sql += f"ELSE {len(order)} END"
-    val_sql = "CASE " + "".join(
-        f"WHEN {col} = {quote(v)} THEN {i} " for i, v in enumerate(mentioned)
-    )
-    val_sql += "ELSE -1 END"
+
+    def position(values: list[str], other: int) -> str:
+        """SQL: the state value's position in ``values``, ``other`` when not listed."""
+        if not values:
+            return str(other)
+        whens = "".join(f"WHEN {col} = {quote(v)} THEN {i} " for i, v in enumerate(values))
+        return f"CASE {whens}ELSE {other} END"
+
+    ord_sql, val_sql = position(list(order), len(order)), position(mentioned, -1)
     weight = f", CAST(e.{ident(ls.weight)} AS DOUBLE) AS w" if ls.weight else ""
     val = "" if mentioned == list(order) else f", ({val_sql})::TINYINT AS val"
     tab = con.sql(
