@@ -42,6 +42,7 @@ from churnpredict.features import declarations as d
 from churnpredict.features.backends import engine
 from churnpredict.features.backends.engine import FeatureExpr, Measure, Plan, Stream
 from churnpredict.features.backends.sql import category_sql, ident, quote
+from churnpredict.features.events import slug as _slug
 
 
 def compute(data: Any, spine: pd.DataFrame, declarations: list[d.FeatureDecl]) -> pd.DataFrame:
@@ -63,12 +64,6 @@ def compute(data: Any, spine: pd.DataFrame, declarations: list[d.FeatureDecl]) -
     con = getattr(data, "con", data)
     out = engine.compute(con, spine[["client_id", "as_of"]], compile_plan(declarations))
     return out[["client_id", "as_of", *(f.name for f in declarations)]]  # no hidden columns
-
-
-def _slug(*values: str) -> str:
-    from churnpredict.features.events import slug
-
-    return slug(*values)
 
 
 def _num(v: float) -> str:
