@@ -386,8 +386,9 @@ def run_backtest(
 
 
 # ------------------------------------------------------------------------------ score
-def _scored_frame(ds, table: pd.DataFrame, risk, T: pd.Timestamp) -> pd.DataFrame:
-    """Join risk with what the call list shows from `clients` and `contacts`."""
+def _scored_frame(ds, table: pd.DataFrame, risk, T: pd.Timestamp, cfg: Config) -> pd.DataFrame:
+    """Join risk with what the call list shows from `clients` and `contacts`, and the
+    feature columns the routing reads (``calls.narrow_feature``, ``calls.reached_feature``)."""
     con = ds.con
     con.register("_ids", pd.DataFrame({"client_id": table["client_id"].to_numpy()}))
     has_contacts = "contacts" in ds.present
@@ -405,7 +406,7 @@ def _scored_frame(ds, table: pd.DataFrame, risk, T: pd.Timestamp) -> pd.DataFram
     con.unregister("_ids")
     scored = pd.DataFrame({"client_id": table["client_id"].astype(str).to_numpy(), "risk": risk})
     scored = scored.merge(info.astype({"client_id": str}), on="client_id", how="left")
-    for col in ("campaigns__n_campaigns__now", "contacts__call_outbound_reached__days_since"):
+    for col in dict.fromkeys((cfg.calls.narrow_feature, cfg.calls.reached_feature)):
         if col in table.columns:
             scored[col] = table[col].to_numpy()
     return scored
@@ -493,7 +494,7 @@ def run_score(
             lookback=lookback_days(cfg),
             nouns={k: (v.en, v.ru, v.ru_plural) for k, v in cfg.calls.nouns.items()},
         )
-        scored = _scored_frame(ds, table, risk, T)
+        scored = _scored_frame(ds, table, risk, T, cfg)
         previous = find_previous_list(out, T.date())
         calls = build_call_list(
             scored,

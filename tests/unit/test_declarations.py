@@ -53,3 +53,16 @@ def test_a_measure_shared_by_features_is_one_equal_object():
     w30 = measures_of(decls["campaigns__paused__30d"].value)
     assert w7[0][0] == w30[0][0] and {o for _, o in w7} == {0, 7}
     assert isinstance(decls["campaigns__paused__now"].value, At)
+
+
+def test_feature_modules_only_declare():
+    """The feature modules hold declarations: no SQL, no NumPy, no engine (backends/)."""
+    import re
+
+    from churnpredict.features import campaigns, events, invoices, profile, spend, static
+
+    for module in (campaigns, events, invoices, profile, spend, static):
+        text = Path(module.__file__).read_text()
+        assert not re.search(r"import (numpy|duckdb|pyarrow|pandas)", text), module.__name__
+        assert not re.search(r"\b(SELECT|FROM|JOIN|GROUP BY)\b", text), module.__name__
+        assert "backends" not in text, module.__name__

@@ -473,19 +473,36 @@ def test_a_stream_given_as_arrays_equals_the_same_stream_in_sql():
     assert (empty.n_7d == 0).all() and empty.last_paid.isna().all()
 
 
-def test_engine_leaves_no_scratch_tables_even_when_a_stream_fails():
+@pytest.mark.parametrize("broken", ["source", "level"])
+def test_local_backend_leaves_no_scratch_tables_even_when_a_stream_fails(broken):
+    """A declaration naming a column the table lacks fails with DuckDB's error, in a SQL
+    stream or in a level's sorted pass, and the backend's scratch tables are gone."""
     import duckdb
 
-    from churnpredict.features.backends.engine import Stream, compute
+    from churnpredict.features.backends import local
+    from churnpredict.features.declarations import Aggregation, At, FeatureDecl, Level, Source
 
     con = duckdb.connect()
-    con.execute("CREATE TABLE ev AS SELECT 'c1' AS client_id, DATE '2024-01-01' AS day")
+    con.execute(
+        "CREATE TABLE ev AS SELECT 'c1' AS client_id, TIMESTAMP '2024-01-01' AS ts, "
+        "'x' AS kind, 'e1' AS entity"
+    )
     before = set(con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
     spine = pd.DataFrame({"client_id": ["c1"], "as_of": pd.to_datetime(["2024-02-01"])})
-    bad = Stream("s", "SELECT client_id, day, no_such_column FROM ev", measures=_engine_measures())
-    with pytest.raises(duckdb.Error):
-        compute(con, spine, _engine_plan(bad))
+    good = Source("ev", "ev", "ts", categories=("kind",))
+    bad = Source("ev", "ev", "ts", numerics=("no_such_column",))
+    decls = [FeatureDecl("n", "t", "n", "count", At(Aggregation(good, "count")))]
+    if broken == "source":
+        decls.append(
+            FeatureDecl("s", "t", "s", "sum", At(Aggregation(bad, "sum", "no_such_column")))
+        )
+    else:
+        level = Level(good, "no_such_entity", "kind", None, active=("x",))
+        decls.append(FeatureDecl("lv", "t", "lv", "state", At(level)))
+    with pytest.raises(duckdb.Error, match="no_such"):
+        local.compute(con, spine, decls)
     assert set(con.execute("SELECT table_name FROM duckdb_tables()").fetchall()) == before
+    assert local.compute(con, spine, decls[:1])["n"].tolist() == [1.0]
 
 
 def _spy_on(monkeypatch, name: str) -> list[tuple[str, bool]]:
@@ -515,7 +532,7 @@ def test_raw_rows_pivoted_in_numpy_equal_the_grouping_in_sql(monkeypatch):
     dates = ["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-25", "2024-03-30"]
     raw, _, _ = features_at(ds, dates)
     raw_streams = {name.partition("_")[2] for name, ok in fetched if ok}
-    assert {"campaigns", "contacts", "activity"} <= raw_streams
+    assert {"campaign_events", "contacts", "activity", "invoices"} <= raw_streams
     fetched.clear()
     monkeypatch.setattr(engine, "RAW_ROWS", 0)
     grouped, _, _ = features_at(ds, dates)

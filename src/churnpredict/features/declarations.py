@@ -48,6 +48,16 @@ Design notes (where this differs from the issue's sketch, and why)
 - ``Level`` and ``Interval`` carry a ``stat`` (what to read of the state), so that the
   longest current pause and the idle days are the same primitive as the running count.
 
+Notes for backend authors
+-------------------------
+- Output: one float32 column per declaration, rows in spine order; missing is NaN.
+- Equal declarations are equal objects (frozen dataclasses): deduplicate measures with a
+  dict keyed by the measure, and share one scan per ``Source`` (or per table).
+- A missing operand makes arithmetic missing; a comparison with a missing operand is
+  false (``Where`` gives missing); ``Coalesce`` and ``Min`` skip missing values.
+- ``tests/conformance`` holds hand-computed values for every primitive; run it with your
+  backend added to ``BACKENDS`` in its conftest.
+
 Keep these types stable (add fields with defaults, do not rename): the Spark backend
 evaluates them too. Changes are announced in commits starting "DECL API:".
 """

@@ -1,9 +1,9 @@
 """The point-in-time engine: every feature for every (client_id, as_of) in one pass.
 
-This is the only module that knows how features are computed in DuckDB. Source
-modules declare *streams* (a SQL query giving ``client_id, day`` plus columns) and
-*measures* over them; feature expressions combine measure values looked up at
-``as_of - offset``.
+The local backend's executor (``backends/local.py`` compiles the feature declarations
+into its plan): *streams* (a SQL query giving ``client_id, day`` plus columns, or
+arrays) and *measures* over them; feature expressions combine measure values looked up
+at ``as_of - offset``.
 
 How it stays point-in-time and cheap
 ------------------------------------
@@ -36,8 +36,8 @@ with the number of distinct cut-off dates, not with the number of rows.
 Both cores are kept busy: two workers each take a stream from scan to evaluated
 features, on a DuckDB connection of their own (scratch tables ``_spine``, ``_cidx``,
 ``_daymap`` are therefore real tables, dropped at the end); one of them first runs
-the prepare functions (the campaign state, computed in NumPy from one sorted pass and
-handed over as arrays), after which the main thread runs the extra SQL.
+the prepare functions (entity levels such as the campaign state, computed in NumPy
+from one sorted pass and handed over as arrays), after which the main thread runs the extra SQL.
 """
 
 from __future__ import annotations

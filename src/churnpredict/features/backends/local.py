@@ -23,10 +23,10 @@ How each declaration compiles
 - Expressions become the engine's feature SQL (arithmetic runs in NumPy, the rest in
   DuckDB); features reading other features (``Feat``) run in later stages.
 
-Limits (checked, with a clear error): a feature reads the measures of one stream only
-(one source, one level group or one interval), and ``Level(stat="age_max")``,
-``Interval(stat="age_max")`` and ``Static`` are read as a whole feature value
-(``At(measure)``, offset 0).
+A feature reading measures of several streams (e.g. a source's count over an
+interval's count) looks each measure up into a hidden float32 column and is evaluated
+in a later stage. ``Level(stat="age_max")``, ``Interval(stat="age_max")`` and ``Static``
+have no offsets (``At(measure, 0)`` only).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from churnpredict.features import declarations as d
 from churnpredict.features.backends import engine
 from churnpredict.features.backends.engine import FeatureExpr, Measure, Plan, Stream
 from churnpredict.features.backends.sql import category_sql, ident, quote
+from churnpredict.features.events import slug as _slug
 
 
 def compute(data: Any, spine: pd.DataFrame, declarations: list[d.FeatureDecl]) -> pd.DataFrame:
@@ -62,17 +63,16 @@ def compute(data: Any, spine: pd.DataFrame, declarations: list[d.FeatureDecl]) -
     """
     con = getattr(data, "con", data)
     out = engine.compute(con, spine[["client_id", "as_of"]], compile_plan(declarations))
-    return out[["client_id", "as_of", *(f.name for f in declarations)]]
-
-
-def _slug(*values: str) -> str:
-    from churnpredict.features.events import slug
-
-    return slug(*values)
+    return out[["client_id", "as_of", *(f.name for f in declarations)]]  # no hidden columns
 
 
 def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _null(sql: str) -> str:
+    """SQL turning a NaN value (the engine's missing value) into NULL."""
+    return f"NULLIF({sql}, 'NaN'::DOUBLE)"
 
 
 def _row_sql(e: d.RowExpr) -> str:
@@ -199,6 +199,65 @@ class _IntervalStream:
         )
 
 
+@dataclass
+class _TableStream:
+    """The sources and intervals over one table, scanned as one stream.
+
+    Each part's rows carry its tag in column ``_part`` (``UNION ALL`` of the parts'
+    queries), and each of its measures filters on that tag: one scan and one pivot of
+    the table instead of one per view (invoices: issued, paid, unpaid, overdue).
+    """
+
+    name: str
+    parts: dict[Any, Any] = field(default_factory=dict)  # part key -> part stream
+
+    def part(self, key, make) -> Any:
+        if key not in self.parts:
+            self.parts[key] = make(f"p{len(self.parts)}")
+        return self.parts[key]
+
+    def stream(self) -> Stream:
+        streams = [(p.name, p.stream()) for p in self.parts.values()]
+        if len(streams) == 1:
+            name, one = streams[0]
+            measures = tuple(
+                Measure(f"{name}{m.name}", m.expr, m.how, m.base, m.where, m.decimals)
+                for m in one.measures
+            )
+            return Stream(self.name, one.sql, one.group_cols, one.sum_cols, one.max_cols, measures)
+        cats = sorted({c for _, st in streams for c in st.group_cols})
+        nums = sorted({c for _, st in streams for c in (*st.sum_cols, *st.max_cols)})
+        selects, measures = [], []
+        for tag, st in streams:
+            have = set(st.group_cols) | set(st.sum_cols) | set(st.max_cols)
+            cols = [f"'{tag}' AS _part"]
+            cols += [c if c in have else f"NULL::VARCHAR AS {c}" for c in cats]
+            cols += [ident(c) if c in have else f"NULL::DOUBLE AS {ident(c)}" for c in nums]
+            selects.append(f"SELECT client_id, day, {', '.join(cols)} FROM ({st.sql})")
+            for m in st.measures:
+                where = (("_part", tag), *m.where)
+                cond = " AND ".join(f"{ident(c)} = {quote(v)}" for c, v in where)
+                agg = "max" if m.how == "max" else "sum"
+                measures.append(
+                    Measure(
+                        f"{tag}{m.name}",
+                        f"{agg}({m.base}) FILTER (WHERE {cond})",
+                        m.how,
+                        m.base,
+                        where,
+                        m.decimals,
+                    )
+                )
+        return Stream(
+            name=self.name,
+            sql=" UNION ALL ".join(selects),
+            group_cols=("_part", *cats),
+            sum_cols=tuple(sorted({c for _, st in streams for c in st.sum_cols})),
+            max_cols=tuple(sorted({c for _, st in streams for c in st.max_cols})),
+            measures=tuple(measures),
+        )
+
+
 _LevelKey = tuple[d.Source, str, str, tuple[str, ...]]
 
 
@@ -304,12 +363,15 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
     if len(mentioned) >= 127:
         raise ValueError(f"level over {source.name}.{state}: too many state values")
     col, time = f"e.{ident(state)}", ident(source.time)
-    ord_sql = "CASE " + "".join(f"WHEN {col} = {quote(v)} THEN {i} " for i, v in enumerate(order))
-    ord_sql += f"ELSE {len(order)} END"
-    val_sql = "CASE " + "".join(
-        f"WHEN {col} = {quote(v)} THEN {i} " for i, v in enumerate(mentioned)
-    )
-    val_sql += "ELSE -1 END"
+
+    def position(values: list[str], other: int) -> str:
+        """SQL: the state value's position in ``values``, ``other`` when not listed."""
+        if not values:
+            return str(other)
+        whens = "".join(f"WHEN {col} = {quote(v)} THEN {i} " for i, v in enumerate(values))
+        return f"CASE {whens}ELSE {other} END"
+
+    ord_sql, val_sql = position(list(order), len(order)), position(mentioned, -1)
     weight = f", CAST(e.{ident(ls.weight)} AS DOUBLE) AS w" if ls.weight else ""
     val = "" if mentioned == list(order) else f", ({val_sql})::TINYINT AS val"
     tab = con.sql(
@@ -471,24 +533,30 @@ def _level_age_sql(table: str, name: str) -> str:
 class _Compiler:
     def __init__(self) -> None:
         self.sources: dict[d.Source, _SourceStream] = {}
-        self.intervals: dict[tuple, _IntervalStream] = {}
         self.levels: dict[_LevelKey, _LevelStream] = {}
+        self.tables: dict[str, _TableStream] = {}
         self.stream_order: list[Any] = []
 
     def _new(self, kind: str, table: dict, key, make) -> Any:
         if key not in table:
-            label = key.name if kind == "s" else key[0].name if kind == "l" else key[0]
+            label = {"s": lambda: key.name, "l": lambda: key[0].name}.get(kind, lambda: key)()
             table[key] = make(f"{kind}{len(self.stream_order)}_{_slug(label)}")
             self.stream_order.append(table[key])
         return table[key]
 
     def ref(self, m: d.Measure, offset: int) -> tuple[str, str]:
         """The engine reference ``o{offset}_{stream}__{measure}`` and its stream."""
-        if isinstance(m, d.Aggregation):
+        if isinstance(m, d.Aggregation) and m.source.after_first:
             s = self._new("s", self.sources, m.source, lambda n: _SourceStream(n, m.source))
-        elif isinstance(m, d.Interval):
-            key = (m.table, m.start, m.end, m.known)
-            s = self._new("i", self.intervals, key, lambda n: _IntervalStream(n, key))
+        elif isinstance(m, (d.Aggregation, d.Interval)):  # one stream per table
+            table = m.source.table if isinstance(m, d.Aggregation) else m.table
+            t = self._new("t", self.tables, table, lambda n: _TableStream(n))
+            if isinstance(m, d.Aggregation):
+                part = t.part(m.source, lambda n: _SourceStream(n, m.source))
+            else:
+                key = (m.table, m.start, m.end, m.known)
+                part = t.part(key, lambda n: _IntervalStream(n, key))
+            return f"o{offset}_{t.name}__{part.name}{part.ref(m)}", t.name
         elif isinstance(m, d.Level):
             key = (m.source, m.entity, m.state, tuple(m.order))
             s = self._new("l", self.levels, key, lambda n: _LevelStream(n, key))
@@ -496,10 +564,19 @@ class _Compiler:
             raise ValueError(f"{type(m).__name__} cannot be part of an expression here")
         return f"o{offset}_{s.name}__{s.ref(m)}", s.name
 
-    def sql(self, e: d.Expr, streams: set[str]) -> str:
-        """The engine SQL of an expression; ``streams`` collects the streams it reads."""
-        r = self.sql
+    def sql(self, e: d.Expr, streams: set[str], hide=None) -> str:
+        """The engine SQL of an expression; ``streams`` collects the streams it reads.
+
+        With ``hide`` (a function of an ``At``), every measure read becomes the column
+        ``hide`` returns (for features evaluated after the streams, over other columns).
+        """
+
+        def r(x: d.Expr, _streams: set[str]) -> str:
+            return self.sql(x, streams, hide)
+
         if isinstance(e, d.At):
+            if hide is not None:
+                return ident(hide(e))
             ref, stream = self.ref(e.measure, e.offset)
             streams.add(stream)
             return ref
@@ -516,79 +593,104 @@ class _Compiler:
             return f"(as_of - {r(e.day, streams)})"
         if isinstance(e, d.Min):
             return "list_min([" + ", ".join(r(a, streams) for a in e.args) + "])"
+        # missing values are NaN in the engine's columns (NULL only inside SQL), and
+        # DuckDB orders NaN above every number: make them NULL where that matters
         if isinstance(e, d.Coalesce):
-            return f"COALESCE({r(e.value, streams)}, {r(e.default, streams)})"
+            return f"COALESCE({_null(r(e.value, streams))}, {r(e.default, streams)})"
         if isinstance(e, d.Where):
             op = "=" if e.op == "==" else e.op
             return (
-                f"CASE WHEN {r(e.left, streams)} {op} {r(e.right, streams)} "
+                f"CASE WHEN {_null(r(e.left, streams))} {op} {_null(r(e.right, streams))} "
                 f"THEN {r(e.then, streams)} END"
             )
         if isinstance(e, d.Quintile):
-            v = r(e.value, streams)
+            v = _null(r(e.value, streams))
             if e.missing is not None:
                 v = f"COALESCE({v}, {_num(e.missing)})"
             desc = " DESC" if e.descending else ""
-            return f"ceil(5 * cume_dist() OVER (PARTITION BY as_of ORDER BY {v}{desc}))"
+            return f"ceil(5 * cume_dist() OVER (PARTITION BY as_of ORDER BY {v}{desc} NULLS LAST))"
         raise TypeError(f"not an expression: {e!r}")
 
 
 def _whole(e: d.Expr) -> d.Measure | None:
     """The measure of a feature whose value is one measure read as a whole column
     (``Static``, ``age_max``), else None."""
-    if isinstance(e, d.At) and (
-        isinstance(e.measure, d.Static)
-        or (isinstance(e.measure, (d.Level, d.Interval)) and e.measure.stat == "age_max")
-    ):
+    if isinstance(e, d.At) and _is_column(e.measure):
         if e.offset != 0:
-            raise ValueError(f"{type(e.measure).__name__} {e.measure.stat!r} has no offsets")
+            raise ValueError(f"{type(e.measure).__name__} has no offsets (At(m, 0) only)")
         return e.measure
     return None
 
 
+def _is_column(m: d.Measure) -> bool:
+    """Whether a measure is computed as a column joined to the spine (not a stream)."""
+    return isinstance(m, d.Static) or (
+        isinstance(m, (d.Level, d.Interval)) and m.stat == "age_max"
+    )
+
+
 def compile_plan(decls: list[d.FeatureDecl]) -> Plan:
-    """Compile declarations into the engine's plan (streams, measures, feature SQL)."""
+    """Compile declarations into the engine's plan (streams, measures, feature SQL).
+
+    A feature reading the measures of one stream is evaluated with that stream; one
+    reading other features, or measures of several streams (each first looked up into a
+    hidden column ``__h...``, dropped by :func:`compute`), in a later stage.
+    """
     comp = _Compiler()
     plan = Plan()
     statics: list[str] = []
     stage_of: dict[str, int] = {}
     post: list[list[FeatureExpr]] = []
-    for f in decls:
-        whole = _whole(f.value)
-        reads = d.features_of(f.value)
-        if reads:
-            unknown = [n for n in reads if n not in stage_of]
-            if unknown:
-                raise ValueError(f"feature {f.name} reads features not declared before: {unknown}")
-            stage = 1 + max(stage_of[n] for n in reads)
-            streams: set[str] = set()
-            expr = comp.sql(f.value, streams)
-            if streams:
-                raise ValueError(f"feature {f.name} mixes measures and other features")
-            while len(post) < stage:
-                post.append([])
-            post[stage - 1].append(FeatureExpr(f.name, expr))
-            stage_of[f.name] = stage
-            continue
-        stage_of[f.name] = 0
-        if isinstance(whole, d.Static):
-            statics.append(f"{_static_sql(whole)} AS {ident(f.name)}")
-        elif isinstance(whole, d.Interval):
-            plan.extra_sql.append(_interval_age_sql(whole, f.name))
-        elif isinstance(whole, d.Level):
-            key = (whole.source, whole.entity, whole.state, tuple(whole.order))
-            group = comp._new("l", comp.levels, key, lambda n, k=key: _LevelStream(n, k))
-            table = group.ref(whole)
-            plan.extra_sql.append(_level_age_sql(table, f.name))
+    hidden: dict[d.At, str] = {}
+
+    def column(name: str, m: d.Measure) -> None:
+        """Add the spine-joined column ``name`` computing measure ``m``."""
+        if isinstance(m, d.Static):
+            statics.append(f"{_static_sql(m)} AS {ident(name)}")
+        elif isinstance(m, d.Interval):
+            plan.extra_sql.append(_interval_age_sql(m, name))
         else:
-            streams = set()
+            key = (m.source, m.entity, m.state, tuple(m.order))
+            group = comp._new("l", comp.levels, key, lambda n, k=key: _LevelStream(n, k))
+            plan.extra_sql.append(_level_age_sql(group.ref(m), name))
+
+    def hide(at: d.At) -> str:
+        """The hidden column holding ``at`` (created on first use)."""
+        if at not in hidden:
+            name = hidden[at] = f"__h{len(hidden)}"
+            if _is_column(at.measure):
+                if at.offset != 0:
+                    raise ValueError(f"{type(at.measure).__name__} has no offsets")
+                column(name, at.measure)
+            else:
+                plan.features.append(FeatureExpr(name, comp.sql(at, set())))
+        return hidden[at]
+
+    for f in decls:
+        reads = d.features_of(f.value)
+        unknown = [n for n in reads if n not in stage_of]
+        if unknown:
+            raise ValueError(f"feature {f.name} reads features not declared before: {unknown}")
+        whole = _whole(f.value)
+        if whole is not None:
+            column(f.name, whole)
+            stage_of[f.name] = 0
+            continue
+        measures = d.measures_of(f.value)
+        streams: set[str] = set()
+        if not reads and not any(_is_column(m) for m, _ in measures):
             expr = comp.sql(f.value, streams)
-            if len(streams) != 1:
-                raise ValueError(
-                    f"feature {f.name} must read the measures of exactly one stream "
-                    f"(one source, level group or interval), reads {len(streams)}"
-                )
-            plan.features.append(FeatureExpr(f.name, expr))
+            if len(streams) == 1:
+                plan.features.append(FeatureExpr(f.name, expr))
+                stage_of[f.name] = 0
+                continue
+        if not measures and not reads:
+            raise ValueError(f"feature {f.name} reads no data")
+        stage = 1 + max((stage_of[n] for n in reads), default=0)
+        while len(post) < stage:
+            post.append([])
+        post[stage - 1].append(FeatureExpr(f.name, comp.sql(f.value, streams, hide)))
+        stage_of[f.name] = stage
     if statics:
         plan.extra_sql.append(
             "SELECT s.rid, " + ", ".join(statics) + " FROM _spine s LEFT JOIN clients c "
