@@ -137,6 +137,21 @@ CASES: list[Case] = [
         repeats=1,
     ),
     Case(
+        "spark_10k",
+        "benchmarks.spark_cases:spark_1date",
+        "Spark backend local[2]: all default features, 1 date, 10k clients (vs engine_10k)",
+        baseline="engine_10k",
+        world="world-10k",
+        repeats=1,
+    ),
+    Case(
+        "spark_100k",
+        "benchmarks.spark_cases:spark_1date",
+        "Spark backend local[2]: all default features, 1 date, 100k clients",
+        baseline="features_1date",
+        repeats=1,
+    ),
+    Case(
         "validate_30m",
         "benchmarks.pipeline_cases:validate_30m",
         "churnpredict validate: every contract rule over 31M events",
