@@ -82,11 +82,14 @@ class SparkDataset:
     report: ValidationReport
     coverage: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=dict)
     views: dict[str, str] = field(default_factory=dict)  # table -> temp view name
+    _con: Any = field(default=None, repr=False)
 
     @property
     def con(self) -> SparkSQL:
         """A DuckDB-connection look-alike for read queries (see :class:`SparkSQL`)."""
-        return SparkSQL(self)
+        if self._con is None:
+            self._con = SparkSQL(self)
+        return self._con
 
     def unpersist(self) -> None:
         """Free the cached tables and drop this data set's views."""

@@ -33,6 +33,7 @@ cut-off ``c`` iff ``d < c`` (the point-in-time rule, here and nowhere else).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -285,40 +286,71 @@ def _interval_streams(tables, m: D.Interval, stats: list[tuple[str, D.Interval]]
     return stream, spans
 
 
-def _asof(streams: list[_Stream], long):
+def _bucket_sql(day: str, bounds: list[int]) -> str:
+    """SQL: the number of cut-off days ``<= day`` (a balanced CASE over sorted ``bounds``).
+
+    A row of day ``d`` is known at cut-off ``bounds[j]`` iff ``d < bounds[j]`` iff its
+    bucket is ``<= j``.
+    """
+
+    def node(lo: int, hi: int) -> str:  # answer in [lo, hi]
+        if lo == hi:
+            return str(lo)
+        mid = (lo + hi + 1) // 2  # bucket >= mid iff day >= bounds[mid - 1]
+        return f"CASE WHEN {day} >= {bounds[mid - 1]} THEN {node(mid, hi)} ELSE {node(lo, mid - 1)} END"
+
+    return node(0, len(bounds))
+
+
+def _asof(streams: list[_Stream], long, bounds: list[int]):
     """Return ``long``'s rows with every stream column accumulated over the days ``< _c``.
 
-    One union of every stream's rows (other streams' columns null) with the query rows,
-    and one window per client ordered by ``(day, query first)``: at a query row of day
-    ``c`` the running sums and maxima hold exactly the rows of the days before ``c``.
+    Every stream's rows are first aggregated per client and *bucket* (the rows between
+    two consecutive cut-off days, ``bounds``: a handful per client for one as-of date,
+    a few hundred for a training table, instead of one per event). One union of the
+    buckets (other streams' columns null) with the query rows (``_c`` is a cut-off day,
+    bucket index ``j``), and one window per client ordered by ``(bucket, data first)``:
+    at a query row the running sums and maxima hold exactly the buckets ``<= j``, i.e.
+    the rows of the days before ``_c``.
     """
     hows: dict[str, tuple[str, int | None]] = {}
     for st in streams:
         hows.update(st.hows)
     cols = list(hows)
-    both = long.selectExpr(
-        "client_id",
-        "_c",
-        "0 AS _k",
-        "_rid",
-        "_o",
-        *[f"CAST(NULL AS DOUBLE) AS {c}" for c in cols],
-    )
-    for st in streams:
-        sel = [
-            f"CAST({c} AS DOUBLE) AS {c}" if c in st.hows else f"CAST(NULL AS DOUBLE) AS {c}"
-            for c in cols
-        ]
-        part = st.frame.selectExpr(
+    parts = [
+        long.selectExpr(
             "client_id",
-            "_day AS _c",
+            f"{_bucket_sql('_c', bounds)} - 1 AS _b",
             "1 AS _k",
-            "CAST(NULL AS BIGINT) AS _rid",
-            "CAST(NULL AS INT) AS _o",
-            *sel,
+            "_rid",
+            "_o",
+            "_c",
+            *[f"CAST(NULL AS DOUBLE) AS {c}" for c in cols],
         )
-        both = both.union(part)
-    w = "(PARTITION BY client_id ORDER BY _c, _k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    ]
+    for st in streams:
+        bucketed = st.frame.selectExpr(
+            "client_id", f"{_bucket_sql('_day', bounds)} AS _b", *list(st.hows)
+        )
+        aggs = [
+            F_expr(f"{'sum' if st.hows[c][0] == 'sum' else 'max'}(CAST({c} AS DOUBLE)) AS {c}")
+            for c in st.hows
+        ]
+        per_bucket = bucketed.groupBy("client_id", "_b").agg(*aggs)
+        sel = [c if c in st.hows else f"CAST(NULL AS DOUBLE) AS {c}" for c in cols]
+        parts.append(
+            per_bucket.selectExpr(
+                "client_id",
+                "_b",
+                "0 AS _k",
+                "CAST(NULL AS BIGINT) AS _rid",
+                "CAST(NULL AS INT) AS _o",
+                "CAST(NULL AS INT) AS _c",
+                *sel,
+            )
+        )
+    both = _union_all(parts)
+    w = "(PARTITION BY client_id ORDER BY _b, _k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     out = []
     for c in cols:
         how, decimals = hows[c]
@@ -330,7 +362,35 @@ def _asof(streams: list[_Stream], long):
             v = f"max({c}) OVER {w}"
         out.append(f"{v} AS {c}")
     res = both.selectExpr("client_id", "_c", "_k", "_rid", "_o", *out)
-    return res.where("_k = 0").drop("_k")
+    return res.where("_k = 1").drop("_k")
+
+
+def F_expr(sql: str):
+    """Return ``functions.expr(sql)``."""
+    return _F().expr(sql)
+
+
+_views = itertools.count()
+
+
+def _union_all(parts: list):
+    """Return the UNION ALL of frames with the same columns, analysed once.
+
+    Chaining ``DataFrame.union`` re-analyses the growing plan at every step (quadratic
+    in the number of parts); one SQL statement over temporary views is analysed once
+    (the views are dropped right after: the plan keeps what they stood for).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    spark = parts[0].sparkSession
+    names = [f"_cp_union_{next(_views)}" for _ in parts]
+    try:
+        for name, part in zip(names, parts, strict=True):
+            part.createOrReplaceTempView(name)
+        return spark.sql(" UNION ALL ".join(f"SELECT * FROM {n}" for n in names))
+    finally:
+        for name in names:
+            spark.catalog.dropTempView(name)
 
 
 def _span_max(spans, long, col: str):
@@ -458,7 +518,10 @@ def compute_frame(tables: dict[str, Any], spine, decls: list[D.FeatureDecl]):
         spans += sp
     query = long
     if streams:
-        long = _asof(streams, long)
+        # the cut-off days of every query row: as-of days (few) minus the offsets
+        days = sorted(r[0] for r in spine.select("_as_of_day").distinct().collect())
+        bounds = sorted({a - o for a in days for o in offsets_l})
+        long = _asof(streams, long, bounds)
     for col, sp in spans:
         long = long.join(_span_max(sp, query, col), ["_rid", "_o"], "left")
     mcols = [mname(m) for m in ids]
