@@ -540,7 +540,7 @@ def _check_spark(ctx: _SparkCtx, spec, df, found: dict[str, tuple[str, str]], ki
         checked = ctx.spark.sql(_transpile(f"SELECT *, ({bad}) AS _bad FROM ({inner})", {}))
     finally:
         ctx.spark.catalog.dropTempView(view)
-    checked = checked.persist()
+    # not persisted: the aggregate below and the valid rows each read the files once
     aggs = [F.count(F.lit(1)), F.sum(F.col("_bad").cast("long"))]
     aggs += [F.sum(F.col(f"`{r.key}`").cast("long")) for r in rules]
     for tcol in spec.time_columns:
@@ -759,7 +759,7 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
         fail(tr)
         fk = ctx.client_keys is not None and name != "clients" and "client_id" in spec.names
         try:
-            valid, checked = _check_spark(ctx, spec, df, found, kind, tr, fk)
+            valid, _ = _check_spark(ctx, spec, df, found, kind, tr, fk)
         except PySparkException as err:
             tr.problems.append(_unreadable(name, tr.file, err))
             fail(tr)
@@ -778,7 +778,6 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
         fail(tr)
         kept = valid.dropDuplicates().persist()
         n_kept = kept.count()
-        checked.unpersist()
         tr.rows_duplicate = tr.rows_accepted - n_kept
         if tr.rows_duplicate:
             tr.problems.append(
