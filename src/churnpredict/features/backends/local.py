@@ -179,13 +179,16 @@ class _IntervalStream:
         closed = f"CAST({ident(end)} AS DATE)" if end else "NULL::DATE"
         present = " AND ".join(f"{ident(c)} IS NOT NULL" for c in (start, known) if c)
         w_cols = "".join(f", CAST({ident(w)} AS DOUBLE) AS w_{_slug(w)}" for w in weights)
-        w_neg = "".join(f", -w_{_slug(w)}" for w in weights)
+        # one scan: each open row gives +1 on its opening day and, when it closes later,
+        # -1 on its closing day (a NULL day otherwise, which the engine's scan drops)
+        w_rows = "".join(
+            f", unnest([w_{_slug(w)}, -w_{_slug(w)}]) AS w_{_slug(w)}" for w in weights
+        )
         sql = (
-            f"WITH r AS (SELECT client_id, {opened} AS o, {closed} AS c{w_cols} FROM {table} "
-            f"WHERE {present}) "
-            f"SELECT client_id, o AS day, 1.0 AS sign{''.join(f', w_{_slug(w)}' for w in weights)} "
-            "FROM r WHERE c IS NULL OR c > o "
-            f"UNION ALL SELECT client_id, c, -1.0{w_neg} FROM r WHERE c > o"
+            "SELECT client_id, unnest([o, CASE WHEN c > o THEN c END]) AS day, "
+            f"unnest([1.0, -1.0]) AS sign{w_rows} "
+            f"FROM (SELECT client_id, {opened} AS o, {closed} AS c{w_cols} FROM {table} "
+            f"WHERE {present}) WHERE c IS NULL OR c > o"
         )
         measures = []
         for (stat, w, dec), name in self.measures.items():
@@ -395,10 +398,14 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
     if n:
         new[1:] = cp[1:] != cp[:-1]
 
-    def isin(codes_of: tuple[str, ...]) -> np.ndarray:
-        return np.isin(vals, [mentioned.index(v) for v in codes_of])
+    def member(values: tuple[str, ...]) -> np.ndarray:
+        """Look-up table: is a value code (``vals``) in ``values``? (the last cell is
+        for -1, values not mentioned: never)"""
+        lut = np.zeros(len(mentioned) + 1, dtype=bool)
+        lut[[mentioned.index(v) for v in values]] = True
+        return lut
 
-    w_st = None
+    w_st = w_before = None
     if ls.weight:
         w = tab.column("w").to_numpy(zero_copy_only=False)  # null -> NaN
         w = _order_ties(cp, t, ord_, w)
@@ -407,37 +414,43 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
         w_st = np.where(has_w[last], w[last], 0.0)
         del last, has_w
     out: dict[str, np.ndarray] = {"cidx": tab.column("cidx").to_numpy(), "day": day}
-    per_def: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # j -> (in state, is change)
+    # per set of state-changing values: (is a change, value of the last change so far,
+    # whether there was one); shared by the levels over the same changes
+    by_changes: dict[tuple[str, ...] | None, tuple] = {}
+    per_def: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}  # j -> (in state, change)
     for (changes, active, inactive), j in ls.defs.items():
-        if changes is None:  # every event sets the state
-            change = np.ones(n, dtype=bool)
-            last_val = vals
-            has_state = change
-        else:
-            change = isin(changes)
-            last = _last_valid(change, new)
-            has_state, last_val = change[last], vals[last]
-            del last
-        if inactive is not None:
-            active_val = ~np.isin(last_val, [mentioned.index(v) for v in inactive])
-        else:
-            active_val = np.isin(last_val, [mentioned.index(v) for v in active])
-        per_def[j] = ((has_state & active_val).view(np.int8), change)
-    counts: dict[int, np.ndarray] = {}
+        if changes not in by_changes:
+            if changes is None:  # every event sets the state
+                by_changes[None] = (None, vals, None)
+            else:
+                change = member(changes)[vals]
+                last = _last_valid(change, new)
+                by_changes[changes] = (change, vals[last], change[last])
+                del last
+        change, last_val, has_state = by_changes[changes]
+        st = (member(active) if inactive is None else ~member(inactive))[last_val]
+        if has_state is not None:
+            st &= has_state
+        per_def[j] = (st.view(np.int8), change)
+    before: dict[int, np.ndarray] = {}  # j -> in state before each event
     for (j, stat, _), name in ls.stats.items():
         st = per_def[j][0]
-        if stat in ("count", "last_exit") and j not in counts:
+        if j not in before:
+            before[j] = _before(st, new)
+        if stat in ("count", "last_exit"):
             # changes of counts and days are whole numbers: float32 is exact
-            counts[j] = (st - _before(st, new)).astype(np.float32)
-        if stat == "count":
-            out[name] = counts[j]
-        elif stat == "last_exit":
-            out[name] = np.where(counts[j] < 0, day, np.nan).astype(np.float32)
+            delta = (st - before[j]).astype(np.float32)
+            if stat == "count":
+                out[name] = delta
+            else:
+                out[name] = np.where(delta < 0, day, np.nan).astype(np.float32)
         else:  # weight
             if w_st is None:
                 raise ValueError(f"level {name} reads a weight but none is declared")
+            if w_before is None:
+                w_before = _before(w_st, new)
             delta = w_st * st
-            delta -= _before(w_st, new) * _before(st, new)
+            delta -= w_before * before[j]
             out[name] = delta
     if ages:
         _open_states(con, ls, ages, per_def, vals, cp, t, mentioned, out["cidx"])
@@ -455,16 +468,16 @@ def _open_states(con, ls, ages, per_def, vals, cp, t, mentioned, cidx) -> None:
     for j, table in ages.items():
         changes, active, inactive = defs[j]
         change = per_def[j][1]
-        si = np.flatnonzero(change)
+        si = np.arange(len(vals)) if change is None else np.flatnonzero(change)
         nxt = np.full(len(si), -1, dtype=np.int64)
         if len(si) > 1:
             same = cp[si[1:]] == cp[si[:-1]]
             nxt[:-1] = np.where(same, si[1:], -1)
-        codes = vals[si]
+        lut = np.zeros(len(mentioned) + 1, dtype=bool)  # last cell: values not mentioned
+        lut[[mentioned.index(v) for v in (inactive if inactive is not None else active)]] = True
+        opens = lut[vals[si]]
         if inactive is not None:
-            opens = ~np.isin(codes, [mentioned.index(v) for v in inactive])
-        else:
-            opens = np.isin(codes, [mentioned.index(v) for v in active])
+            opens = ~opens
         rows, after = si[opens], nxt[opens]
         start = t[rows]
         end = np.where(after >= 0, t[np.maximum(after, 0)], np.iinfo(np.int64).max)
