@@ -463,6 +463,7 @@ def _read_spark(spark, fs: _FS, kind: str, files: list[str], sep: str):
             .option("escape", '"')
             .option("encoding", "UTF-8")
             .option("inferSchema", "false")
+            .option("multiLine", "true")  # quoted fields may hold line breaks (RFC 4180)
             .option("mode", "FAILFAST")
             .csv(files)
         )
