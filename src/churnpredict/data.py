@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -195,7 +197,9 @@ def load(
     return _spark_load(sparkmod.session(cfg), str(data_dir), cfg, today=today)
 
 
-_AUTHORITY = ("s3a", "s3", "s3n", "abfss", "abfs", "wasbs", "wasb", "hdfs", "gs", "oss", "viewfs")
+# schemes whose paths always name a bucket/container (``hdfs:/x`` is valid as it is: the
+# default name node; ``hdfs:///x`` and ``hdfs:/x`` are the same path)
+_AUTHORITY = ("s3a", "s3", "s3n", "abfss", "abfs", "wasbs", "wasb", "gs", "oss")
 
 
 def spark_path(value) -> str:
@@ -281,7 +285,14 @@ def frame(ds, sql: str, views: dict[str, Any] | None = None):
     for name, value in views.items():
         con.register(name, value)
     try:
-        return con.sql(sql).to_arrow_table()
+        try:
+            return con.sql(sql).to_arrow_table()
+        except duckdb.ResourceInUseException:
+            # a caller left a result of execute() unfetched (e.g. after fetchone()):
+            # execute() closes it; its Arrow output costs one copy more, said in a warning
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return con.execute(sql).to_arrow_table()
     finally:
         for name in views:
             con.unregister(name)
