@@ -16,23 +16,58 @@ import pytest
 from churnpredict.features.backends import get_backend
 
 # backend name -> module it needs (skipped with a clear message when that is missing)
-BACKENDS = {"local": None}
+BACKENDS = {"local": None, "spark": "pyspark"}
+
+
+# Property tests (hypothesis) draw this many worlds per backend at most: one Spark build
+# is several Spark jobs (seconds each on 2 cores), so Spark checks one drawn world per
+# property; the local backend runs the examples the test asks for.
+MAX_EXAMPLES = {"spark": 1}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request) -> str:
+def backend(request):
     """The name of the backend under test."""
     needs = BACKENDS[request.param]
     if needs and importlib.util.find_spec(needs) is None:
         pytest.skip(f"backend {request.param!r} needs {needs}, which is not installed")
-    return request.param
+    fn = request.node.obj
+    cap = MAX_EXAMPLES.get(request.param)
+    own = getattr(fn, "_hypothesis_internal_use_settings", None)
+    if cap is None or own is None:
+        yield request.param
+        return
+    from hypothesis import settings
+
+    fn._hypothesis_internal_use_settings = settings(own, max_examples=min(cap, own.max_examples))
+    try:
+        yield request.param
+    finally:
+        fn._hypothesis_internal_use_settings = own
 
 
 def data_for(backend: str, con: duckdb.DuckDBPyConnection):
     """The backend's data handle for the tables of ``con``."""
     if backend == "local":
         return con
+    if backend == "spark":
+        return _spark_data(con)
     raise NotImplementedError(f"conformance: no data hand-over for backend {backend!r}")
+
+
+def _spark_data(con: duckdb.DuckDBPyConnection):
+    """The tables of ``con`` as Spark DataFrames (one ``local[2]`` session per process)."""
+    from types import SimpleNamespace
+
+    from churnpredict import spark as sparkmod
+    from churnpredict.config import build_config
+
+    spark = sparkmod.session(build_config({"spark": {"shuffle_partitions": 2}}))
+    frames = {}
+    for (name,) in con.execute("SHOW TABLES").fetchall():
+        arrow = con.sql(f'SELECT * FROM "{name}"').to_arrow_table()
+        frames[name] = spark.createDataFrame(arrow)
+    return SimpleNamespace(spark=spark, tables=frames)
 
 
 def run(backend: str, con, spine: pd.DataFrame, decls) -> pd.DataFrame:
