@@ -91,3 +91,11 @@ def tables(**frames: pd.DataFrame) -> duckdb.DuckDBPyConnection:
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM "_{name}_df"')
         con.unregister(f"_{name}_df")
     return con
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Run every Spark case on one xdist worker (``--dist loadgroup``): one JVM."""
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if spec is not None and spec.params.get("backend") == "spark":
+            item.add_marker(pytest.mark.xdist_group("spark"))
