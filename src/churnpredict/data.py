@@ -230,8 +230,14 @@ def spark_truth(ds) -> pd.DataFrame | None:
 # ------------------------------------------------------------------------------ queries
 def _transpile(sql: str, names: dict[str, str]) -> str:
     """Return DuckDB ``sql`` in Spark's dialect, table names mapped by ``names``."""
-    import sqlglot
-    from sqlglot import exp
+    try:
+        import sqlglot
+        from sqlglot import exp
+    except ImportError:
+        raise UsageError(
+            'the Spark engine needs sqlglot: pip install "churnpredict[spark]" '
+            "(or pip install sqlglot next to the cluster's pyspark)"
+        ) from None
 
     tree = sqlglot.parse_one(sql, read="duckdb")
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
