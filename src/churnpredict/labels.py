@@ -376,3 +376,84 @@ def build_spine(ds, cfg: Config, as_of_dates, *, with_label: bool = True) -> pd.
     if with_label:
         df["label"] = df["label"].astype("int8")
     return df.reset_index(drop=True)
+
+
+def followup(
+    ds, cfg: Config, spine: pd.DataFrame, *, until: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Return each snapshot's time to freeze, or the days its follow-up covers.
+
+    For every ``(client_id, as_of)`` of ``spine`` (in its order):
+
+    - ``followup_days``: the days after ``T`` the label source observes, at most
+      ``label.max_horizon_days``: up to :func:`label_end` (and ``until`` when given, e.g.
+      a training cut-off), and up to the client's end of relationship (``label.ended``:
+      only whole days before ``ended_at`` count). Day ``d`` is ``(T + d - 1, T + d]``.
+    - ``freeze_day``: ``d`` in ``1..followup_days`` when the first freeze after ``T``
+      (before the end of relationship) falls in day ``d``, else 0 — also when the freeze
+      comes after the covered days (it is not seen yet): such a snapshot counts as
+      "no freeze" only for its covered days, i.e. it is censored at ``followup_days``.
+
+    ``freeze_day`` in ``1..label.horizon_days`` is exactly the 30-day label of
+    :func:`build_spine` wherever the follow-up covers the horizon.
+
+    ``derive_freezes`` must have run on ``ds`` (it leaves ``_freezes`` in the connection);
+    ``build_spine`` leaves ``_ended``.
+    """
+    con = ds.con
+    H = int(cfg.label.max_horizon_days)
+    end = label_end(ds, cfg)
+    if until is not None:
+        end = min(end, pd.Timestamp(until).normalize())
+    keys = pd.DataFrame(
+        {
+            "client_id": spine["client_id"].astype(str).to_numpy(),
+            "as_of": pd.to_datetime(spine["as_of"]).dt.normalize().astype("datetime64[us]"),
+            "_row": range(len(spine)),
+        }
+    )
+    if keys.empty:
+        return pd.DataFrame({"followup_days": [], "freeze_day": []}, dtype="int16")
+    has_ended = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_ended'"
+    ).fetchall()[0][0]
+    ended = (
+        "_ended"
+        if has_ended
+        else "(SELECT NULL::VARCHAR AS client_id, NULL::TIMESTAMP AS ended_at WHERE false)"
+    )
+    con.register("_fu_keys", keys)
+    df = con.execute(
+        f"""
+        WITH k AS (
+            SELECT k._row, k.client_id, CAST(k.as_of AS TIMESTAMP) AS as_of, e.ended_at
+            FROM _fu_keys k LEFT JOIN {ended} e USING (client_id)
+        ), cov AS (
+            SELECT _row, client_id, as_of, ended_at,
+                   least({H}, date_diff('day', as_of, TIMESTAMP '{end}'),
+                         COALESCE(CAST(floor(epoch(ended_at - as_of) / 86400) AS BIGINT),
+                                  {H})) AS followup_days
+            FROM k
+        ), first_freeze AS (
+            SELECT c._row, min(f.frozen_at) AS frozen_at
+            FROM cov c JOIN _freezes f
+              ON f.client_id = c.client_id AND f.frozen_at > c.as_of
+             AND (c.ended_at IS NULL OR f.frozen_at < c.ended_at)
+            GROUP BY c._row
+        )
+        SELECT c._row, greatest(c.followup_days, 0) AS followup_days,
+               CAST(ceil(epoch(ff.frozen_at - c.as_of) / 86400) AS BIGINT) AS d
+        FROM cov c LEFT JOIN first_freeze ff USING (_row)
+        ORDER BY c._row
+        """
+    ).df()
+    con.unregister("_fu_keys")
+    fu = df["followup_days"].to_numpy(dtype="int64")
+    d = df["d"].fillna(0).to_numpy(dtype="int64")
+    seen = (d >= 1) & (d <= fu)
+    return pd.DataFrame(
+        {
+            "followup_days": fu.astype("int16"),
+            "freeze_day": (d * seen).astype("int16"),
+        }
+    )
