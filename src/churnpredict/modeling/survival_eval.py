@@ -49,6 +49,7 @@ TRUTH = "p_true"
 TENURE_BANDS = (30, 90, 365)
 COX_FEATURES = 8
 COX_MAX_ROWS = 100_000
+CLIP = 5.0
 C_MAX_ROWS = 20_000  # Uno's C compares every event with every later row: a seeded sample
 NEW_CLIENT_DAYS = (30, 90)
 
@@ -240,7 +241,8 @@ class CoxBaseline:
     """Cox proportional hazards (scikit-survival) on a few features, log-scaled.
 
     Features are ``sign(x) * log1p(|x|)``, missing values replaced by the fit rows'
-    median, then standardized; a small ridge penalty keeps the fit stable.
+    median, then standardized and clipped to +-5; a small ridge penalty keeps the fit
+    stable.
     """
 
     def __init__(self, features: Sequence[str], max_rows: int = COX_MAX_ROWS, seed: int = 0):
@@ -261,14 +263,14 @@ class CoxBaseline:
             idx = np.sort(rng.choice(idx, self.max_rows, replace=False))
         A, self.median_ = _cox_matrix(X.iloc[idx], self.features)
         self.mean_, self.scale_ = A.mean(axis=0), A.std(axis=0) + 1e-9
-        A = (A - self.mean_) / self.scale_
-        self.model_ = CoxPHSurvivalAnalysis(alpha=1.0, ties="breslow")
+        A = np.clip((A - self.mean_) / self.scale_, -CLIP, CLIP)
+        self.model_ = CoxPHSurvivalAnalysis(alpha=5.0, ties="breslow")
         self.model_.fit(A, Surv.from_arrays(event=event[idx], time=t[idx]))
         return self
 
     def _z(self, X: pd.DataFrame) -> np.ndarray:
         A, _ = _cox_matrix(X, self.features, self.median_)
-        return (A - self.mean_) / self.scale_
+        return np.clip((A - self.mean_) / self.scale_, -CLIP, CLIP)
 
     def survival(self, X: pd.DataFrame, days) -> np.ndarray:
         """Return S at ``days`` per row (rows x days)."""
