@@ -519,7 +519,12 @@ def run_score(
             staff=read_staff(ds),
         )
         paths = write_call_list(calls, out, cfg, split_by=split_by, locked=True)
-        digest = write_digest(calls, out.with_suffix(".html"), cfg, previous=previous)
+        if "risk_14d" in scored:  # the digest may say "likely within 2 weeks"
+            soon = scored.set_index(scored["client_id"].astype(str))["risk_14d"]
+            for_digest = calls.assign(risk_14d=calls["client_id"].astype(str).map(soon))
+        else:
+            for_digest = calls
+        digest = write_digest(for_digest, out.with_suffix(".html"), cfg, previous=previous)
     bands = calls["risk_band"].value_counts()
     who = (
         "active clients"
