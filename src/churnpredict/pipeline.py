@@ -382,6 +382,16 @@ def run_backtest(
         lines.append(
             "Per cut:\n" + per_cut[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
         )
+    if result.survival is not None:
+        sv = result.survival.assign(cut=result.survival["cut"].astype(str).str[:10])
+        mean = sv.drop(columns=["cut", "fold"]).groupby("scorer", sort=False).mean()
+        lines.append(
+            "Time to freeze per cut (each cut's survival fold: its latest as-of dates with the "
+            "whole follow-up observed):\n"
+            + sv.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+            + "\nMean over cuts:\n"
+            + mean.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-")
+        )
     for name, why in result.skipped.items():
         lines.append(f"skipped {name}: {why}")
     lines.append(f"Report: {report}")

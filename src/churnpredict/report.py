@@ -546,6 +546,10 @@ def write_report(
         cols = ["cut", "scorer", "rows", "positives", "pr_auc", "precision_at_k", "ece"]
         body.append("<h2>Metrics per backtest cut</h2>")
         body.append(_frame_html(pc[cols]))
+        if bt.survival is not None:
+            sv = bt.survival.assign(cut=bt.survival["cut"].astype(str))
+            body.append("<h2>Time to freeze per backtest cut (survival folds)</h2>")
+            body.append(_frame_html(sv))
     for _name, (caption, data) in pngs.items():
         b64 = base64.b64encode(data).decode("ascii")
         body.append(f"<h2>{html.escape(caption)}</h2>")

@@ -119,3 +119,12 @@ def test_time_to_freeze_section_and_plots(tmp_path):
     assert {"survival_curves.png", "survival_calibration.png"} <= names
     text = path.read_text(encoding="utf-8")
     assert "Time to freeze: risk at 7 and 21 days (survival fold)" in text
+    # the backtest: one survival fold per cut, before the cut's test window ends
+    bt = run_backtest(table, catalog, cfg, truth)
+    assert bt.survival is not None and bt.survival["cut"].nunique() == len(bt.cuts)
+    assert {"model", "hazard_raw", "cox"} <= set(bt.survival["scorer"])
+    for cut, fold in zip(bt.survival["cut"], bt.survival["fold"], strict=True):
+        assert pd.Timestamp(fold.split("..")[1]) < cut + pd.Timedelta(days=21)
+    assert "Time to freeze per backtest cut" in write_backtest_report(
+        bt, tmp_path / "bt"
+    ).read_text(encoding="utf-8")

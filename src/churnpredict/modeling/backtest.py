@@ -111,6 +111,10 @@ class BacktestResult:
     horizon : int
     capacity : int or None
     top_pct : float or None
+    survival : DataFrame or None
+        The time-to-freeze metrics per cut (``cut``, ``fold``, ``scorer``, metrics): each
+        cut's survival fold is the latest of its dates with the whole follow-up observed
+        (see :mod:`churnpredict.modeling.survival_eval`).
     """
 
     per_cut: pd.DataFrame
@@ -122,6 +126,7 @@ class BacktestResult:
     capacity: int | None
     top_pct: float | None
     seconds: float = 0.0
+    survival: pd.DataFrame | None = None
 
 
 @dataclass
@@ -598,6 +603,9 @@ def run_backtest(
     skipped: dict[str, str] = {}
     used: list[Cut] = []
     scorers: list[str] = []
+    surv_rows: list[pd.DataFrame] = []
+    with_surv = set(SURV_COLS) <= set(table.columns)
+    seg_all = segment_of(table) if with_surv else None
     for cut in cuts:
         end = d[cut.train].max() + pd.Timedelta(days=1)
         try:
@@ -610,10 +618,21 @@ def run_backtest(
             log.warning("skipping cut %s: a fold is empty", cut.cut.date())
             continue
         log.info("backtest cut %s", cut.cut.date())
+        keep: dict = {}
         _, preds, scorers, skipped, _ = _fit_and_score(
             table, feats, masks, cut.test, catalog, cfg, truth,
-            _base_metadata(table, cfg, masks), {},
+            _base_metadata(table, cfg, masks), {}, keep,
         )  # fmt: skip
+        if with_surv:
+            ev, _ = evaluate_survival(
+                table, feats, masks, keep["early_stopping"], cfg, truth, seg_all,
+                until=cut.cut + pd.Timedelta(days=cfg.backtest.test_days),
+            )  # fmt: skip
+            if ev is not None:
+                sm = ev.metrics.rename_axis("scorer").reset_index()
+                sm.insert(0, "fold", f"{ev.fold[0].date()}..{ev.fold[1].date()}")
+                sm.insert(0, "cut", cut.cut)
+                surv_rows.append(sm)
         m = _metrics_table(preds, scorers, cfg)
         m.insert(0, "cut", cut.cut)
         per_cut.append(m.rename_axis("scorer").reset_index())
@@ -638,4 +657,5 @@ def run_backtest(
         capacity=capacity,
         top_pct=top_pct,
         seconds=time.perf_counter() - started,
+        survival=pd.concat(surv_rows, ignore_index=True) if surv_rows else None,
     )

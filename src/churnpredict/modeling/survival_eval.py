@@ -100,13 +100,17 @@ def _dates(table: pd.DataFrame) -> pd.Series:
 
 
 def survival_fold(
-    table: pd.DataFrame, masks: dict[str, np.ndarray], cfg: Config
+    table: pd.DataFrame,
+    masks: dict[str, np.ndarray],
+    cfg: Config,
+    until: pd.Timestamp | None = None,
 ) -> np.ndarray | None:
     """Return the survival fold's mask, or None when the data has no such dates.
 
-    The latest ``model.test_days`` of as-of dates whose every row has the whole
-    ``label.max_horizon_days`` follow-up (or its end of relationship), after the
-    validation fold's labels end (``valid`` last date + gap).
+    The latest ``model.test_days`` of as-of dates (before ``until`` when given) whose
+    rows have the whole ``label.max_horizon_days`` follow-up (the median row: a few end
+    their relationship earlier), after the validation fold's labels end (``valid`` last
+    date + gap).
     """
     from churnpredict.modeling.split import gap_days
 
@@ -116,6 +120,8 @@ def survival_fold(
     per_date = table.groupby(d.to_numpy())["followup_days"].quantile(0.5)
     complete = per_date.index[per_date.to_numpy() >= H]
     complete = complete[complete >= lo]
+    if until is not None:
+        complete = complete[complete < pd.Timestamp(until)]
     if len(complete) == 0:
         return None
     hi = complete.max()
@@ -428,6 +434,7 @@ def evaluate_survival(
     cfg: Config,
     truth: pd.DataFrame | None = None,
     segment: np.ndarray | None = None,
+    until: pd.Timestamp | None = None,
 ) -> tuple[SurvivalEval | None, sv.HazardModel | None]:
     """Fit the curve as of the survival fold and evaluate it against the baselines.
 
@@ -446,6 +453,8 @@ def evaluate_survival(
         ``client_id``, ``as_of``, ``p_true_7d``, ``p_true``, ``p_true_90d``.
     segment : array, optional
         Each row's segment (for the Kaplan-Meier groups).
+    until : Timestamp, optional
+        Only as-of dates before it may form the survival fold (a backtest cut's end).
 
     Returns
     -------
@@ -458,7 +467,7 @@ def evaluate_survival(
 
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
-    fold = survival_fold(table, masks, cfg)
+    fold = survival_fold(table, masks, cfg, until)
     features = hazard_features(es_model, cfg.model.survival_features)
     d = _dates(table)
     if fold is None or not fold.any():
