@@ -165,16 +165,20 @@ def refit_hazard(
     es: sv.HazardModel,
     cfg: Config,
 ) -> sv.HazardModel:
-    """Fit ``es``'s trees (scaled to the rows, capped) on ``rows``, cut at ``cutoff``."""
+    """Fit the early-stopping trees, scaled to the rows, on ``rows`` cut at ``cutoff``.
+
+    The scale is capped at ``model.refit_max_scale``, as for the classifier.
+    """
     fd, fu = sv.targets(table.loc[rows], cutoff)
-    ratio = min(max(rows.sum() / max(es.metadata_["n_snapshots"], 1), 1.0), 1.5)
-    n = max(1, round(es.best_iteration_ * ratio))
+    trees = es.metadata_.get("early_stopping_trees", es.best_iteration_)
+    n0 = es.metadata_.get("early_stopping_snapshots", es.metadata_["n_snapshots"])
+    ratio = min(max(rows.sum() / max(n0, 1), 1.0), cfg.model.refit_max_scale)
+    n = max(1, round(trees * ratio))
     out = sv.HazardModel(cfg.model, es.edges, es.features).fit(
         table.loc[rows, es.features], fd, fu, n_trees=n
     )
-    out.metadata_["early_stopping_trees"] = es.metadata_.get(
-        "early_stopping_trees", es.best_iteration_
-    )
+    out.metadata_["early_stopping_trees"] = trees
+    out.metadata_["early_stopping_snapshots"] = n0
     out.metadata_["horizon_days"] = int(cfg.label.horizon_days)
     out.metadata_["trained_until"] = str(_dates(table)[rows].max().date())
     return out
