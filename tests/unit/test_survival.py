@@ -66,6 +66,8 @@ def test_anchor_keeps_the_shape_and_meets_the_risk_at_the_horizon():
     keep = Hb[:, 2] > 0
     np.testing.assert_allclose(out[keep, 0] / out[keep, 2], Hb[keep, 0] / Hb[keep, 2])
     np.testing.assert_allclose(out[:5, 0] / out[:5, 2], 7 / 30)
+    # after the horizon the hazard model's own increments are kept
+    np.testing.assert_allclose(out[:, 3:] - out[:, [2]], Hb[:, 3:] - Hb[:, [2]], atol=1e-12)
 
 
 def test_expected_days_is_the_restricted_mean_of_the_curve():

@@ -15,9 +15,10 @@ bin (the cumulative hazard ``H = -log S`` is linear between bin edges), so S is
 non-increasing in t by construction.
 
 Anchoring: the 30-day point of the curve is set to the calibrated classifier's risk —
-``H'(t) = H(t) * -log(1 - risk) / H(horizon)`` — so ``1 - S'(horizon) = risk`` exactly and
-``risk_7d <= risk <= risk_90d`` holds for every client; the hazard model only decides the
-curve's shape (how much of the risk falls in the first week, how much more by day 90).
+up to the horizon ``H'(t) = H(t) * -log(1 - risk) / H(horizon)``, after it the hazard
+model's own increments ``H(t) - H(horizon)`` are added — so ``1 - S'(horizon) = risk``
+exactly and ``risk_7d <= risk <= risk_90d`` holds for every client; the hazard model
+decides how much of the risk falls in the first week and how much more comes by day 90.
 
 Negative subsampling: the rows with target 0 are kept at ``model.survival_negative_rate``;
 the booster's log-odds are shifted back by ``log(rate)`` (as in
@@ -129,11 +130,14 @@ def cumhaz_at(Hb: np.ndarray, edges: np.ndarray, t: np.ndarray | float) -> np.nd
 
 
 def anchor(Hb: np.ndarray, edges: np.ndarray, horizon: int, risk: np.ndarray) -> np.ndarray:
-    """Scale each row's cumulative hazard so that ``1 - S(horizon)`` equals ``risk``.
+    """Set each row's curve to ``risk`` at the horizon, keeping the hazard model's shape.
 
-    ``H'(t) = H(t) * -log(1 - risk) / H(horizon)``: the shape of the curve is kept, its
-    level at the horizon is the classifier's calibrated risk. A row whose hazard model
-    gives (almost) no hazard by the horizon gets a constant daily hazard instead.
+    Up to the horizon (an edge) the cumulative hazard is scaled,
+    ``H'(t) = H(t) * -log(1 - risk) / H(horizon)``, so ``1 - S'(horizon) = risk`` and the
+    share of it that falls in the first week is the hazard model's. After the horizon the
+    hazard model's own increments are kept, ``H'(t) = H'(horizon) + H(t) - H(horizon)``:
+    the classifier knows nothing about those days. A row whose hazard model gives
+    (almost) no hazard by the horizon gets a constant daily hazard up to it.
     """
     risk = np.clip(np.asarray(risk, dtype=np.float64), 0.0, 1 - 1e-12)
     target = -np.log1p(-risk)
@@ -143,6 +147,8 @@ def anchor(Hb: np.ndarray, edges: np.ndarray, horizon: int, risk: np.ndarray) ->
     out = Hb * scale[:, None]
     if flat.any():  # no shape to keep: linear in t through the anchor
         out[flat] = target[flat, None] * (edges[1:][None, :] / float(horizon))
+    after = edges[1:] > horizon
+    out[:, after] = target[:, None] + np.maximum(Hb[:, after] - h_at[:, None], 0.0)
     return out
 
 
