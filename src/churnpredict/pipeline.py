@@ -330,7 +330,7 @@ def _survival_lines(result) -> list[str]:
     new = [k for k in g.index.get_level_values(0).unique() if k != "all"]
     if new:
         cols = [c for c in g.columns if c.startswith("pr_auc") or c in ("uno_c", "ibs")]
-        keep = [s for s in ("model", "classifier", "km_segment_tenure", "cox", "p_true")]
+        keep = ("model", "classifier", "km_segment_tenure", "cox", "p_true")
         sub = g.loc[[(k, s) for k in new for s in keep if (k, s) in g.index], ["rows", *cols]]
         lines.append(
             "Time to freeze for new clients (same fold):\n"
