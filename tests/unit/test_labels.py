@@ -150,3 +150,24 @@ def test_max_horizon_below_the_label_horizon_is_refused():
 
     with pytest.raises((ConfigError, ValueError), match="max_horizon_days"):
         build_config({"label": {"max_horizon_days": 20}})
+
+
+def test_followup_ends_with_the_relationship():
+    from churnpredict.labels import followup
+
+    ds = _world(freezes=[("b", T("2024-06-20 10:00"), None), ("a", T("2024-06-29 08:00"), None)])
+    spine = build_spine(ds, CFG, [T("2024-04-01"), T("2024-06-01")])
+    # the end of relationship build_spine keeps for label.ended (here: b ends 06-10 12:00)
+    ds.con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ended AS "
+        "SELECT 'b' AS client_id, TIMESTAMP '2024-06-10 12:00' AS ended_at"
+    )
+    fu = followup(ds, CFG, spine)
+    got = {
+        (r.client_id, r.as_of.strftime("%m-%d")): (f, d)
+        for r, f, d in zip(spine.itertuples(), fu["followup_days"], fu["freeze_day"], strict=True)
+    }
+    # whole days before the end count; b's freeze after its end is not a freeze
+    assert got[("b", "04-01")] == (70, 0)
+    assert got[("b", "06-01")] == (9, 0)
+    assert got[("a", "04-01")] == (90, 90)
