@@ -50,6 +50,8 @@ TENURE_BANDS = (30, 90, 365)
 COX_FEATURES = 8
 COX_MAX_ROWS = 100_000
 CLIP = 5.0
+TARGET_COLS = ("as_of", "followup_days", "freeze_day")
+KEY_COLS = ("client_id", "as_of", "label")
 C_MAX_ROWS = 20_000  # Uno's C compares every event with every later row: a seeded sample
 NEW_CLIENT_DAYS = (30, 90)
 
@@ -150,8 +152,8 @@ def fit_hazard_protocol(
     d = _dates(table)
     edges = sv.bin_edges(cfg)
     fit, valid = masks["fit"], masks["valid"]
-    fd_f, fu_f = sv.targets(table.loc[fit], d[valid].min())
-    fd_v, fu_v = sv.targets(table.loc[valid], cutoff)
+    fd_f, fu_f = sv.targets(table.loc[fit, list(TARGET_COLS)], d[valid].min())
+    fd_v, fu_v = sv.targets(table.loc[valid, list(TARGET_COLS)], cutoff)
     es = sv.HazardModel(cfg.model, edges, features).fit(
         table.loc[fit, list(features)], fd_f, fu_f, table.loc[valid, list(features)], fd_v, fu_v
     )
@@ -169,7 +171,7 @@ def refit_hazard(
 
     The scale is capped at ``model.refit_max_scale``, as for the classifier.
     """
-    fd, fu = sv.targets(table.loc[rows], cutoff)
+    fd, fu = sv.targets(table.loc[rows, list(TARGET_COLS)], cutoff)
     trees = es.metadata_.get("early_stopping_trees", es.best_iteration_)
     n0 = es.metadata_.get("early_stopping_snapshots", es.metadata_["n_snapshots"])
     ratio = min(max(rows.sum() / max(n0, 1), 1.0), cfg.model.refit_max_scale)
@@ -495,14 +497,14 @@ def evaluate_survival(
     valid = masks["valid"]
     yv = table.loc[valid, "label"].to_numpy(dtype=float)
     cal = Calibrator(cfg.model.calibration).fit(es_model.predict_raw(table.loc[valid, feats]), yv)
-    Xt = table.loc[fold]
+    Xt = table.loc[fold, list(dict.fromkeys([*KEY_COLS, *TARGET_COLS, *feats]))]
     risk30 = cal.predict(es_model.predict_raw(Xt[list(feats)]))
     Hraw = hazard.cumhaz(Xt)
     Han = sv.anchor(Hraw, edges, h30, risk30)
     fd_t = Xt["freeze_day"].to_numpy(dtype=np.int64)
     fu_t = Xt["followup_days"].to_numpy(dtype=np.int64)
     before = (d < cutoff).to_numpy()
-    fd_b, fu_b = sv.targets(table.loc[before], cutoff)
+    fd_b, fu_b = sv.targets(table.loc[before, list(TARGET_COLS)], cutoff)
     y_train = _surv_y(fd_b, fu_b)
     days = np.arange(1, H, dtype=float)
 
@@ -527,7 +529,9 @@ def evaluate_survival(
     }
     cox_cols = [f for f in features if f in table.columns][:COX_FEATURES]
     try:
-        cox = CoxBaseline(cox_cols, seed=cfg.model.seed).fit(table.loc[before], fd_b, fu_b)
+        cox = CoxBaseline(cox_cols, seed=cfg.model.seed).fit(
+            table.loc[before, cox_cols], fd_b, fu_b
+        )
         S_cox = cox.survival(Xt, all_days)
         scores[COX] = {
             "risk": {h: 1 - S_cox[:, h - 1] for h in horizons},
