@@ -210,8 +210,8 @@ class ModelConfig(Section):
     # share of its no-freeze rows kept, and how many features it reads (the classifier's
     # strongest by gain).
     survival_bins: list[int] = [7, 14, 30, 60]
-    survival_negative_rate: float = Field(default=0.1, gt=0, le=1)
-    survival_features: int = Field(default=64, ge=1)
+    survival_negative_rate: float = Field(default=0.05, gt=0, le=1)
+    survival_features: int = Field(default=32, ge=1)
 
 
 class BacktestConfig(Section):
