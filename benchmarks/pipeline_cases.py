@@ -96,6 +96,26 @@ def train_20k(ctx: Ctx) -> dict:
         "precision_at_k_logistic": round(float(m.loc["logistic", "precision_at_k"]), 4),
         "ece_model": round(float(m.loc["model", "ece"]), 4),
     }
+    # the time-to-freeze curve (issue 15): its share of the fit, and the quality targets
+    for step in ("survival_eval", "survival_served_fit"):
+        if step in result.seconds:
+            phases[step] = result.seconds[step]
+    sv = result.survival
+    if sv is not None:
+        sm = sv.metrics
+        for h in sv.horizons:
+            col = f"pr_auc_{h}d"
+            info[f"{col}_model"] = round(float(sm.loc["model", col]), 4)
+            if "p_true" in sm.index:
+                info[f"{col}_ratio_to_p_true"] = round(
+                    float(sm.loc["model", col] / sm.loc["p_true", col]), 3
+                )
+        if "paused_rule" in sm.index:
+            info["pr_auc_7d_paused_rule"] = round(float(sm.loc["paused_rule", "pr_auc_7d"]), 4)
+        for s in ("model", "km_segment_tenure", "cox"):
+            if s in sm.index:
+                info[f"uno_c_{s}"] = round(float(sm.loc[s, "uno_c"]), 4)
+                info[f"ibs_{s}"] = round(float(sm.loc[s, "ibs"]), 4)
     return {"seconds": seconds, "phases": phases, "info": info}
 
 

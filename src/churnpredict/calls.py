@@ -12,6 +12,8 @@ Ordering
     ``calls.recently_reached_days`` days (they move to the end of their band, with a
     note), then by ``risk`` (``sort="risk"``) or ``value_at_risk`` (``sort="value"``,
     unknown value last, ties by risk), then ``client_id`` — deterministic.
+    ``sort="urgency"`` orders by ``risk_7d`` (the risk of a freeze within 7 days) across
+    bands, recently reached clients still last, ties by risk then ``client_id``.
 
 Routing by evidence (the client's facts at the as-of date, :mod:`churnpredict.facts`)
     ``receivables`` only with money evidence: an overdue invoice, or a campaign the
@@ -270,8 +272,9 @@ def build_call_list(
         The as-of date.
     model_version : str
         Written in every row.
-    sort : {"risk", "value"}, optional
-        Order within a risk band (default ``calls.sort``).
+    sort : {"risk", "value", "urgency"}, optional
+        Order within a risk band (default ``calls.sort``); ``urgency``: by ``risk_7d``
+        across bands (needs a ``risk_7d`` column).
     top : int, optional
         Keep only the first ``top`` rows.
     previous : DataFrame, optional
@@ -290,8 +293,13 @@ def build_call_list(
     """
     c = cfg.calls
     sort = sort or c.sort
-    if sort not in ("risk", "value"):
-        raise UsageError(f"--sort must be 'risk' or 'value', got {sort!r}")
+    if sort not in ("risk", "value", "urgency"):
+        raise UsageError(f"--sort must be 'risk', 'value' or 'urgency', got {sort!r}")
+    if sort == "urgency" and "risk_7d" not in scored.columns:
+        raise UsageError(
+            "--sort urgency needs risk_7d: the model has no time-to-freeze curve "
+            "(retrain it with this version of churnpredict)"
+        )
     if top is not None and top < 1:
         raise UsageError(f"--top must be a positive number, got {top}")
     for col in ("client_id", "risk"):
@@ -414,9 +422,11 @@ def build_call_list(
 
     # ordering: band, not-recently-reached first, primary key desc, client_id
     primary = var if sort == "value" else risk
+    if sort == "urgency":
+        primary = pd.to_numeric(df["risk_7d"], errors="coerce").to_numpy(dtype=np.float64)
     keys = pd.DataFrame(
         {
-            "band": [_BAND_ORDER[b] for b in band],
+            "band": [_BAND_ORDER[b] for b in band] if sort != "urgency" else 0,
             "recent": recent.astype(np.int8),
             "primary": np.where(np.isnan(primary), -np.inf, primary),
             "risk": risk,
@@ -648,16 +658,18 @@ def _fmt_fixed(values: np.ndarray, decimals: int, mark: str) -> list[str]:
 def format_numbers(df: pd.DataFrame, mark: str = ".") -> pd.DataFrame:
     """Return a copy with the numeric columns as text, ready for the CSV.
 
-    ``risk`` (and ``risk_7d``, ``risk_90d``) get the fewest decimals (at least 4)
-    that keep every distinct risk distinct, so the file keeps the model's strict
-    order; money columns get 2 decimals. ``mark`` is the decimal mark (``,`` for
+    ``risk``, ``risk_7d`` and ``risk_90d`` share the fewest decimals (at least 4)
+    that keep every distinct value of each distinct, so the file keeps the model's
+    strict order and ``risk_7d <= risk <= risk_90d`` on every written row; money
+    columns get 2 decimals. ``mark`` is the decimal mark (``,`` for
     spreadsheets in locales that expect it; the separator must then not be ``,``).
     """
     out = df.copy()
-    for col in ("risk", "risk_7d", "risk_90d"):
-        if col in out.columns:
-            v = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=np.float64)
-            out[col] = _fmt_fixed(v, risk_decimals(v), mark)
+    risks = [c for c in ("risk", "risk_7d", "risk_90d") if c in out.columns]
+    values = {c: pd.to_numeric(out[c], errors="coerce").to_numpy(dtype=np.float64) for c in risks}
+    decimals = max((risk_decimals(v) for v in values.values()), default=4)
+    for col, v in values.items():
+        out[col] = _fmt_fixed(v, decimals, mark)
     for col in ("value_at_risk", "monthly_revenue", "expected_active_days"):
         if col in out.columns:
             v = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=np.float64)

@@ -326,6 +326,11 @@ def backtest(
 class SortBy(StrEnum):
     risk = "risk"
     value = "value"
+    urgency = "urgency"
+
+
+class Segment(StrEnum):
+    new = "new"
 
 
 class SplitBy(StrEnum):
@@ -348,7 +353,20 @@ def score(
             "Default: today in calls.timezone.",
         ),
     ] = None,
-    sort: Annotated[SortBy, typer.Option(help="Order by risk or by value at risk.")] = SortBy.risk,
+    sort: Annotated[
+        SortBy,
+        typer.Option(
+            help="Order by risk (30 days, within risk bands), by value at risk, or by "
+            "urgency: the risk of a freeze within 7 days (risk_7d), most urgent first."
+        ),
+    ] = SortBy.risk,
+    segment: Annotated[
+        Segment | None,
+        typer.Option(
+            help="List only these clients. new: signed up at most calls.new_client_days "
+            "(30) days before the as-of date."
+        ),
+    ] = None,
     top: Annotated[int | None, typer.Option(help="Keep only the first N rows.", min=1)] = None,
     split_by: Annotated[
         SplitBy | None, typer.Option("--split-by", help="Also write one file per owner.")
@@ -393,6 +411,7 @@ def score(
         model_version=model_version,
         allow_stale=allow_stale,
         engine=engine.value,
+        segment=segment.value if segment else None,
     )
     typer.echo(summary)
 

@@ -112,7 +112,18 @@ class LabelConfig(Section):
     idle_source: str = "campaigns"  # "campaigns" (no running campaign) or an event table name
     idle_days: int = Field(default=14, ge=1)
     horizon_days: int = Field(default=30, ge=1)
+    # The time-to-freeze curve runs to this many days (risk_90d, expected_active_days).
+    max_horizon_days: int = Field(default=90, ge=1)
     ended: EndConfig = EndConfig()
+
+    @model_validator(mode="after")
+    def _max_horizon(self) -> LabelConfig:
+        if self.max_horizon_days < max(self.horizon_days, 7):
+            raise ValueError(
+                f"max_horizon_days ({self.max_horizon_days}) must be at least horizon_days "
+                f"({self.horizon_days}) and 7 (risk_7d)"
+            )
+        return self
 
 
 class SnapshotConfig(Section):
@@ -194,6 +205,13 @@ class ModelConfig(Section):
     negative_sample_rate: float = Field(default=0.5, gt=0, le=1)
     max_fit_rows: int | None = Field(default=400_000, ge=1000)
     max_bin: int = Field(default=127, ge=15, le=255)
+    # Time to freeze (modeling/survival.py): the discrete-time hazard model's day bins
+    # (inner edges; 7, label.horizon_days and label.max_horizon_days are always edges), the
+    # share of its no-freeze rows kept, and how many features it reads (the classifier's
+    # strongest by gain).
+    survival_bins: list[int] = [7, 14, 30, 60]
+    survival_negative_rate: float = Field(default=0.05, gt=0, le=1)
+    survival_features: int = Field(default=32, ge=1)
 
 
 class BacktestConfig(Section):
@@ -273,7 +291,8 @@ class CallsConfig(Section):
     recently_reached_days: int = Field(default=7, ge=0)
     hold_out_share: float = Field(default=0.0, ge=0, lt=1)
     hold_out_seed: int = 7
-    sort: Literal["risk", "value"] = "risk"
+    sort: Literal["risk", "value", "urgency"] = "risk"
+    new_client_days: int = Field(default=30, ge=1)  # `score --segment new`: tenure <= this
     change_min_delta: float = Field(default=0.05, ge=0, le=1)
     narrow_feature: str = "campaigns__n_campaigns__now"
     narrow_max: float = Field(default=1, ge=0)

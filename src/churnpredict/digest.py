@@ -44,6 +44,7 @@ _TEXT = {
         "contact": "contact",
         "last_contact": "last contact",
         "new": "new on the list",
+        "soon": "likely within 2 weeks ({p})",
         "total": "all teams",
         "roles": {
             "account_manager": "account managers",
@@ -83,6 +84,7 @@ _TEXT = {
         "contact": "контакты",
         "last_contact": "последний контакт",
         "new": "новый в списке",
+        "soon": "вероятно, в ближайшие 2 недели ({p})",
         "total": "все команды",
         "roles": {
             "account_manager": "аккаунт-менеджеры",
@@ -212,6 +214,17 @@ def _team_row(name, df, m, at_risk, hold, inside, var) -> dict:
     }
 
 
+SOON_RISK = 0.5  # "likely within 2 weeks": a freeze by day 14 is more likely than not
+
+
+def _soon(r: dict, lang: str) -> str:
+    """Return "likely within 2 weeks (62%)" when the 14-day risk is at least SOON_RISK."""
+    v = pd.to_numeric(pd.Series([r.get("risk_14d")]), errors="coerce").iloc[0]
+    if pd.isna(v) or v < SOON_RISK:
+        return ""
+    return _TEXT[lang]["soon"].format(p=_pct(v, lang))
+
+
 def _row(r: dict, lang: str, cur: str) -> dict:
     def s(k: str) -> str:
         v = r.get(k)
@@ -227,6 +240,7 @@ def _row(r: dict, lang: str, cur: str) -> dict:
         if not pd.isna(rev)
         else "",
         "risk": _pct(r["risk"], lang),
+        "soon": _soon(r, lang),
         "band": s("risk_band"),
         "reasons": [x for x in s("reasons").split("; ") if x],
         "action": s("suggested_action"),

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 from churnpredict import data
@@ -394,3 +395,101 @@ def build_spine(
     if with_label:
         df["label"] = df["label"].astype("int8")
     return df.reset_index(drop=True)
+
+
+def followup(
+    ds,
+    cfg: Config,
+    spine: pd.DataFrame,
+    *,
+    until: pd.Timestamp | None = None,
+    freezes=None,
+) -> pd.DataFrame:
+    """Return each snapshot's time to freeze, or the days its follow-up covers.
+
+    For every ``(client_id, as_of)`` of ``spine`` (in its order):
+
+    - ``followup_days``: the days after ``T`` the label source observes, at most
+      ``label.max_horizon_days``: up to :func:`label_end` (and ``until`` when given, e.g.
+      a training cut-off), and up to the client's end of relationship (``label.ended``:
+      only whole days before ``ended_at`` count). Day ``d`` is ``(T + d - 1, T + d]``.
+    - ``freeze_day``: ``d`` in ``1..followup_days`` when the first freeze after ``T``
+      (before the end of relationship) falls in day ``d``, else 0 — also when the freeze
+      comes after the covered days (it is not seen yet): such a snapshot counts as
+      "no freeze" only for its covered days, i.e. it is censored at ``followup_days``.
+
+    ``freeze_day`` in ``1..label.horizon_days`` is exactly the 30-day label of
+    :func:`build_spine` wherever the follow-up covers the horizon. ``freezes`` (from
+    :func:`freezes_frame`) is derived here when not given; only the freezes and the ends
+    of relationship are fetched from the engine, one row per freeze or end.
+    """
+    H = int(cfg.label.max_horizon_days)
+    end = label_end(ds, cfg)
+    if until is not None:
+        end = min(end, pd.Timestamp(until).normalize())
+    keys = pd.DataFrame(
+        {
+            "client_id": spine["client_id"].astype(str).to_numpy(),
+            "as_of": pd.to_datetime(spine["as_of"]).dt.normalize().astype("datetime64[us]"),
+            "_row": np.arange(len(spine)),
+        }
+    )
+    if keys.empty:
+        return pd.DataFrame({"followup_days": [], "freeze_day": []}, dtype="int16")
+    if freezes is None:
+        freezes = freezes_frame(ds, cfg)
+    fz = data.query(
+        ds,
+        "SELECT CAST(client_id AS VARCHAR) AS client_id, CAST(frozen_at AS TIMESTAMP) "
+        "AS frozen_at FROM _freezes WHERE frozen_at IS NOT NULL",
+        {"_freezes": freezes},
+    )
+    ended_sql = _ended_sql(ds, cfg)
+    if ended_sql:
+        ended = data.query(
+            ds,
+            f"SELECT CAST(client_id AS VARCHAR) AS client_id, min(ended_at) AS ended_at "
+            f"FROM ({ended_sql}) GROUP BY client_id",
+        )
+        ended_at = keys["client_id"].map(
+            pd.Series(
+                pd.to_datetime(ended["ended_at"]).astype("datetime64[us]").to_numpy(),
+                index=ended["client_id"].astype(str),
+            )
+        )
+    else:
+        ended_at = pd.Series(pd.NaT, index=keys.index, dtype="datetime64[us]")
+    day = pd.Timedelta(days=1)
+    cover = np.minimum(H, (pd.Timestamp(end) - keys["as_of"]) // day)
+    to_end = ((ended_at - keys["as_of"]) // day).fillna(H)  # whole days before the end
+    fu = np.maximum(np.minimum(cover, to_end).to_numpy(dtype="int64"), 0)
+    # the first freeze strictly after T (one as-of join per client)
+    fz = pd.DataFrame(
+        {
+            "client_id": fz["client_id"].astype(str),
+            "frozen_at": pd.to_datetime(fz["frozen_at"]).astype("datetime64[us]"),
+        }
+    ).sort_values("frozen_at", kind="stable")
+    first = (
+        pd.merge_asof(
+            keys.sort_values("as_of", kind="stable"),
+            fz,
+            left_on="as_of",
+            right_on="frozen_at",
+            by="client_id",
+            direction="forward",
+            allow_exact_matches=False,
+        )
+        .set_index("_row")["frozen_at"]
+        .reindex(keys["_row"])
+    )
+    first = pd.Series(first.to_numpy(), index=keys.index)
+    first = first.where(ended_at.isna() | (first < ended_at))  # a freeze after the end: none
+    d = np.ceil((first - keys["as_of"]) / day).fillna(0).to_numpy(dtype="int64")
+    seen = (d >= 1) & (d <= fu)
+    return pd.DataFrame(
+        {
+            "followup_days": fu.astype("int16"),
+            "freeze_day": (d * seen).astype("int16"),
+        }
+    )

@@ -71,7 +71,7 @@ def training_table(
 ) -> tuple[pd.DataFrame, list[Feature], dict[str, Any]]:
     """Build the labelled training table from snapshots with complete label windows."""
     from churnpredict.data import engine_of
-    from churnpredict.labels import build_spine, freezes_frame, snapshot_dates
+    from churnpredict.labels import build_spine, followup, freezes_frame, snapshot_dates
 
     t0 = time.perf_counter()
     freezes = freezes_frame(ds, cfg)
@@ -87,6 +87,11 @@ def training_table(
             ),
         )
     spine = build_spine(ds, cfg, dates, freezes=freezes)
+    # the time to freeze (or the days observed) up to label.max_horizon_days, cut at `until`
+    fu = followup(ds, cfg, spine, until=pd.Timestamp(until) if until else None, freezes=freezes)
+    spine = spine.assign(
+        followup_days=fu["followup_days"].to_numpy(), freeze_day=fu["freeze_day"].to_numpy()
+    )
     table, catalog, spec = build_features(ds, spine, cfg, backend=engine_of(ds))
     constant = constant_columns(table, catalog)
     if constant:
@@ -116,11 +121,15 @@ def _spark_truth(ds) -> pd.DataFrame | None:
 
 
 def load_truth(data_dir: Path) -> pd.DataFrame | None:
-    """Return the simulator's truth (client_id, as_of, p_true) when the data has it."""
+    """Return the simulator's truth (client_id, as_of, p_true[, p_true_7d, p_true_90d])."""
+    import pyarrow.parquet as pq
+
     path = Path(data_dir) / "truth.parquet"
     if not path.exists():
         return None
-    truth = pd.read_parquet(path, columns=["client_id", "as_of", "p_true"])
+    have = set(pq.read_schema(path).names)
+    cols = [c for c in ("client_id", "as_of", "p_true", "p_true_7d", "p_true_90d") if c in have]
+    truth = pd.read_parquet(path, columns=cols)
     truth["as_of"] = pd.to_datetime(truth["as_of"])
     truth["client_id"] = truth["client_id"].astype(str)
     return truth
@@ -308,6 +317,7 @@ def run_train(
             f"{_capacity_text(cfg)} per as-of date):",
         ),
         *_group_lines(result),
+        *_survival_lines(result),
         *_served_lines(result),
         f"Registered {reg.model_name} version {reg.version} (@challenger). {reg.reason}",
         f"Report: {report}",
@@ -332,6 +342,31 @@ def _group_lines(result) -> list[str]:
         lines.append(
             "PR AUC by segment and for new clients (same test rows):\n"
             + g[["rows", "positives", *cols]].to_string(float_format=lambda v: f"{v:.3f}")
+        )
+    return lines
+
+
+def _survival_lines(result) -> list[str]:
+    sv = result.survival
+    if sv is None:
+        return []
+    lo, hi = sv.fold
+    h = sv.horizons
+    lines = [
+        f"Time to freeze (survival fold: as-of dates {lo.date()}..{hi.date()}, {sv.rows:,} "
+        f"rows with {h[-1]} days of follow-up; everything fitted on what was known on "
+        f"{lo.date()}; Uno's C to day {h[-1]}, IBS over days 1..{h[-1] - 1}):",
+        sv.metrics.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"),
+    ]
+    g = sv.by_group
+    new = [k for k in g.index.get_level_values(0).unique() if k != "all"]
+    if new:
+        cols = [c for c in g.columns if c.startswith("pr_auc") or c in ("uno_c", "ibs")]
+        keep = ("model", "classifier", "km_segment_tenure", "cox", "p_true")
+        sub = g.loc[[(k, s) for k in new for s in keep if (k, s) in g.index], ["rows", *cols]]
+        lines.append(
+            "Time to freeze for new clients (same fold):\n"
+            + sub.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-")
         )
     return lines
 
@@ -379,6 +414,16 @@ def run_backtest(
         lines.append(
             "Per cut:\n" + per_cut[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
         )
+    if result.survival is not None:
+        sv = result.survival.assign(cut=result.survival["cut"].astype(str).str[:10])
+        mean = sv.drop(columns=["cut", "fold"]).groupby("scorer", sort=False).mean()
+        lines.append(
+            "Time to freeze per cut (each cut's survival fold: its latest as-of dates with the "
+            "whole follow-up observed):\n"
+            + sv.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+            + "\nMean over cuts:\n"
+            + mean.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-")
+        )
     for name, why in result.skipped.items():
         lines.append(f"skipped {name}: {why}")
     lines.append(f"Report: {report}")
@@ -425,6 +470,7 @@ def run_score(
     model_version: str | None = None,
     allow_stale: bool = False,
     engine: str = "local",
+    segment: str | None = None,
 ) -> str:
     """Score every active client at ``as_of`` with the champion and write the call list.
 
@@ -434,8 +480,14 @@ def run_score(
 
     Refuses stale data (``DataError``, exit 2) when a required table ends more than
     ``data.max_lag_days`` before ``as_of``, unless ``allow_stale``. Also writes the
-    digest (``out`` with ``.html``) and reports the list's quality.
+    digest (``out`` with ``.html``) and reports the list's quality. With a time-to-freeze
+    curve in the model the list gets ``risk_7d``, ``risk_90d`` and
+    ``expected_active_days``. ``segment="new"`` lists only the clients who signed up at
+    most ``calls.new_client_days`` days before ``as_of`` (the drift check still sees
+    every active client).
     """
+    if segment not in (None, "new"):
+        raise UsageError(f"--segment must be 'new', got {segment!r}")
     from churnpredict.calls import (
         build_call_list,
         find_previous_list,
@@ -479,8 +531,11 @@ def run_score(
             log.warning("%s", drift.text())
         else:
             log.info("%s", drift.text())
+        if segment == "new":
+            table = _new_clients(ds, table, T, cfg)
         X = table[model.feature_names_]
         risk = model.predict_risk(X)
+        horizons = model.predict_horizons(X, risk)
         contrib = model.contributions(X)
         facts = client_facts(ds, T, table["client_id"].astype(str), cfg)
         reasons = top_reasons(
@@ -495,6 +550,8 @@ def run_score(
             nouns={k: (v.en, v.ru, v.ru_plural) for k, v in cfg.calls.nouns.items()},
         )
         scored = _scored_frame(ds, table, risk, T, cfg)
+        for col in horizons.columns:
+            scored[col] = horizons[col].to_numpy()
         previous = find_previous_list(out, T.date())
         calls = build_call_list(
             scored,
@@ -509,14 +566,24 @@ def run_score(
             staff=read_staff(ds),
         )
         paths = write_call_list(calls, out, cfg, split_by=split_by, locked=True)
-        digest = write_digest(calls, out.with_suffix(".html"), cfg, previous=previous)
+        if "risk_14d" in scored:  # the digest may say "likely within 2 weeks"
+            soon = scored.set_index(scored["client_id"].astype(str))["risk_14d"]
+            for_digest = calls.assign(risk_14d=calls["client_id"].astype(str).map(soon))
+        else:
+            for_digest = calls
+        digest = write_digest(for_digest, out.with_suffix(".html"), cfg, previous=previous)
     bands = calls["risk_band"].value_counts()
+    who = (
+        "active clients"
+        if segment is None
+        else f"new clients (first {cfg.calls.new_client_days} days)"
+    )
     in_cap = int(calls["in_capacity"].sum()) if "in_capacity" in calls else len(calls)
     at_risk = calls["risk_band"].isin(["high", "medium"]) & ~calls["hold_out"]
     missed = int((at_risk & ~calls["in_capacity"]).sum())
     q = list_quality(calls, facts.set_index("client_id").loc[calls["client_id"]], cfg)
     return (
-        f"Scored {len(calls):,} active clients as of {T.date()} with "
+        f"Scored {len(calls):,} {who} as of {T.date()} with "
         f"{cfg.tracking.model_name} v{version} in {time.perf_counter() - t0:.1f}s: "
         f"{bands.get('high', 0):,} high, {bands.get('medium', 0):,} medium, "
         f"{bands.get('low', 0):,} low risk; {in_cap:,} calls fit today's capacity, "
@@ -526,6 +593,24 @@ def run_score(
         + (f" (+{len(paths) - 1} per-owner files)" if len(paths) > 1 else "")
         + (f"\nDigest:    {digest}" if digest else "")
     )
+
+
+def _new_clients(ds, table: pd.DataFrame, T: pd.Timestamp, cfg: Config) -> pd.DataFrame:
+    """Return the rows of clients who signed up at most ``calls.new_client_days`` before T."""
+    signup = ds.con.execute("SELECT client_id, signup_date FROM clients").df()
+    when = pd.to_datetime(
+        signup.set_index(signup["client_id"].astype(str))["signup_date"]
+    ).dt.normalize()
+    days = (T.normalize() - when.reindex(table["client_id"].astype(str))).dt.days.to_numpy()
+    keep = days <= cfg.calls.new_client_days
+    if not keep.any():
+        raise DataError(
+            f"no new clients at {T.date()}: nobody active signed up in the last "
+            f"{cfg.calls.new_client_days} days (calls.new_client_days)",
+            file=str(ds.data_dir),
+            column="signup_date",
+        )
+    return table.loc[keep].reset_index(drop=True)
 
 
 def check_fresh(ds, cfg: Config, T: pd.Timestamp, *, allow_stale: bool = False) -> None:

@@ -280,6 +280,44 @@ def plot_backtest(bt: BacktestResult) -> bytes:
 
 
 # ------------------------------------------------------------------------------- html
+def plot_survival_curves(curves: pd.DataFrame) -> bytes:
+    """Plot S(t) of a few example clients per risk band (survival fold)."""
+    fig, ax = _figure(width=7.0)
+    colors = {"high": "#c0392b", "medium": "#e67e22", "low": "#2e86c1"}
+    seen: set[str] = set()
+    for (_cid, _as_of, band), part in curves.groupby(["client_id", "as_of", "band"], sort=False):
+        ax.plot(
+            part["day"],
+            part["survival"],
+            color=colors.get(band, "grey"),
+            alpha=0.8,
+            label=f"{band} risk" if band not in seen else None,
+        )
+        seen.add(band)
+    ax.set_xlabel("days after the as-of date")
+    ax.set_ylabel("S(t): probability of no freeze yet")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Time to freeze of example clients (highest, middle, lowest of each band)")
+    ax.legend()
+    return _png(fig)
+
+
+def plot_survival_calibration(calib: pd.DataFrame) -> bytes:
+    """Plot predicted vs Kaplan-Meier observed risk by risk decile, one panel per horizon."""
+    horizons = sorted(calib["horizon"].unique())
+    fig, axes = _figure(ncols=len(horizons), width=4.0, height=3.8)
+    axes = np.atleast_1d(axes)
+    for ax, h in zip(axes, horizons, strict=True):
+        part = calib[calib["horizon"] == h]
+        top = float(max(part["predicted"].max(), part["observed"].max(), 1e-3))
+        ax.plot(part["predicted"], part["observed"], "o-", color=COLORS.get("model", "C0"))
+        ax.plot([0, top], [0, top], "k--", lw=1)
+        ax.set_title(f"within {h} days")
+        ax.set_xlabel("predicted (mean per risk decile)")
+        ax.set_ylabel("observed (Kaplan-Meier)")
+    return _png(fig)
+
+
 def _fmt(v: Any, metric: str) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
@@ -404,6 +442,18 @@ def write_report(
         pngs["importance"] = ("Feature importance", plot_importance(imp))
     if bt is not None:
         pngs["backtest"] = ("Metrics per backtest cut", plot_backtest(bt))
+    surv = train.survival if train is not None else None
+    if surv is not None:
+        if len(surv.curves):
+            pngs["survival_curves"] = (
+                "Time to freeze: example clients per risk band",
+                plot_survival_curves(surv.curves),
+            )
+        if len(surv.calibration):
+            pngs["survival_calibration"] = (
+                "Time to freeze: calibration at each horizon (survival fold)",
+                plot_survival_calibration(surv.calibration),
+            )
     for name, (_, data) in pngs.items():
         _atomic_write(out_dir / f"{name}.png", data)
 
@@ -439,6 +489,24 @@ def write_report(
     if train is not None and train.by_group is not None:
         body.append("<h2>PR AUC by segment and for new clients (same test rows)</h2>")
         body.append(_frame_html(train.by_group.reset_index()))
+    if surv is not None:
+        lo, hi = surv.fold
+        days = ", ".join(str(h) for h in surv.horizons[:-1]) + f" and {surv.horizons[-1]}"
+        body.append(f"<h2>Time to freeze: risk at {days} days (survival fold)</h2>")
+        body.append(
+            f'<p class="note">As-of dates {lo.date()} to {hi.date()} ({surv.rows:,} rows), '
+            f"whose whole {surv.horizons[-1]}-day follow-up is observed; every scorer fitted "
+            f"on what was known on {lo.date()}. <b>model</b>: the curve anchored at the "
+            "calibrated 30-day risk (what the call list shows); <b>hazard_raw</b>: the same "
+            "hazard model without the anchor; <b>classifier</b>: the 30-day risk alone; "
+            "Kaplan-Meier by segment and tenure band; Cox on "
+            f"{html.escape(', '.join(surv.cox_features))}. Uno's C to day "
+            f"{surv.horizons[-1]} (a seeded sample of at most 20,000 rows), integrated "
+            f"Brier score over days 1..{surv.horizons[-1] - 1} (lower is better).</p>"
+        )
+        body.append(_frame_html(surv.metrics.reset_index().rename(columns={"index": "scorer"})))
+        body.append("<h3>The same for new clients</h3>")
+        body.append(_frame_html(surv.by_group.reset_index()))
     if "model" in preds.columns:
         body.append("<h2>Capacity: calls per day against freezes reached</h2>")
         body.append(_frame_html(capacity_table(preds, result.capacity)))
@@ -478,6 +546,10 @@ def write_report(
         cols = ["cut", "scorer", "rows", "positives", "pr_auc", "precision_at_k", "ece"]
         body.append("<h2>Metrics per backtest cut</h2>")
         body.append(_frame_html(pc[cols]))
+        if bt.survival is not None:
+            sv = bt.survival.assign(cut=bt.survival["cut"].astype(str))
+            body.append("<h2>Time to freeze per backtest cut (survival folds)</h2>")
+            body.append(_frame_html(sv))
     for _name, (caption, data) in pngs.items():
         b64 = base64.b64encode(data).decode("ascii")
         body.append(f"<h2>{html.escape(caption)}</h2>")

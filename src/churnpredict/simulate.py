@@ -81,6 +81,12 @@ adds ``P(never) + P(late >= grace + idle)``. Approximations, all second order: t
 survival uses ``E[h]`` instead of the path-wise product, future harmless pauses, stops,
 resales and the next manager's call rate are ignored, and a rescued client is not
 followed further.
+
+The same hidden state gives ``p_true_7d`` and ``p_true_90d`` (``label.max_horizon_days``):
+the probability of a freeze in ``(T, T + 7 days]`` and ``(T, T + 90 days]``, computed the
+same way with that window (clipped so that ``p_true_7d <= p_true <= p_true_90d``), and
+``days_to_freeze`` is the day ``d`` (``(T + d - 1, T + d]``) of the client's next freeze,
+empty when none happens before the data's end.
 """
 
 from __future__ import annotations
@@ -261,10 +267,13 @@ class _Buffer:
 class _World:
     """The simulation state and its day step (private; use :func:`simulate`)."""
 
-    def __init__(self, cfg: SimulateConfig, idle_days: int, horizon_days: int) -> None:
+    def __init__(
+        self, cfg: SimulateConfig, idle_days: int, horizon_days: int, max_horizon: int = 90
+    ) -> None:
         self.cfg = cfg
         self.idle = idle_days
         self.horizon = horizon_days
+        self.max_horizon = max_horizon
         self.days = cfg.days
         self.rng = np.random.default_rng(cfg.seed)
         self.ev = _Buffer()
@@ -466,18 +475,30 @@ class _World:
 
     # ------------------------------------------------------------------ truth
     def _truth(self, T: int) -> None:
-        cfg = self.cfg
-        L, H = self.idle, self.horizon
         idx = np.nonzero((self.signup_day < T) & (self.mode != FROZEN) & (self.mode != NOTYET))[0]
         if len(idx) == 0:
             return
+        p = self._truth_p(T, idx, self.horizon, self._p_leave(T, idx))
+        # the same hidden state at 7 and max_horizon days (p_leave summed day by day in
+        # one pass); clipped to p_true so rounding never breaks p_7d <= p_true <= p_90d
+        short, long = sorted((7, self.horizon)), max(self.max_horizon, self.horizon)
+        leave = self._p_leave_days(T, idx, (short[0], long))
+        p7 = np.minimum(self._truth_p(T, idx, short[0], leave[short[0]]), p)
+        p90 = np.maximum(self._truth_p(T, idx, long, leave[long]), p)
+        self.truth.add(client=idx, day=np.full(len(idx), T), p=p, p7=p7, p90=p90)
+
+    def _truth_p(self, T: int, idx: np.ndarray, H: int, p_leave_raw: np.ndarray) -> np.ndarray:
+        """Return the probability of a freeze in ``(T, T + H]`` (see the module docstring)."""
+        cfg = self.cfg
+        L = self.idle
         m = self.mode[idx]
         r = self._rescue_daily(idx)
         fixed = np.zeros(len(idx))
         # already leaving: freezes unless rescued on one of the remaining idle days
         lv = m == LEAVING
         rem = self.freeze_day[idx] - np.maximum(T, self.idle_sec[idx] // DAY + 1)
-        fixed = np.where(lv, (1 - r) ** np.maximum(rem, 0), fixed)
+        lv_in = lv & (self.freeze_day[idx] <= T + H - 1)  # always so when H >= idle_days
+        fixed = np.where(lv_in, (1 - r) ** np.maximum(rem, 0), fixed)
         # never-starting newcomers: frozen_at = signup + L at 00:00
         fz = self.signup_day[idx] + L
         never = (m == PENDING) & (self.start_day[idx] >= BIG)
@@ -505,11 +526,11 @@ class _World:
         fut &= issue + bl.due_days + bl.grace_days + L <= T + H - 1
         p_money = np.where(fut, p_inv, 0.0)
         # future decisions to leave
-        p_leave = self._p_leave(T, idx) * (1 - r) ** (L - 1)
+        p_leave = p_leave_raw * (1 - r) ** (L - 1)
         p_leave = np.where(lv | never, 0.0, p_leave)
         p = 1 - (1 - fixed) * (1 - p_money) * (1 - p_leave)
         p = np.where(lv, fixed, p)
-        self.truth.add(client=idx, day=np.full(len(idx), T), p=np.clip(p, 0.0, 1.0))
+        return np.clip(p, 0.0, 1.0)
 
     def _p_leave(self, T: int, idx: np.ndarray) -> np.ndarray:
         cfg = self.cfg
@@ -542,6 +563,50 @@ class _World:
             total += surv * h
             surv *= 1 - h
         return total
+
+    def _p_leave_days(self, T: int, idx: np.ndarray, horizons: tuple[int, ...]) -> dict:
+        """Return :meth:`_p_leave` for each horizon in one pass over the decision days.
+
+        The same sum as :meth:`_p_leave` (which loops over every earlier day for each
+        decision day, O(K^2)): the satisfaction terms depend only on ``k - 1 - j``, so
+        their sum over ``j < k`` grows by one term per day, and a known manager departure
+        on day ``T + j`` adds ``w(k - 1 - j) * sat_drop`` once ``k > j``.
+        """
+        cfg = self.cfg
+        st, mg, ch = cfg.satisfaction, cfg.managers, cfg.churn
+        a = 1 - st.reversion
+        beta = ch.sat_slope
+        s0 = self.sat[idx]
+        mu = self._level()[idx]
+        pc = self._call_rate(idx) * cfg.contacts.reach_prob
+        pi = st.incident_rate
+        nc = self.next_dep[min(T, self.days), self.seat[idx]]
+        dj = nc - T  # the departure's day offset (hits when 0 <= dj < k)
+        want = {h: h - 1 - self.idle for h in horizons}
+        K = max(want.values())
+        surv = np.ones(len(idx))
+        total = np.zeros(len(idx))
+        acc = np.zeros(len(idx))  # sum over m < k of the terms with w = beta * a**m
+        out = {h: np.zeros(len(idx)) for h in horizons}
+        for k in range(K + 1):
+            if k > 0:
+                w = beta * a ** (k - 1)
+                acc = acc - w * st.reversion * mu + 0.5 * (w * st.noise_sd) ** 2
+                acc = acc + np.log1p(pc * np.expm1(-w * st.reached_call_gain))
+                acc = acc + math.log1p(pi * math.expm1(w * st.incident_loss))
+            t = T + k
+            chg = np.where(nc < t, nc, self.chg_day[idx])
+            lb = self._log_hazard_base(t, idx, chg)
+            dep = np.where((dj >= 0) & (dj < k), beta * a ** np.maximum(k - 1 - dj, 0), 0.0)
+            lm = -beta * a**k * s0 + acc + dep * mg.sat_drop
+            h = np.minimum(np.exp(lb + lm), 1.0)
+            h = np.where(t >= self.start_day[idx], h, 0.0)
+            total += surv * h
+            surv *= 1 - h
+            for hz, kk in want.items():
+                if kk == k:
+                    out[hz] = total.copy()
+        return out
 
     # ------------------------------------------------------------------ the day
     def step(self, t: int, as_of: bool) -> None:  # noqa: C901 - one place for the day
@@ -1097,7 +1162,7 @@ def simulate(cfg: SimulateConfig, out_dir: Path, *, label_cfg: LabelConfig) -> d
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L, H = label_cfg.idle_days, label_cfg.horizon_days
-    world = _World(cfg, L, H)
+    world = _World(cfg, L, H, int(getattr(label_cfg, "max_horizon_days", 90)))
     start = pd.Timestamp(cfg.start_date)
     world.start_doy = start.dayofyear - 1
     epoch_day = (cfg.start_date - date(1970, 1, 1)).days
@@ -1289,6 +1354,11 @@ def simulate(cfg: SimulateConfig, out_dir: Path, *, label_cfg: LabelConfig) -> d
             "as_of": _dates(truth_df["day"].to_numpy(np.int64), epoch_day),
             "p_true": pa.array(truth_df["p_true"].to_numpy(float), pa.float64()),
             "label": pa.array(truth_df["label"].to_numpy(np.int64), pa.int64()),
+            "p_true_7d": pa.array(truth_df["p_true_7d"].to_numpy(float), pa.float64()),
+            "p_true_90d": pa.array(truth_df["p_true_90d"].to_numpy(float), pa.float64()),
+            "days_to_freeze": pa.array(
+                truth_df["days_to_freeze"].to_numpy(float), pa.float64(), from_pandas=True
+            ),
         }
     )
 
@@ -1349,12 +1419,20 @@ def _check_freezes(world: _World, fz: pd.DataFrame, ids: list[str]) -> None:
 
 
 def _truth_frame(world: _World, fz: pd.DataFrame, ids, L: int, H: int) -> pd.DataFrame:
-    tr = world.truth.frame({"client": np.int64, "day": np.int64, "p": float})
+    tr = world.truth.frame(
+        {"client": np.int64, "day": np.int64, "p": float, "p7": float, "p90": float}
+    )
     tr_df = pd.DataFrame(
-        {"client_id": np.asarray(ids, object)[tr["client"]], "day": tr["day"], "p_true": tr["p"]}
+        {
+            "client_id": np.asarray(ids, object)[tr["client"]],
+            "day": tr["day"],
+            "p_true": tr["p"],
+            "p_true_7d": tr["p7"],
+            "p_true_90d": tr["p90"],
+        }
     )
     if len(tr_df) == 0:
-        return tr_df.assign(label=np.zeros(0, np.int64))
+        return tr_df.assign(label=np.zeros(0, np.int64), days_to_freeze=np.zeros(0, float))
     as_of = np.unique(tr["day"])
     lab = set()
     frozen_at_t = set()
@@ -1368,7 +1446,34 @@ def _truth_frame(world: _World, fz: pd.DataFrame, ids, L: int, H: int) -> pd.Dat
     active = np.array([k not in frozen_at_t for k in keys], bool)
     label = np.array([k in lab for k in keys], np.int64)
     out = tr_df.assign(label=label)[active]
-    return out.sort_values(["day", "client_id"], kind="stable").reset_index(drop=True)
+    out = out.sort_values(["day", "client_id"], kind="stable").reset_index(drop=True)
+    return out.assign(days_to_freeze=_days_to_freeze(out, fz))[
+        ["client_id", "day", "p_true", "label", "p_true_7d", "p_true_90d", "days_to_freeze"]
+    ]
+
+
+def _days_to_freeze(rows: pd.DataFrame, fz: pd.DataFrame) -> np.ndarray:
+    """Return the day ``d`` (``(T + d - 1, T + d]``) of each row's next freeze, NaN if none.
+
+    Every freeze the data holds is observed, so NaN means no freeze up to the data's end.
+    """
+    left = pd.DataFrame(
+        {"client_id": rows["client_id"].astype(str), "sec": rows["day"].to_numpy(np.int64) * DAY}
+    ).reset_index()
+    right = pd.DataFrame(
+        {"client_id": fz["client_id"].astype(str), "frozen": fz["frozen_sec"].to_numpy(np.int64)}
+    )
+    right = right.assign(sec=right["frozen"]).sort_values("sec", kind="stable")
+    m = pd.merge_asof(
+        left.sort_values("sec", kind="stable"),
+        right,
+        on="sec",
+        by="client_id",
+        direction="forward",
+        allow_exact_matches=False,
+    ).sort_values("index")
+    gap = (m["frozen"] - m["sec"]).to_numpy(dtype=float)
+    return np.ceil(gap / DAY)
 
 
 def _pause_episode_share(ev_df, e, fz: pd.DataFrame, L: int) -> tuple[int, float]:

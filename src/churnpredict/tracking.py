@@ -470,6 +470,12 @@ def _metric_dict(result: TrainResult) -> dict[str, float]:
             key = str(name) if scorer == "model" else f"{scorer}.{name}"
             out[key] = float(value)
     out["best_iteration"] = float(result.model.best_iteration_)
+    surv = getattr(result, "survival", None)
+    if surv is not None:  # the time-to-freeze curve on its survival fold
+        for scorer, row in surv.metrics.iterrows():
+            for name, value in row.items():
+                if value is not None and np.isfinite(value):
+                    out[f"survival.{scorer}.{name}"] = float(value)
     for step, sec in result.seconds.items():
         out[f"seconds.{step}"] = float(sec)
     return out

@@ -148,6 +148,53 @@ def test_score_writes_the_contract_call_list(world, trained, tmp_path):
     assert written.nunique() == len(np.unique(raw_scores))
 
 
+def test_the_list_carries_the_time_to_freeze_in_contract_order(world, trained, tmp_path):
+    out = tmp_path / "t" / "call_list.csv"
+    r = cp(trained, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    text = out.read_bytes().decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    header = rows[0]
+    assert header[:13] == CONTRACT_COLUMNS
+    assert header[13:16] == ["risk_7d", "risk_90d", "expected_active_days"]
+    assert len(rows) > 100
+    for row in rows[1:]:
+        rec = dict(zip(header, row, strict=True))
+        r7, r, r90 = float(rec["risk_7d"]), float(rec["risk"]), float(rec["risk_90d"])
+        assert 0 <= r7 <= r <= r90 <= 1, rec["client_id"]
+        assert 0 <= float(rec["expected_active_days"]) <= 90
+    # a client likelier to freeze within 90 days expects fewer active days
+    df = pd.read_csv(io.StringIO(text))
+    assert df["risk_90d"].corr(df["expected_active_days"], method="spearman") < -0.9
+
+
+def test_sort_urgency_and_segment_new_through_the_cli(world, trained, tmp_path):
+    out = tmp_path / "u" / "urgent.csv"
+    r = cp(trained, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(out),
+           "--sort", "urgency")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    _, df, _ = read_list(out)
+    fresh = ~df["note"].fillna("").str.contains("reached")  # reached recently: moved down
+    first = df[fresh]
+    assert first["risk_7d"].is_monotonic_decreasing
+    assert fresh.iloc[: int(fresh.sum())].all()  # recently reached clients come last
+    new = tmp_path / "n" / "new.csv"
+    r = cp(trained, "score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(new),
+           "--segment", "new")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "new clients (first 30 days)" in r.output
+    _, nd, _ = read_list(new)
+    clients = pd.read_parquet(world / "clients.parquet").set_index("client_id")
+    T = pd.Timestamp("2025-01-20")
+    tenure = (T - pd.to_datetime(clients["signup_date"])).dt.days
+    _, full, _ = read_list(out)
+    want = {c for c in full["client_id"].astype(str) if tenure[c] <= 30}
+    assert want and set(nd["client_id"].astype(str)) == want
+    assert list(nd["rank"]) == list(range(1, len(nd) + 1))
+    assert run("score", "--help").exit_code == 0
+    assert "new_client_days" in run("score", "--help").output
+
+
 def test_same_seed_same_call_list(world, trained, tmp_path):
     store2 = tmp_path / "second.db"
     r = cp(store2, "train", "--data", str(world), "--reports", str(tmp_path / "rep"))

@@ -126,3 +126,25 @@ def test_digest_renders_in_headless_chromium(tmp_path):
         text=True,
     ).stdout
     assert "Анна Иванова" in dom and "nothing has run for 9 days" in dom
+
+
+def test_likely_within_two_weeks_only_where_the_14_day_risk_says_so():
+    lst, prev = _list()
+    # the curve's 14-day risk: a freeze by day 14 more likely than not for c0 only
+    soon = {"c0": 0.62, "c1": 0.49, "c2": 0.05}
+    lst = lst.assign(risk_14d=lst["client_id"].map(soon))
+    ctx = digest_context(lst, Config(), prev)
+    rows = {r["client_id"]: r for s in ctx["sections"] for r in s["rows"]}
+    assert rows["c0"]["soon"] == "likely within 2 weeks (62.0%)"
+    assert rows["c1"]["soon"] == "" and rows["c2"]["soon"] == ""
+    assert "likely within 2 weeks (62.0%)" in render_digest(lst, Config(), prev)
+    ru = override(Config(), "calls", language="ru")
+    lst_ru, _ = _list(ru)
+    lst_ru = lst_ru.assign(risk_14d=lst_ru["client_id"].map(soon))
+    ctx = digest_context(lst_ru, ru, prev)
+    rows = {r["client_id"]: r for s in ctx["sections"] for r in s["rows"]}
+    assert rows["c0"]["soon"] == "вероятно, в ближайшие 2 недели (62,0%)"
+    # a list without the curve (an older model) says nothing of the kind
+    lst, prev = _list()
+    assert all(r["soon"] == "" for s in digest_context(lst, Config(), prev)["sections"]
+               for r in s["rows"])  # fmt: skip

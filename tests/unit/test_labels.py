@@ -104,3 +104,72 @@ def test_snapshot_dates_keep_label_windows_complete():
     assert dates[0] >= first and (dates[0] - first).days < 7 and dates[0].weekday() == 0
     assert dates[-1] + pd.Timedelta(days=CFG.label.horizon_days) <= T("2024-06-30")
     assert all((b - a).days == 7 for a, b in zip(dates, dates[1:], strict=False))
+
+
+def test_followup_counts_only_covered_days_and_agrees_with_the_label():
+    from churnpredict.labels import followup
+
+    ds = _world(
+        freezes=[
+            ("b", T("2024-06-20 10:00"), None),
+            ("a", T("2024-06-29 08:00"), None),  # keeps the freezes export current
+        ]
+    )
+    dates = [T("2024-04-01"), T("2024-05-01"), T("2024-06-01")]
+    spine = build_spine(ds, CFG, dates)
+    fu = followup(ds, CFG, spine)
+    got = {
+        (r.client_id, r.as_of.strftime("%m-%d")): (f, d)
+        for r, f, d in zip(spine.itertuples(), fu["followup_days"], fu["freeze_day"], strict=True)
+    }
+    # data end 06-30: 90 days from 04-01 are covered, 60 from 05-01, 29 from 06-01
+    assert got[("b", "04-01")] == (90, 81)  # 06-20 10:00 is in day 81: (T + 80, T + 81]
+    assert got[("b", "05-01")] == (60, 51)
+    assert got[("b", "06-01")] == (29, 20)
+    assert got[("a", "06-01")] == (29, 29)  # 06-29 08:00: day 29, the last covered one
+    assert got[("a", "05-01")] == (60, 60)
+    assert got[("n", "06-01")] == (29, 0)  # no freeze in the 29 covered days: censored
+    # the 30-day label is freeze_day in 1..30 wherever 30 days are covered
+    full = fu["followup_days"].to_numpy() >= 30
+    lab = ((fu["freeze_day"] >= 1) & (fu["freeze_day"] <= 30)).astype(int).to_numpy()
+    assert (lab[full] == spine["label"].to_numpy()[full]).all()
+    # a cut-off (train --as-of) censors too: a freeze after it is not seen
+    cut = followup(ds, CFG, spine, until=T("2024-06-15"))
+    i = spine.index[(spine.client_id == "b") & (spine.as_of == T("2024-06-01"))][0]
+    assert (cut["followup_days"][i], cut["freeze_day"][i]) == (14, 0)
+    # max_horizon_days caps the follow-up
+    short = build_config({"label": {"max_horizon_days": 45}})
+    j = spine.index[(spine.client_id == "b") & (spine.as_of == T("2024-04-01"))][0]
+    assert followup(ds, short, spine).loc[j].tolist() == [45, 0]
+
+
+def test_max_horizon_below_the_label_horizon_is_refused():
+    import pytest
+
+    from churnpredict.errors import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match="max_horizon_days"):
+        build_config({"label": {"max_horizon_days": 20}})
+
+
+def test_followup_ends_with_the_relationship(monkeypatch):
+    from churnpredict import labels
+    from churnpredict.labels import followup
+
+    ds = _world(freezes=[("b", T("2024-06-20 10:00"), None), ("a", T("2024-06-29 08:00"), None)])
+    spine = build_spine(ds, CFG, [T("2024-04-01"), T("2024-06-01")])
+    # the end of relationship label.ended gives (here: b ends 06-10 12:00)
+    monkeypatch.setattr(
+        labels,
+        "_ended_sql",
+        lambda ds, cfg: "SELECT 'b' AS client_id, TIMESTAMP '2024-06-10 12:00' AS ended_at",
+    )
+    fu = followup(ds, CFG, spine)
+    got = {
+        (r.client_id, r.as_of.strftime("%m-%d")): (f, d)
+        for r, f, d in zip(spine.itertuples(), fu["followup_days"], fu["freeze_day"], strict=True)
+    }
+    # whole days before the end count; b's freeze after its end is not a freeze
+    assert got[("b", "04-01")] == (70, 0)
+    assert got[("b", "06-01")] == (9, 0)
+    assert got[("a", "04-01")] == (90, 90)

@@ -85,3 +85,46 @@ def test_plain_words_numbers():
     assert "top 100 clients a day, about 6.2 of every 10 calls" in text
     assert "against 2.1 with the paused-campaign rule" in text
     assert "at random: 1.0" in text and "1.2 percentage points" in text
+
+
+def test_time_to_freeze_section_and_plots(tmp_path):
+    """A table with follow-ups gets the survival fold's metrics, curves and calibration."""
+    import numpy as np
+
+    from churnpredict.config import build_config
+
+    table, catalog, truth = make_table(n_clients=500, seed=3)
+    rng = np.random.default_rng(0)
+    d = pd.to_datetime(table["as_of"])
+    end = d.max() + pd.Timedelta(days=7)
+    fu = np.minimum(21, (end - d).dt.days.to_numpy())
+    late = rng.integers(8, 22, len(table))
+    fd = np.where(table["label"] == 1, rng.integers(1, 8, len(table)), 0)
+    fd = np.where((fd == 0) & (rng.random(len(table)) < 0.1), late, fd)
+    table = table.assign(followup_days=fu, freeze_day=np.where(fd <= fu, fd, 0))
+    raw = small_config().model_dump(mode="json")
+    raw["label"]["max_horizon_days"] = 21
+    cfg = build_config(raw)
+    r = train_and_evaluate(table, catalog, cfg, truth)
+    assert r.model.survival_ is not None
+    sv = r.survival
+    assert sv is not None and sv.horizons == (7, 21)
+    assert {"model", "hazard_raw", "classifier", "km_segment_tenure", "cox", "paused_rule"} <= set(
+        sv.metrics.index
+    )
+    assert {"pr_auc_7d", "pr_auc_21d", "uno_c", "ibs"} <= set(sv.metrics.columns)
+    assert sv.metrics.loc["model", "uno_c"] > 0.5
+    path = write_report(r, tmp_path / "rep")
+    names = {p.name for p in (tmp_path / "rep").iterdir()}
+    assert {"survival_curves.png", "survival_calibration.png"} <= names
+    text = path.read_text(encoding="utf-8")
+    assert "Time to freeze: risk at 7 and 21 days (survival fold)" in text
+    # the backtest: one survival fold per cut, before the cut's test window ends
+    bt = run_backtest(table, catalog, cfg, truth)
+    assert bt.survival is not None and bt.survival["cut"].nunique() == len(bt.cuts)
+    assert {"model", "hazard_raw", "cox"} <= set(bt.survival["scorer"])
+    for cut, fold in zip(bt.survival["cut"], bt.survival["fold"], strict=True):
+        assert pd.Timestamp(fold.split("..")[1]) < cut + pd.Timedelta(days=21)
+    assert "Time to freeze per backtest cut" in write_backtest_report(
+        bt, tmp_path / "bt"
+    ).read_text(encoding="utf-8")

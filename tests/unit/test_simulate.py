@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -69,7 +70,15 @@ SCHEMAS = {
     "assignments": {"client_id": S, "account_manager": S, "from_date": D},
     "activity": {"client_id": S, "ts": TS, "event": S, "value": F},
     "freezes": {"client_id": S, "frozen_at": TS, "unfrozen_at": TS},
-    "truth": {"client_id": S, "as_of": D, "p_true": F, "label": pa.int64()},
+    "truth": {
+        "client_id": S,
+        "as_of": D,
+        "p_true": F,
+        "label": pa.int64(),
+        "p_true_7d": F,
+        "p_true_90d": F,
+        "days_to_freeze": F,
+    },
 }
 
 
@@ -282,6 +291,55 @@ def test_truth_rows_are_active_clients_with_labels_from_freezes(small):
         t = pd.Timestamp(T, tz="UTC")
         hit = any(t < f <= t + pd.Timedelta(days=H) for f, _ in fz_by.get(cid, []))
         assert label == int(hit)
+
+
+def test_truth_at_7_and_90_days_is_consistent_and_days_to_freeze_is_the_next_freeze(small):
+    out, _ = small
+    truth = read(out, "truth")
+    fz = read(out, "freezes")
+    assert (truth["p_true_7d"] <= truth["p_true"]).all()
+    assert (truth["p_true"] <= truth["p_true_90d"]).all()
+    assert truth["p_true_7d"].between(0, 1).all() and truth["p_true_90d"].between(0, 1).all()
+    d = truth["days_to_freeze"]
+    assert ((d >= 1) & (d <= 30)).astype(int).tolist() == truth["label"].tolist()
+    starts = defaultdict(list)
+    for cid, f in zip(fz["client_id"], fz["frozen_at"], strict=True):
+        starts[cid].append(f)
+    rows = truth.sample(min(len(truth), 400), random_state=1)
+    for cid, T, got in zip(rows["client_id"], rows["as_of"], rows["days_to_freeze"], strict=True):
+        t = pd.Timestamp(T, tz="UTC")
+        later = [f for f in starts.get(cid, []) if f > t]
+        if not later:
+            assert pd.isna(got)
+        else:
+            assert got == math.ceil((min(later) - t) / pd.Timedelta(days=1))
+    # the 7- and 90-day truth rank and are roughly calibrated on the rows they cover
+    last = truth["as_of"].max()
+    for col, h in (("p_true_7d", 7), ("p_true_90d", 90)):
+        ok = truth["as_of"] <= last - timedelta(days=max(h - LABEL.horizon_days, 0))
+        y = ((d >= 1) & (d <= h))[ok].astype(int)
+        assert roc_auc_score(y, truth.loc[ok, col]) > 0.75
+        assert abs(truth.loc[ok, col].mean() - y.mean()) < 0.3 * y.mean()
+
+
+def test_fast_leave_sum_equals_the_day_by_day_one(monkeypatch, tmp_path):
+    from churnpredict import simulate as sm
+
+    seen = []
+    orig = sm._World._truth
+
+    def check(self, T):
+        idx = np.nonzero(self.signup_day < T)[0]
+        if len(idx):
+            slow = self._p_leave(T, idx)
+            fast = self._p_leave_days(T, idx, (7, self.horizon, 90))
+            seen.append(np.abs(slow - fast[self.horizon]).max())
+            assert not fast[7].any()  # 7 days < idle_days: no new decision can freeze
+        orig(self, T)
+
+    monkeypatch.setattr(sm._World, "_truth", check)
+    simulate(SimulateConfig(clients=200, days=120, seed=3), tmp_path, label_cfg=LABEL)
+    assert seen and max(seen) < 1e-12
 
 
 def test_truth_ranks_and_is_calibrated(small):

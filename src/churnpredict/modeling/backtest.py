@@ -38,10 +38,12 @@ from churnpredict.modeling.split import (
     gap_days,
     train_valid_calib_test,
 )
+from churnpredict.modeling.survival_eval import SurvivalEval, evaluate_survival, refit_hazard
 
 log = logging.getLogger(__name__)
 
 KEYS = ("client_id", "as_of", "label")
+SURV_COLS = ("followup_days", "freeze_day")  # the follow-up (labels.followup), not features
 MODEL = "model"
 TRUTH = "p_true"
 TENURE = "profile__tenure_days"
@@ -109,6 +111,10 @@ class BacktestResult:
     horizon : int
     capacity : int or None
     top_pct : float or None
+    survival : DataFrame or None
+        The time-to-freeze metrics per cut (``cut``, ``fold``, ``scorer``, metrics): each
+        cut's survival fold is the latest of its dates with the whole follow-up observed
+        (see :mod:`churnpredict.modeling.survival_eval`).
     """
 
     per_cut: pd.DataFrame
@@ -120,6 +126,7 @@ class BacktestResult:
     capacity: int | None
     top_pct: float | None
     seconds: float = 0.0
+    survival: pd.DataFrame | None = None
 
 
 @dataclass
@@ -157,6 +164,10 @@ class TrainResult:
     eval_model : ChurnModel or None
         The model the metrics describe: the same protocol as ``model``, fitted on the rows
         whose labels end before the test fold (None: ``model`` itself).
+    survival : SurvivalEval or None
+        The time-to-freeze curve on the survival fold (see
+        :mod:`churnpredict.modeling.survival_eval`); None without follow-up columns or
+        without a fold whose whole follow-up is observed.
     """
 
     model: ChurnModel
@@ -175,6 +186,7 @@ class TrainResult:
     backtest: BacktestResult | None = None
     eval_model: ChurnModel | None = None
     by_group: pd.DataFrame | None = None
+    survival: SurvivalEval | None = None
 
     @property
     def evaluated(self) -> ChurnModel:
@@ -214,11 +226,15 @@ def feature_columns(table: pd.DataFrame, catalog: Sequence[Feature]) -> list[str
                 file="training table",
                 column=", ".join(missing[:20]),
             )
-        extra = [c for c in table.columns if c not in set(names) and c not in KEYS]
+        extra = [c for c in table.columns if c not in set(names) and c not in KEYS + SURV_COLS]
         if extra:
             log.warning("ignoring %d table columns not in the catalog: %s", len(extra), extra[:5])
         return names
-    return [c for c in table.columns if c not in KEYS and pd.api.types.is_numeric_dtype(table[c])]
+    return [
+        c
+        for c in table.columns
+        if c not in KEYS + SURV_COLS and pd.api.types.is_numeric_dtype(table[c])
+    ]
 
 
 def _as_ns(s: pd.Series) -> pd.Series:
@@ -303,8 +319,11 @@ def fit_protocol(
     catalog: Sequence[Feature],
     cfg: Config,
     metadata: dict,
+    keep: dict | None = None,
 ) -> ChurnModel:
     """Fit the model the way it is served, on the rows of ``masks`` (fit | valid | calib).
+
+    ``keep``, when given, receives the early-stopping model as ``keep["early_stopping"]``.
 
     1. Early stopping: a booster on ``fit``, stopped on ``valid`` by a ranking metric,
        picks the number of trees (its calibrator, fitted on ``calib``, is kept when
@@ -332,6 +351,8 @@ def fit_protocol(
     )
     if es.early_stopping_note_:
         log.warning("%s", es.early_stopping_note_)
+    if keep is not None:
+        keep["early_stopping"] = es
     if not cfg.model.refit:
         return es
     calib = masks["calib"]
@@ -392,11 +413,12 @@ def _fit_and_score(
     truth: pd.DataFrame | None,
     metadata: dict,
     seconds: dict[str, float],
+    keep: dict | None = None,
 ) -> tuple[ChurnModel, pd.DataFrame, list[str], dict[str, str], pd.DataFrame]:
     """Fit model + baselines on the folds and score the test rows."""
     t0 = time.perf_counter()
     y = table["label"].to_numpy(dtype=float)
-    model = fit_protocol(table, feats, masks, catalog, cfg, metadata)
+    model = fit_protocol(table, feats, masks, catalog, cfg, metadata, keep)
     seconds["model_fit"] = seconds.get("model_fit", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
     X_fit = table.loc[masks["fit"], feats]
@@ -476,6 +498,7 @@ def train_and_evaluate(
     folds = describe_folds(table["as_of"], masks)
     log.info("folds:\n%s", folds.to_string(index=False))
     seconds: dict[str, float] = {}
+    keep: dict = {}
     model, preds, scorers, skipped, X_test = _fit_and_score(
         table,
         feats,
@@ -486,7 +509,15 @@ def train_and_evaluate(
         truth,
         _base_metadata(table, cfg, masks),
         seconds,
+        keep,
     )
+    surv, hazard = None, None
+    if set(SURV_COLS) <= set(table.columns):
+        t0 = time.perf_counter()
+        surv, hazard = evaluate_survival(
+            table, feats, masks, keep["early_stopping"], cfg, truth, segment_of(table)
+        )
+        seconds["survival_eval"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     mt = _metrics_table(preds, scorers, cfg)
     by_group = group_metrics(preds, scorers)
@@ -507,6 +538,16 @@ def train_and_evaluate(
             served.metadata_["trained_until"],
             served.metadata_["calibrated_on"],
         )
+    if hazard is not None:
+        t0 = time.perf_counter()
+        served.survival_ = refit_hazard(table, np.ones(len(table), bool), None, hazard, cfg)
+        seconds["survival_served_fit"] = time.perf_counter() - t0
+        log.info(
+            "served time-to-freeze model: %d trees on %d snapshots (%d features)",
+            served.survival_.best_iteration_,
+            len(table),
+            len(hazard.features),
+        )
     seconds["total"] = time.perf_counter() - started
     coverage = float(preds[TRUTH].notna().mean()) if TRUTH in preds else None
     capacity, top_pct = capacity_from_config(cfg)
@@ -514,6 +555,7 @@ def train_and_evaluate(
         model=served,
         eval_model=model if served is not model else None,
         by_group=by_group,
+        survival=surv,
         metrics=mt,
         predictions=preds,
         X_test=X_test.reset_index(drop=True),
@@ -561,6 +603,9 @@ def run_backtest(
     skipped: dict[str, str] = {}
     used: list[Cut] = []
     scorers: list[str] = []
+    surv_rows: list[pd.DataFrame] = []
+    with_surv = set(SURV_COLS) <= set(table.columns)
+    seg_all = segment_of(table) if with_surv else None
     for cut in cuts:
         end = d[cut.train].max() + pd.Timedelta(days=1)
         try:
@@ -573,10 +618,21 @@ def run_backtest(
             log.warning("skipping cut %s: a fold is empty", cut.cut.date())
             continue
         log.info("backtest cut %s", cut.cut.date())
+        keep: dict = {}
         _, preds, scorers, skipped, _ = _fit_and_score(
             table, feats, masks, cut.test, catalog, cfg, truth,
-            _base_metadata(table, cfg, masks), {},
+            _base_metadata(table, cfg, masks), {}, keep,
         )  # fmt: skip
+        if with_surv:
+            ev, _ = evaluate_survival(
+                table, feats, masks, keep["early_stopping"], cfg, truth, seg_all,
+                until=cut.cut + pd.Timedelta(days=cfg.backtest.test_days),
+            )  # fmt: skip
+            if ev is not None:
+                sm = ev.metrics.rename_axis("scorer").reset_index()
+                sm.insert(0, "fold", f"{ev.fold[0].date()}..{ev.fold[1].date()}")
+                sm.insert(0, "cut", cut.cut)
+                surv_rows.append(sm)
         m = _metrics_table(preds, scorers, cfg)
         m.insert(0, "cut", cut.cut)
         per_cut.append(m.rename_axis("scorer").reset_index())
@@ -601,4 +657,5 @@ def run_backtest(
         capacity=capacity,
         top_pct=top_pct,
         seconds=time.perf_counter() - started,
+        survival=pd.concat(surv_rows, ignore_index=True) if surv_rows else None,
     )

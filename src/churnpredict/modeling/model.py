@@ -98,7 +98,12 @@ class ChurnModel:
         Log-odds correction for negative subsampling / class weighting.
     metadata_ : dict
         Horizon, trained-until date, config hash, row counts, library versions, ...
+    survival_ : HazardModel or None
+        The time-to-freeze curve's shape (:mod:`churnpredict.modeling.survival`), set by
+        training; None for a model without one (then no risk_7d / risk_90d).
     """
+
+    survival_ = None
 
     def __init__(self, params: ModelConfig | None = None) -> None:
         self.params = params if params is not None else ModelConfig()
@@ -294,6 +299,25 @@ class ChurnModel:
         raw = self.predict_raw(X)
         return self.calibrator_.predict(raw)
 
+    def predict_horizons(self, X: pd.DataFrame, risk: np.ndarray | None = None) -> pd.DataFrame:
+        """Return ``risk_7d``, ``risk_14d``, ``risk_90d`` and ``expected_active_days``.
+
+        The time-to-freeze curve anchored at the calibrated ``risk`` (computed when not
+        given), so ``risk_7d <= risk <= risk_90d`` for every row. Empty (no columns)
+        for a model trained without a curve.
+        """
+        if self.survival_ is None:
+            return pd.DataFrame(index=X.index)
+        from churnpredict.modeling.survival import predict_outputs
+
+        risk = self.predict_risk(X) if risk is None else np.asarray(risk, dtype=float)
+        horizon = int(
+            self.metadata_.get("horizon_days") or self.survival_.metadata_["horizon_days"]
+        )
+        out, _ = predict_outputs(self.survival_, X, risk, horizon)
+        out.index = X.index
+        return out
+
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return per-feature SHAP contributions in raw log-odds, plus a ``bias`` column.
 
@@ -349,6 +373,8 @@ class ChurnModel:
             "booster.txt": self.booster_.model_to_string(),
             "model.json": json.dumps(doc, indent=1, sort_keys=True, default=str),
         }
+        if self.survival_ is not None:
+            files["survival.json"] = json.dumps(self.survival_.to_dict(), default=str)
         for name, text in files.items():
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -382,4 +408,10 @@ class ChurnModel:
         model.best_iteration_ = int(doc["best_iteration"])
         model.raw_offset_ = float(doc["raw_offset"])
         model.metadata_ = doc["metadata"]
+        if (directory / "survival.json").exists():
+            from churnpredict.modeling.survival import HazardModel
+
+            model.survival_ = HazardModel.from_dict(
+                json.loads((directory / "survival.json").read_text(encoding="utf-8"))
+            )
         return model
