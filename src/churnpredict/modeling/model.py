@@ -75,6 +75,36 @@ def early_stopping_note(best: int, params: ModelConfig) -> str | None:
     return None
 
 
+def lgb_params(
+    p: ModelConfig, *, metric: str, feature_fraction: float | None = None
+) -> dict[str, Any]:
+    """Return LightGBM training parameters from the ``model`` config (binary objective).
+
+    ``feature_fraction`` overrides ``colsample_bytree`` (the time-to-freeze model reads
+    few features and keeps most of them per tree).
+    """
+    return {
+        "objective": "binary",
+        "metric": metric,
+        "learning_rate": p.learning_rate,
+        "num_leaves": p.num_leaves,
+        "min_data_in_leaf": p.min_child_samples,
+        "bagging_fraction": p.subsample,
+        "bagging_freq": 1 if p.subsample < 1 else 0,
+        "feature_fraction": p.colsample_bytree if feature_fraction is None else feature_fraction,
+        "lambda_l2": p.reg_lambda,
+        "max_bin": p.max_bin,
+        "num_threads": p.n_jobs,
+        "seed": p.seed,
+        "bagging_seed": p.seed + 1,
+        "feature_fraction_seed": p.seed + 2,
+        "data_random_seed": p.seed + 3,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbosity": -1,
+    }
+
+
 class ChurnModel:
     """LightGBM churn model with calibrated probabilities.
 
@@ -110,27 +140,7 @@ class ChurnModel:
 
     # ------------------------------------------------------------------ fitting
     def _lgb_params(self) -> dict[str, Any]:
-        p = self.params
-        return {
-            "objective": "binary",
-            "metric": "none",
-            "learning_rate": p.learning_rate,
-            "num_leaves": p.num_leaves,
-            "min_data_in_leaf": p.min_child_samples,
-            "bagging_fraction": p.subsample,
-            "bagging_freq": 1 if p.subsample < 1 else 0,
-            "feature_fraction": p.colsample_bytree,
-            "lambda_l2": p.reg_lambda,
-            "max_bin": p.max_bin,
-            "num_threads": p.n_jobs,
-            "seed": p.seed,
-            "bagging_seed": p.seed + 1,
-            "feature_fraction_seed": p.seed + 2,
-            "data_random_seed": p.seed + 3,
-            "deterministic": True,
-            "force_col_wise": True,
-            "verbosity": -1,
-        }
+        return lgb_params(self.params, metric="none")
 
     def _sample_fit_rows(self, y: np.ndarray) -> tuple[np.ndarray, float]:
         """Return the kept fit-row indices and the log-odds offset the sampling implies."""

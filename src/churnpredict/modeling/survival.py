@@ -37,7 +37,7 @@ import pandas as pd
 
 from churnpredict.config import Config, ModelConfig
 from churnpredict.errors import DataError
-from churnpredict.modeling.model import to_matrix
+from churnpredict.modeling.model import lgb_params, to_matrix
 
 BIN_FEATURE = "survival__bin"
 EPS = 1e-12
@@ -219,26 +219,9 @@ class HazardModel:
 
     def _lgb_params(self) -> dict[str, Any]:
         p = self.params
-        return {
-            "objective": "binary",
-            "metric": "binary_logloss",
-            "learning_rate": p.learning_rate,
-            "num_leaves": p.num_leaves,
-            "min_data_in_leaf": p.min_child_samples,
-            "bagging_fraction": p.subsample,
-            "bagging_freq": 1 if p.subsample < 1 else 0,
-            "feature_fraction": min(1.0, max(p.colsample_bytree, 0.8)),
-            "lambda_l2": p.reg_lambda,
-            "max_bin": p.max_bin,
-            "num_threads": p.n_jobs,
-            "seed": p.seed,
-            "bagging_seed": p.seed + 1,
-            "feature_fraction_seed": p.seed + 2,
-            "data_random_seed": p.seed + 3,
-            "deterministic": True,
-            "force_col_wise": True,
-            "verbosity": -1,
-        }
+        return lgb_params(
+            p, metric="binary_logloss", feature_fraction=min(1.0, max(p.colsample_bytree, 0.8))
+        )
 
     def _rows(
         self, X: pd.DataFrame, freeze_day: np.ndarray, followup: np.ndarray, *, sample: bool
