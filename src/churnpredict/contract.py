@@ -287,8 +287,8 @@ class Source:
 _SUFFIXES = ((".parquet", "parquet"), (".csv", "csv"), (".csv.gz", "csv"))
 
 
-def _kind_of(path: Path) -> str | None:
-    name = path.name.lower()
+def _kind_of(path: Path | str) -> str | None:
+    name = str(path).lower()
     if name.endswith(".parquet") or name.endswith(".pq"):
         return "parquet"
     if name.endswith(".csv") or name.endswith(".csv.gz"):
@@ -296,12 +296,33 @@ def _kind_of(path: Path) -> str | None:
     return None
 
 
-def _folder_source(table: str, folder: Path) -> Source:
-    parts = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not p.name.startswith((".", "_")) and _kind_of(p)
-    )
+class LocalFiles:
+    """File look-ups on this machine for :func:`find_source` (``churnpredict.data`` has
+    the same four methods on Hadoop's FileSystem, for any path Spark reads)."""
+
+    def __init__(self, base: Path):
+        self.base = Path(base)
+
+    def path(self, rel: str) -> Path:
+        return self.base / rel
+
+    def is_dir(self, p: Path) -> bool:
+        return Path(p).is_dir()
+
+    def is_file(self, p: Path) -> bool:
+        return Path(p).is_file()
+
+    def files(self, folder: Path) -> list[Path]:
+        """The part files below ``folder`` (hidden and ``_``-names left out), sorted."""
+        return sorted(
+            p
+            for p in Path(folder).rglob("*")
+            if p.is_file() and not p.name.startswith((".", "_")) and _kind_of(p)
+        )
+
+
+def _folder_source(table: str, folder, fs) -> Source:
+    parts = fs.files(folder)
     kinds = {_kind_of(p) for p in parts}
     if not parts:
         raise DataError(
@@ -318,18 +339,20 @@ def _folder_source(table: str, folder: Path) -> Source:
     return Source(table, kinds.pop(), tuple(parts), str(folder) + "/")
 
 
-def find_source(data_dir: Path, table: str, path: str | None = None) -> Source | None:
+def find_source(data_dir: Path, table: str, path: str | None = None, fs=None) -> Source | None:
     """Return where ``table`` is stored in ``data_dir``, or None when it is absent.
 
     Looks for ``<table>.parquet``, ``<table>.csv``, ``<table>.csv.gz`` or a folder
     ``<table>/`` of part files (or ``path`` for declared tables). Two candidates for one
-    table are an error: which one is meant would be a guess.
+    table are an error: which one is meant would be a guess. ``fs`` looks the files up
+    (default :class:`LocalFiles` of ``data_dir``; Spark passes Hadoop's file system).
     """
+    fs = fs if fs is not None else LocalFiles(data_dir)
     if path is not None:
-        p = data_dir / path
-        if p.is_dir():
-            return _folder_source(table, p)
-        if p.is_file():
+        p = fs.path(path)
+        if fs.is_dir(p):
+            return _folder_source(table, p, fs)
+        if fs.is_file(p):
             kind = _kind_of(p)
             if kind is None:
                 raise DataError(
@@ -341,12 +364,12 @@ def find_source(data_dir: Path, table: str, path: str | None = None) -> Source |
         table = Path(path).name
     found: list[Source] = []
     for suffix, kind in _SUFFIXES:
-        p = data_dir / f"{table}{suffix}"
-        if p.is_file():
+        p = fs.path(f"{table}{suffix}")
+        if fs.is_file(p):
             found.append(Source(table, kind, (p,), str(p)))
-    folder = data_dir / table
-    if folder.is_dir():
-        found.append(_folder_source(table, folder))
+    folder = fs.path(table)
+    if fs.is_dir(folder):
+        found.append(_folder_source(table, folder, fs))
     if len(found) > 1:
         raise DataError(
             f"table '{table}' is stored more than once",
@@ -354,6 +377,32 @@ def find_source(data_dir: Path, table: str, path: str | None = None) -> Source |
             expected="exactly one of <table>.parquet, <table>.csv, <table>.csv.gz, <table>/",
         )
     return found[0] if found else None
+
+
+def ambiguous_problem(name: str, err: DataError) -> Problem:
+    """The table-level problem of a table that :func:`find_source` cannot tell apart."""
+    return Problem(
+        name,
+        err.file or name,
+        None,
+        "ambiguous",
+        str(err).splitlines()[0],
+        expected=err.expected,
+        table_level=True,
+    )
+
+
+def missing_table_problem(name: str, file: str) -> Problem:
+    """The table-level problem of a required table that is not there."""
+    return Problem(
+        name,
+        file,
+        None,
+        "missing_table",
+        f"required table '{name}' not found",
+        expected=f"{name}.parquet, {name}.csv, {name}.csv.gz or a folder {name}/",
+        table_level=True,
+    )
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -1020,17 +1069,7 @@ def _run(
             sources[name] = find_source(data_dir, name, spec.path)
         except DataError as err:
             tr = report.tables.setdefault(name, TableReport(name, err.file or name))
-            tr.problems.append(
-                Problem(
-                    name,
-                    err.file or name,
-                    None,
-                    "ambiguous",
-                    str(err).splitlines()[0],
-                    expected=err.expected,
-                    table_level=True,
-                )
-            )
+            tr.problems.append(ambiguous_problem(name, err))
             sources[name] = None
     derive = cfg.data.derive_clients_from
     if derive is not None and derive not in specs:
@@ -1083,17 +1122,7 @@ def _run(
             tr = TableReport(name, display, present=False)
             report.tables[name] = tr
             if name in required or name == "clients" or name == derive:
-                tr.problems.append(
-                    Problem(
-                        name,
-                        tr.file,
-                        None,
-                        "missing_table",
-                        f"required table '{name}' not found",
-                        expected=f"{name}.parquet, {name}.csv, {name}.csv.gz or a folder {name}/",
-                        table_level=True,
-                    )
-                )
+                tr.problems.append(missing_table_problem(name, tr.file))
                 fail_fast(tr)
             if materialize and name in CONTRACT_TABLES:
                 _empty_table(con, spec)

@@ -381,53 +381,12 @@ class _FS:
 
 
 def _spark_source(fs: _FS, table: str, path: str | None) -> tuple[str, list[str], str] | None:
-    """Return ``(kind, files, display)`` for ``table`` (see contract.find_source)."""
+    """Return ``(kind, files, display)`` for ``table``: :func:`churnpredict.contract.
+    find_source` on Hadoop's file system (any path Spark reads)."""
+    from churnpredict.contract import find_source
 
-    def folder(p: str) -> tuple[str, list[str], str]:
-        parts = fs.files(p)
-        kinds = {_kind(f) for f in parts}
-        if not parts:
-            raise DataError(
-                f"table '{table}': the folder holds no part files",
-                file=p,
-                expected="part files *.parquet, *.csv or *.csv.gz",
-            )
-        if len(kinds) > 1:
-            raise DataError(
-                f"table '{table}': the folder mixes Parquet and CSV part files",
-                file=p,
-                expected="part files of one format",
-            )
-        return kinds.pop(), parts, p + "/"
-
-    if path is not None:
-        p = fs.path(path)
-        if fs.is_dir(p):
-            return folder(p)
-        if fs.is_file(p):
-            kind = _kind(p)
-            if kind is None:
-                raise DataError(
-                    f"table '{table}': unknown file type",
-                    file=p,
-                    expected="a .parquet, .csv or .csv.gz file, or a folder of them",
-                )
-            return kind, [p], p
-        table = path.rstrip("/").split("/")[-1]
-    found = []
-    for suffix, kind in ((".parquet", "parquet"), (".csv", "csv"), (".csv.gz", "csv")):
-        p = fs.path(table + suffix)
-        if fs.is_file(p):
-            found.append((kind, [p], p))
-    if fs.is_dir(fs.path(table)):
-        found.append(folder(fs.path(table)))
-    if len(found) > 1:
-        raise DataError(
-            f"table '{table}' is stored more than once",
-            file=", ".join(f[2] for f in found),
-            expected="exactly one of <table>.parquet, <table>.csv, <table>.csv.gz, <table>/",
-        )
-    return found[0] if found else None
+    src = find_source(fs.base, table, path, fs=fs)
+    return None if src is None else (src.kind, list(src.files), src.display)
 
 
 def _local_path(uri: str) -> str:
@@ -623,7 +582,14 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from churnpredict.contract import CONTRACT_TABLES, _data_error, _renames, table_specs
+    from churnpredict.contract import (
+        CONTRACT_TABLES,
+        _data_error,
+        _renames,
+        ambiguous_problem,
+        missing_table_problem,
+        table_specs,
+    )
 
     report = ValidationReport(data_dir, "strict")
     fs = _FS(spark, data_dir)
@@ -660,17 +626,7 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
             sources[name] = _spark_source(fs, name, spec.path)
         except DataError as err:
             tr = report.tables.setdefault(name, TableReport(name, err.file or name))
-            tr.problems.append(
-                Problem(
-                    name,
-                    err.file or name,
-                    None,
-                    "ambiguous",
-                    str(err).splitlines()[0],
-                    expected=err.expected,
-                    table_level=True,
-                )
-            )
+            tr.problems.append(ambiguous_problem(name, err))
             raise _data_error(report, tr) from None
     order = ["clients"] + [n for n in specs if n != "clients"]
     if sources.get("clients") is None and derive is not None:
@@ -727,17 +683,7 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
             tr = TableReport(name, _local_path(display), present=False)
             report.tables[name] = tr
             if name in required or name == "clients" or name == derive:
-                tr.problems.append(
-                    Problem(
-                        name,
-                        tr.file,
-                        None,
-                        "missing_table",
-                        f"required table '{name}' not found",
-                        expected=f"{name}.parquet, {name}.csv, {name}.csv.gz or a folder {name}/",
-                        table_level=True,
-                    )
-                )
+                tr.problems.append(missing_table_problem(name, tr.file))
                 fail(tr)
             if name in CONTRACT_TABLES:
                 tables[name] = empty(spec)
