@@ -190,7 +190,7 @@ def psi_value(expected, actual, floor: float = EPS) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def psi(train_stats: dict[str, dict], X_today: pd.DataFrame) -> pd.DataFrame:
+def psi(train_stats: dict[str, dict], X_today: pd.DataFrame | FeatureCounts) -> pd.DataFrame:
     """Return the PSI of every feature present in both ``train_stats`` and ``X_today``.
 
     Returns
@@ -206,13 +206,88 @@ def psi(train_stats: dict[str, dict], X_today: pd.DataFrame) -> pd.DataFrame:
         edges = np.asarray(st["edges"], dtype=np.float64)
         tr_null = float(st.get("missing", 0.0))
         tr = np.append(np.asarray(st["shares"], dtype=np.float64) * (1 - tr_null), tr_null)
-        x = _values(X_today[feat])
-        shares, null = bin_shares(x, edges)
+        if isinstance(X_today, FeatureCounts):
+            shares, null = X_today.shares(feat)
+        else:
+            shares, null = bin_shares(_values(X_today[feat]), edges)
         today = np.append(shares * (1 - null), null)
         value = float("nan") if np.isnan(null) else psi_value(tr, today)
         rows.append((feat, value, tr_null, null))
     df = pd.DataFrame(rows, columns=["feature", "psi", "null_share_train", "null_share_today"])
     return df.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class FeatureCounts:
+    """What the drift check needs of today's features, counted in parts and added up.
+
+    For data that is never in one process (``score --engine spark`` counts each
+    partition on its executor): per feature, the rows per reference bin, the rows, the
+    null (NaN) rows, the sum of the non-null values and the finite rows. It stands in
+    for ``X_today`` in :func:`check_drift` and gives the same shares; only the mean of
+    a feature may differ in the last bits (it is summed in another order).
+    """
+
+    edges: dict[str, np.ndarray]
+    bins: dict[str, np.ndarray] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    nulls: dict[str, int] = field(default_factory=dict)
+    total: dict[str, float] = field(default_factory=dict)
+    finite: dict[str, int] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)  # every column of the counted rows
+
+    @classmethod
+    def of(cls, stats: dict[str, dict], X: pd.DataFrame) -> FeatureCounts:
+        """Count the columns of ``X`` that ``stats`` (drift statistics) describe."""
+        out = cls({f: np.asarray(st["edges"], dtype=np.float64) for f, st in stats.items()})
+        out.names = [str(c) for c in X.columns]
+        for f, edges in out.edges.items():
+            if f not in X.columns:
+                continue
+            x = _values(X[f])
+            null = np.isnan(x)
+            vals = x[~null]
+            out.bins[f] = np.bincount(
+                np.searchsorted(edges, vals, side="left"), minlength=len(edges) + 1
+            )
+            out.rows[f], out.nulls[f] = len(x), int(null.sum())
+            out.total[f], out.finite[f] = float(vals.sum()), int(np.isfinite(x).sum())
+        return out
+
+    def add(self, other: FeatureCounts) -> FeatureCounts:
+        """Add the counts of ``other`` (another part of the same rows) to these."""
+        self.names += [c for c in other.names if c not in set(self.names)]
+        for f, b in other.bins.items():
+            if f in self.bins:
+                self.bins[f] = self.bins[f] + b
+                self.rows[f] += other.rows[f]
+                self.nulls[f] += other.nulls[f]
+                self.total[f] += other.total[f]
+                self.finite[f] += other.finite[f]
+            else:
+                self.bins[f], self.rows[f] = b, other.rows[f]
+                self.nulls[f], self.total[f] = other.nulls[f], other.total[f]
+                self.finite[f] = other.finite[f]
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of the counted rows (as ``DataFrame.columns``)."""
+        return list(self.names)
+
+    def shares(self, f: str) -> tuple[np.ndarray, float]:
+        """Return what :func:`bin_shares` returns for the feature's values."""
+        n, nulls = self.rows[f], self.nulls[f]
+        if n == 0:
+            return np.full(len(self.edges[f]) + 1, np.nan), float("nan")
+        nn = n - nulls
+        shares = self.bins[f] / nn if nn else np.zeros(len(self.edges[f]) + 1)
+        return shares, nulls / n
+
+    def mean(self, f: str) -> float:
+        """The mean of the feature's non-null values."""
+        known = self.rows[f] - self.nulls[f]
+        return self.total[f] / known if known else float("nan")
 
 
 @dataclass
@@ -298,8 +373,8 @@ def check_drift(
     train_stats : dict
         Output of :func:`reference_stats` (see :func:`drift_reference`), or of
         :func:`training_stats` (the model's ``train_stats_``).
-    X_today : DataFrame
-        Today's features.
+    X_today : DataFrame or FeatureCounts
+        Today's features (or their counts, for data that is not in this process).
     expected_features : iterable of str
         The features the model needs.
     cfg : Config or DriftConfig
@@ -418,11 +493,17 @@ def _by_table(
                 or _window(f) > RECENT_WINDOW
             ):
                 continue
-            x = _values(X_today[f])
-            if not np.isfinite(x).any():
-                continue
+            if isinstance(X_today, FeatureCounts):
+                if not X_today.finite[f]:
+                    continue
+                today_mean = X_today.mean(f)
+            else:
+                x = _values(X_today[f])
+                if not np.isfinite(x).any():
+                    continue
+                today_mean = float(np.nanmean(x))
             ref_sum += mean
-            today_sum += float(np.nanmean(x))
+            today_sum += today_mean
         line = f"{fam}: {n} of {total_by.get(fam, n)} features shifted"
         if ref_sum > 0 and today_sum < STOPPED_SHARE * ref_sum:
             line += (

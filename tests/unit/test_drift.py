@@ -10,6 +10,7 @@ import pytest
 
 from churnpredict.config import Config, DriftConfig
 from churnpredict.drift import (
+    FeatureCounts,
     check_drift,
     drift_reference,
     psi,
@@ -197,3 +198,31 @@ def test_a_single_feature_past_the_warning_line_is_no_warning_and_lifetime_count
     ]
     ref = reference_stats(rows, cat)
     assert set(ref["stats"]) == {"spend__events__7d"}
+
+
+@pytest.mark.parametrize("contacts_rate", [2.0, 0.0])
+def test_counts_added_over_parts_give_the_report_of_the_whole_table(contacts_rate):
+    """``score --engine spark`` counts each partition on an executor (FeatureCounts) and
+    adds the parts: the drift report must be the one of the whole table."""
+    dates = pd.date_range("2024-01-01", periods=12, freq="7D")
+    ref = reference_stats(_world_table(dates), _catalog())
+    today = _world_table([dates[-1] + pd.Timedelta(days=7)], seed=4, contacts_rate=contacts_rate)
+    today.loc[today.index[:300], "spend__spend__30d"] = np.nan  # nulls in one part only
+    feats = [f.name for f in _catalog()]
+    whole = check_drift(ref, today, feats, DriftConfig(action="warn"))
+    parts = [today.iloc[:300], today.iloc[300:301], today.iloc[301:]]
+    counts = FeatureCounts.of(ref["stats"], parts[0])
+    for p in parts[1:]:
+        counts.add(FeatureCounts.of(ref["stats"], p))
+    assert counts.columns == list(today.columns)
+    split = check_drift(ref, counts, feats, DriftConfig(action="warn"))
+    pd.testing.assert_frame_equal(split.table, whole.table, rtol=1e-12)
+    assert split.text() == whole.text()
+    assert split.tripped == whole.tripped and split.warn == whole.warn
+    assert whole.warn  # the null spend shifts it
+    # the means (stopped export) are exercised: asked exactly when contacts stopped
+    assert ("did the export stop?" in whole.text()) == (contacts_rate == 0)
+    # a feature the model needs and the counts lack is still an error
+    with pytest.raises(DataError):
+        check_drift(ref, FeatureCounts.of(ref["stats"], today.drop(columns=feats[0])), feats,
+                    DriftConfig())  # fmt: skip
