@@ -475,8 +475,10 @@ def run_score(
     """Score every active client at ``as_of`` with the champion and write the call list.
 
     With ``engine="spark"`` the data is checked, the active clients found, the features,
-    the client facts and the list's client columns computed on Spark; the model, the
-    reasons and the writer run in this process on the active clients' rows.
+    the client facts and the list's client columns computed on Spark, and the model and
+    the reasons run on Spark's executors (``mapInPandas``, the model broadcast); only
+    one small row per scored client (risk, reasons, routing columns) and the drift
+    counts come back to this process, where the list is ranked and written.
 
     Refuses stale data (``DataError``, exit 2) when a required table ends more than
     ``data.max_lag_days`` before ``as_of``, unless ``allow_stale``. Also writes the
@@ -525,30 +527,36 @@ def run_score(
                 expected="clients who signed up before the as-of date and are not frozen",
             )
         spec = model.metadata_.get("feature_spec")
-        table, _, _ = build_features(ds, spine, cfg, spec, backend=engine)
-        drift = check_drift(drift_reference(model), table, model.feature_names_, cfg)
+        if engine == "spark":
+            table, risk, horizons, reasons, facts, drift = _score_spark(
+                ds, spine, cfg, spec, model, T, segment
+            )
+        else:
+            table, _, _ = build_features(ds, spine, cfg, spec, backend=engine)
+            drift = check_drift(drift_reference(model), table, model.feature_names_, cfg)
         if not drift.ok:
             log.warning("%s", drift.text())
         else:
             log.info("%s", drift.text())
-        if segment == "new":
-            table = _new_clients(ds, table, T, cfg)
-        X = table[model.feature_names_]
-        risk = model.predict_risk(X)
-        horizons = model.predict_horizons(X, risk)
-        contrib = model.contributions(X)
-        facts = client_facts(ds, T, table["client_id"].astype(str), cfg)
-        reasons = top_reasons(
-            contrib,
-            X,
-            model.catalog_,
-            language=cfg.calls.language,
-            k=cfg.calls.top_reasons,
-            facts=facts,
-            min_contribution=cfg.calls.min_contribution,
-            lookback=lookback_days(cfg),
-            nouns={k: (v.en, v.ru, v.ru_plural) for k, v in cfg.calls.nouns.items()},
-        )
+        if engine != "spark":
+            if segment == "new":
+                table = _new_clients(ds, table, T, cfg)
+            X = table[model.feature_names_]
+            risk = model.predict_risk(X)
+            horizons = model.predict_horizons(X, risk)
+            contrib = model.contributions(X)
+            facts = client_facts(ds, T, table["client_id"].astype(str), cfg)
+            reasons = top_reasons(
+                contrib,
+                X,
+                model.catalog_,
+                language=cfg.calls.language,
+                k=cfg.calls.top_reasons,
+                facts=facts,
+                min_contribution=cfg.calls.min_contribution,
+                lookback=lookback_days(cfg),
+                nouns={k: (v.en, v.ru, v.ru_plural) for k, v in cfg.calls.nouns.items()},
+            )
         scored = _scored_frame(ds, table, risk, T, cfg)
         for col in horizons.columns:
             scored[col] = horizons[col].to_numpy()
@@ -593,6 +601,30 @@ def run_score(
         + (f" (+{len(paths) - 1} per-owner files)" if len(paths) > 1 else "")
         + (f"\nDigest:    {digest}" if digest else "")
     )
+
+
+def _score_spark(ds, spine: pd.DataFrame, cfg: Config, spec, model, T: pd.Timestamp, segment):
+    """Score on Spark's executors (:func:`churnpredict.spark.score_on_executors`).
+
+    Returns the scored rows' table (ids and routing columns), risk, time-to-freeze
+    outputs, reasons, facts and the drift report, as the local path computes them.
+    """
+    from churnpredict.drift import check_drift, drift_reference
+    from churnpredict.facts import client_facts
+    from churnpredict.spark import score_on_executors
+
+    keep = (lambda t: _new_clients(ds, t, T, cfg)) if segment == "new" else None
+    table, risk, horizons, reasons, facts, counts = score_on_executors(
+        ds,
+        spine,
+        cfg,
+        spec,
+        model,
+        lambda ids: client_facts(ds, T, ids, cfg),
+        keep_rows=keep,
+    )
+    drift = check_drift(drift_reference(model), counts, model.feature_names_, cfg)
+    return table, risk, horizons, reasons, facts, drift
 
 
 def _new_clients(ds, table: pd.DataFrame, T: pd.Timestamp, cfg: Config) -> pd.DataFrame:
