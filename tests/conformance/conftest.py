@@ -31,6 +31,8 @@ def backend(request):
     needs = BACKENDS[request.param]
     if needs and importlib.util.find_spec(needs) is None:
         pytest.skip(f"backend {request.param!r} needs {needs}, which is not installed")
+    if request.param == "spark":
+        request.getfixturevalue("spark_session")  # the run's one session (tests/conftest.py)
     fn = request.node.obj
     cap = MAX_EXAMPLES.get(request.param)
     own = getattr(fn, "_hypothesis_internal_use_settings", None)
@@ -56,13 +58,14 @@ def data_for(backend: str, con: duckdb.DuckDBPyConnection):
 
 
 def _spark_data(con: duckdb.DuckDBPyConnection):
-    """The tables of ``con`` as Spark DataFrames (one ``local[2]`` session per process)."""
+    """The tables of ``con`` as Spark DataFrames, on the run's one session (the
+    ``spark_session`` fixture of tests/conftest.py, which the ``backend`` fixture starts)."""
     from types import SimpleNamespace
 
-    from churnpredict import spark as sparkmod
-    from churnpredict.config import build_config
+    from pyspark.sql import SparkSession
 
-    spark = sparkmod.session(build_config({"spark": {"shuffle_partitions": 2}}))
+    spark = SparkSession.getActiveSession()
+    assert spark is not None, "the spark_session fixture starts the session"
     frames = {}
     for (name,) in con.execute("SHOW TABLES").fetchall():
         arrow = con.sql(f'SELECT * FROM "{name}"').to_arrow_table()

@@ -1,7 +1,7 @@
 """The Spark engine equals the local one: data checks, labels, every feature, the call list.
 
-One Spark session (``local[2]``, 2 shuffle partitions) serves the whole module; the CLI
-commands run in this process and reuse it. Skipped, saying why, where pyspark is not
+One Spark session (``local[2]``, the ``spark_session`` fixture of tests/conftest.py)
+serves every Spark test of the run; the CLI commands run in this process and reuse it. Skipped, saying why, where pyspark is not
 installed (``pip install "churnpredict[spark]"``; ``make setup`` installs it).
 """
 
@@ -24,7 +24,7 @@ from churnpredict import data  # noqa: E402
 from churnpredict.cli import app  # noqa: E402
 from churnpredict.config import load_config, override  # noqa: E402
 from churnpredict.errors import DataError  # noqa: E402
-from churnpredict.features.build import build_features, resolve_spec  # noqa: E402
+from churnpredict.features.build import catalog_of, resolve_spec  # noqa: E402
 from churnpredict.labels import build_spine, derive_freezes, snapshot_dates  # noqa: E402
 from tests.bad_corpus import make_bad_cases  # noqa: E402
 
@@ -38,12 +38,9 @@ def cfg(**spark):
 
 
 @pytest.fixture(scope="module")
-def spark():
-    from churnpredict import spark as sparkmod
-
-    session = sparkmod.session(cfg())
-    yield session
-    session.stop()
+def spark(spark_session):
+    """The test run's one Spark session (tests/conftest.py); the CLI commands reuse it."""
+    return spark_session
 
 
 def run(store: Path, *args: str):
@@ -126,40 +123,39 @@ def test_spark_checks_raise_the_local_errors(tmp_path, spark):
         assert bool(sp.value.examples) == bool(local.value.examples), name
 
 
-def test_every_default_feature_equals_local(both):
-    """The conformance check on data: all features, several as-of dates, rtol 1e-5."""
+def test_cli_engine_spark_features_and_call_list_equal_local(both, world, tmp_path):
+    """``features build --engine spark`` equals local on every default feature at several
+    as-of dates (rtol 1e-5), slices resolved on Spark; ``score --engine spark`` (model
+    and reasons on the executors) writes the local engine's call list, byte for byte."""
     local, sp = both
     c = cfg()
-    spine = build_spine(local, c, [pd.Timestamp(d) for d in DATES], with_label=False)
-    spec = resolve_spec(local, c)
-    assert resolve_spec(sp, c) == spec  # slice values resolved on Spark
-    tl, catalog, _ = build_features(local, spine, c, spec, backend="local")
-    ts, _, _ = build_features(sp, spine, c, spec, backend="spark")
-    assert len(catalog) > 300 and list(ts.columns) == list(tl.columns)
-    pd.testing.assert_frame_equal(ts[["client_id", "as_of"]], tl[["client_id", "as_of"]])
-    bad = []
-    for f in catalog:
-        a, b = tl[f.name].to_numpy(np.float64), ts[f.name].to_numpy(np.float64)
-        assert ts[f.name].dtype == np.float32
-        if not np.allclose(b, a, rtol=1e-5, atol=1e-6, equal_nan=True):
-            bad.append(f.name)
-    assert not bad, f"{len(bad)} features differ, e.g. {bad[:5]}"
-    # the data is not degenerate: most features vary and are mostly known
-    assert (tl[[f.name for f in catalog]].nunique() > 1).mean() > 0.8
-
-
-def test_cli_engine_spark_features_and_call_list_equal_local(world, tmp_path, spark):
+    assert resolve_spec(sp, c) == resolve_spec(local, c)  # slice values resolved on Spark
+    catalog = catalog_of(resolve_spec(local, c))
     store = tmp_path / "mlflow.db"
     outs = {}
     for engine in ("local", "spark"):
         out = tmp_path / f"features_{engine}.parquet"
         args = ["features", "build", "--data", str(world), "--out", str(out)]
-        r = run(store, *args, "--as-of", DATES[0], "--as-of", DATES[2], "--engine", engine)
+        dates = [x for d in DATES for x in ("--as-of", d)]
+        r = run(store, *args, *dates, "--engine", engine)
         assert r.exit_code == 0, r.output
         outs[engine] = pd.read_parquet(out)
     a, b = outs["local"], outs["spark"]
-    assert list(a.columns) == list(b.columns) and len(a) > 400
+    names = [f.name for f in catalog]
+    assert len(catalog) > 300 and list(a.columns) == list(b.columns)
+    assert set(names) <= set(a.columns) and len(a) > 600
+    assert sorted(a["as_of"].astype(str).str[:10].unique()) == DATES
+    pd.testing.assert_frame_equal(b[["client_id", "as_of"]], a[["client_id", "as_of"]])
+    bad = []
+    for name in names:
+        x, y = a[name].to_numpy(np.float64), b[name].to_numpy(np.float64)
+        assert b[name].dtype == np.float32
+        if not np.allclose(y, x, rtol=1e-5, atol=1e-6, equal_nan=True):
+            bad.append(name)
+    assert not bad, f"{len(bad)} features differ, e.g. {bad[:5]}"
     pd.testing.assert_frame_equal(b, a, check_exact=False, rtol=1e-5, atol=1e-6)
+    # the data is not degenerate: most features vary
+    assert (a[names].nunique() > 1).mean() > 0.8
 
     r = run(store, "train", "--data", str(world), "--reports", str(tmp_path / "rep"))
     assert r.exit_code == 0, r.output
@@ -173,10 +169,11 @@ def test_cli_engine_spark_features_and_call_list_equal_local(world, tmp_path, sp
     la, lb = (
         pd.read_csv(io.BytesIO(lists[e]), dtype={"client_id": str}) for e in ("local", "spark")
     )
-    assert len(la) > 200
+    assert len(la) > 200 and la["reasons"].str.len().gt(0).mean() > 0.5
     assert la["client_id"].tolist() == lb["client_id"].tolist()  # the same ranks
     np.testing.assert_allclose(lb["risk"], la["risk"], rtol=1e-6)
     assert lb["reasons"].tolist() == la["reasons"].tolist()
+    assert lists["spark"] == lists["local"]  # the same file, byte for byte
     # an unknown engine is a usage error (exit 2)
     assert run(store, "features", "build", "--data", str(world), "--as-of", DATES[0],
                "--out", str(tmp_path / "x.parquet"), "--engine", "dask").exit_code == 2  # fmt: skip
