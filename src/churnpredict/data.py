@@ -186,11 +186,14 @@ def load(
         return load_dataset(
             Path(data_dir), cfg, policy=policy, quarantine_dir=quarantine_dir, today=today
         )
+    given = policy
     policy = policy or cfg.data.policy
     if policy != "strict":
+        said = "--lenient" if given else f"data.policy: {policy} (config)"
         raise UsageError(
-            "--engine spark checks data strictly: fix or drop the bad rows, or use "
-            "--engine local --lenient to quarantine them"
+            f"{said} is not supported with --engine spark: Spark checks the data strictly "
+            "and stops at the first bad row (exit 2); quarantining bad rows is local only. "
+            "Run with --strict (data.policy: strict), or with --engine local --lenient"
         )
     from churnpredict import spark as sparkmod
 

@@ -59,3 +59,18 @@ def test_transpile_maps_tables_but_not_ctes():
     out = data._transpile(sql, {"clients": "v1_clients", "_x": "v2_x", "ev": "nope"})
     assert "v1_clients" in out and "v2_x" in out and "nope" not in out
     assert "::" not in out and "CAST(" in out
+
+
+@pytest.mark.parametrize("given", ["lenient", None])
+def test_lenient_on_spark_is_refused_saying_so(tmp_path, given):
+    """--lenient (or data.policy: lenient) with --engine spark: a usage error (exit 2)
+    that says it is not supported, before any Spark session starts."""
+    from churnpredict.config import load_config, override
+
+    cfg = override(load_config(None, environ={}), "data", policy="lenient")
+    with pytest.raises(UsageError) as err:
+        data.load(tmp_path, cfg, engine="spark", policy=given)
+    text = str(err.value)
+    assert "not supported with --engine spark" in text and "local only" in text
+    assert ("--lenient" if given else "data.policy: lenient") in text.splitlines()[0]
+    assert err.value.exit_code == 2
