@@ -174,6 +174,16 @@ def test_cli_engine_spark_features_and_call_list_equal_local(both, world, tmp_pa
     np.testing.assert_allclose(lb["risk"], la["risk"], rtol=1e-6)
     assert lb["reasons"].tolist() == la["reasons"].tolist()
     assert lists["spark"] == lists["local"]  # the same file, byte for byte
+    # --segment new: the same rows kept (after the drift check of every active client)
+    new = {}
+    for engine in ("local", "spark"):
+        out = tmp_path / f"new_{engine}" / "call_list.csv"
+        args = ["score", "--data", str(world), "--as-of", DATES[2], "--out", str(out)]
+        r = run(store, *args, "--engine", engine, "--segment", "new")
+        assert r.exit_code == 0, r.output
+        new[engine] = out.read_bytes()
+    assert new["spark"] == new["local"]
+    assert 0 < len(pd.read_csv(io.BytesIO(new["local"]))) < len(la)
     # an unknown engine is a usage error (exit 2)
     assert run(store, "features", "build", "--data", str(world), "--as-of", DATES[0],
                "--out", str(tmp_path / "x.parquet"), "--engine", "dask").exit_code == 2  # fmt: skip
