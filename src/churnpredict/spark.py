@@ -186,6 +186,7 @@ def score_on_executors(ds, spine, cfg: Any, spec: dict, model: Any, facts_of, ke
     facts = facts_of(kept["client_id"].astype(str).to_numpy())
     # what the executors need, once per executor (broadcast), not once per task
     signup = ds.con.execute("SELECT client_id, signup_date FROM clients").df()
+    signup = signup[signup["client_id"].astype(str).isin(set(head["client_id"]))]  # active
     routing = [
         c
         for c in dict.fromkeys((cfg.calls.narrow_feature, cfg.calls.reached_feature))
