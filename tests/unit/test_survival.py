@@ -208,3 +208,25 @@ def test_a_model_saved_before_the_long_booster_still_loads():
     back = sv.HazardModel.from_dict(doc)
     assert back.first_bin == 0 and back.long_ is None
     np.testing.assert_allclose(back.cumhaz(X.head(20)), hz.cumhaz(X.head(20)))
+
+
+def test_train_prints_the_two_ratios_of_the_time_to_freeze_targets():
+    from types import SimpleNamespace
+
+    from churnpredict.pipeline import _survival_lines
+
+    metrics = pd.DataFrame(
+        {"pr_auc_7d": [0.9, 0.01, 0.98], "pr_auc_30d": [0.5, 0.06, 0.6]},
+        index=["model", "paused_rule", "p_true"],
+    ).assign(pr_auc_90d=[0.33, 0.1, 0.4], uno_c=[0.73, np.nan, 0.75], ibs=[0.04, np.nan, np.nan])
+    group = pd.concat({"all": metrics}, names=["group", "scorer"]).assign(rows=10)
+    sv_ = SimpleNamespace(
+        metrics=metrics,
+        by_group=group,
+        fold=(pd.Timestamp("2025-01-06"), pd.Timestamp("2025-02-24")),
+        horizons=(7, 30, 90),
+        rows=10,
+    )
+    text = "\n".join(_survival_lines(SimpleNamespace(survival=sv_)))
+    assert "90-day PR AUC 0.3300 = 0.825x the truth's (0.4000)" in text
+    assert "7-day PR AUC 0.9000 = 90.0x the paused rule's (0.0100)" in text
