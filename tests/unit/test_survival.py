@@ -230,3 +230,19 @@ def test_train_prints_the_two_ratios_of_the_time_to_freeze_targets():
     text = "\n".join(_survival_lines(SimpleNamespace(survival=sv_)))
     assert "90-day PR AUC 0.3300 = 0.825x the truth's (0.4000)" in text
     assert "7-day PR AUC 0.9000 = 90.0x the paused rule's (0.0100)" in text
+
+
+def test_the_long_booster_refuses_a_validation_fold_without_its_bins():
+    from churnpredict.errors import DataError
+
+    X, fd, fu = _two_phase_world(5_000, 7)
+    short = np.minimum(fu, 25)  # no validation row covers a bin after day 30
+    with pytest.raises(DataError, match="nothing to stop early on"):
+        sv.HazardModel(CFG.model, EDGES, ["z", "noise"], first_bin=3).fit(
+            X, fd, fu, X, np.where(fd <= 25, fd, 0), short
+        )
+    # the shared booster still stops early on such a fold, as before
+    hz = sv.HazardModel(CFG.model, EDGES, ["z", "noise"]).fit(
+        X, fd, fu, X, np.where(fd <= 25, fd, 0), short
+    )
+    assert hz.best_iteration_ >= 1
