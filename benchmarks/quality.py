@@ -19,6 +19,14 @@ Worlds (cached under ``bench-data/quality/``):
 
     python -m benchmarks.quality                       # all worlds, the default protocol
     python -m benchmarks.quality --worlds sim-s1 foreign --set model.refit=false
+    python -m benchmarks.quality --survival --worlds sim-s1 sim-s2 sim-alt foreign
+
+``--survival`` evaluates the time-to-freeze curve instead, as ``train`` does (its survival
+fold: the latest weekly as-of dates whose 90-day follow-up is observed, everything fitted
+on what was known at the fold's start): PR AUC at 7/30/90 days, Uno's C and the integrated
+Brier score of the model, the hazard model alone, Cox, Kaplan-Meier, the paused rule and
+the truth, with the two ratios of issue 15 (90-day PR AUC / the truth's, 7-day PR AUC /
+the paused rule's).
 """
 
 from __future__ import annotations
@@ -74,8 +82,12 @@ def ensure(name: str) -> tuple[Path, Path | None]:
     if name == "cdnow":
         return CDNOW, ROOT / "configs" / "cdnow.yaml"
     path = QDATA / name
-    if (path / "truth.parquet").exists():
-        return path, None
+    truth = path / "truth.parquet"
+    if truth.exists():
+        import pyarrow.parquet as pq
+
+        if "p_true_90d" in pq.read_schema(truth).names:
+            return path, None
     cfg = load_config(ROOT / "configs" / "default.yaml")
     seed = {"sim-s1": 1, "sim-s2": 2, "sim-alt": 3, "foreign": 4}[name]
     sim = cfg.simulate.model_dump(mode="json")
@@ -155,12 +167,76 @@ def evaluate_world(name: str, n_dates: int, sets: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _config(config: Path | None, sets: list[str]):
+    import yaml
+
+    from churnpredict.config import load_config, override
+
+    cfg = load_config(config or ROOT / "configs" / "default.yaml")
+    for item in sets:
+        key, value = item.split("=", 1)
+        section, field = key.split(".", 1)
+        cfg = override(cfg, section, **{field: yaml.safe_load(value)})
+    return cfg
+
+
+def survival_world(name: str, sets: list[str]) -> pd.DataFrame:
+    """Return the time-to-freeze metrics of one world (rows = scorers), as ``train`` does."""
+    import numpy as np
+
+    from churnpredict.modeling.backtest import feature_columns, segment_of
+    from churnpredict.modeling.model import ChurnModel
+    from churnpredict.modeling.split import train_valid_calib_test
+    from churnpredict.modeling.survival_eval import evaluate_survival
+    from churnpredict.pipeline import load, load_truth, training_table
+
+    data, config = ensure(name)
+    cfg = _config(config, sets)
+    table, catalog, _ = training_table(load(data, cfg), cfg)
+    table = table.reset_index(drop=True)
+    feats = feature_columns(table, catalog)
+    masks = train_valid_calib_test(table["as_of"], cfg)
+    y = table["label"].to_numpy(dtype=float)
+    t0 = time.perf_counter()
+    fit, valid, calib = masks["fit"], masks["valid"], masks["calib"]
+    es = ChurnModel(cfg.model).fit(
+        table.loc[fit, feats],
+        y[fit],
+        table.loc[valid, feats],
+        y[valid],
+        table.loc[calib, feats],
+        y[calib],
+        catalog=catalog,
+    )
+    ev, _ = evaluate_survival(table, feats, masks, es, cfg, load_truth(data), segment_of(table))
+    if ev is None:
+        return pd.DataFrame()
+    m = ev.metrics.copy()
+    m.insert(0, "world", name)
+    m["rows"] = ev.rows
+    m["seconds"] = round(time.perf_counter() - t0, 1)
+    if "p_true" in m.index:
+        m["ratio_90d"] = m["pr_auc_90d"] / m.loc["p_true", "pr_auc_90d"]
+    if "paused_rule" in m.index:
+        m["ratio_7d_rule"] = m["pr_auc_7d"] / m.loc["paused_rule", "pr_auc_7d"]
+    print(m.to_string(float_format=lambda v: f"{v:.4f}"), flush=True)
+    return m.replace([np.inf, -np.inf], np.nan)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worlds", nargs="*", default=list(WORLDS), choices=WORLDS)
     ap.add_argument("--dates", type=int, default=3, help="scoring dates per world")
     ap.add_argument("--set", nargs="*", default=[], help="config overrides section.key=value")
+    ap.add_argument("--survival", action="store_true", help="the time-to-freeze metrics")
     args = ap.parse_args(argv)
+    if args.survival:
+        res = pd.concat([survival_world(w, args.set) for w in args.worlds])
+        res = res[res.index == "model"].set_index("world")
+        cols = [c for c in ("pr_auc_7d", "pr_auc_90d", "ratio_90d", "ratio_7d_rule", "uno_c")]
+        print("\nthe model per world:")
+        print(res[[c for c in cols if c in res]].to_string(float_format=lambda v: f"{v:.3f}"))
+        return
     res = pd.concat([evaluate_world(w, args.dates, args.set) for w in args.worlds])
     cols = [
         c

@@ -212,6 +212,11 @@ class ModelConfig(Section):
     survival_bins: list[int] = [7, 14, 30, 60]
     survival_negative_rate: float = Field(default=0.05, gt=0, le=1)
     survival_features: int = Field(default=32, ge=1)
+    # A separate, smaller booster for the bins after label.horizon_days (own early
+    # stopping): its leaves and the fewest rows per leaf.
+    survival_long_booster: bool = True
+    survival_long_num_leaves: int = Field(default=7, ge=2)
+    survival_long_min_child_samples: int = Field(default=400, ge=1)
 
 
 class BacktestConfig(Section):

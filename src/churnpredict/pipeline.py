@@ -358,6 +358,16 @@ def _survival_lines(result) -> list[str]:
         f"{lo.date()}; Uno's C to day {h[-1]}, IBS over days 1..{h[-1] - 1}):",
         sv.metrics.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"),
     ]
+    m, H = sv.metrics, h[-1]
+    said = []
+    if {"model", "p_true"} <= set(m.index) and m.loc["p_true", f"pr_auc_{H}d"] > 0:
+        a, b = m.loc["model", f"pr_auc_{H}d"], m.loc["p_true", f"pr_auc_{H}d"]
+        said.append(f"{H}-day PR AUC {a:.4f} = {a / b:.3f}x the truth's ({b:.4f})")
+    if {"model", "paused_rule"} <= set(m.index) and m.loc["paused_rule", "pr_auc_7d"] > 0:
+        a, b = m.loc["model", "pr_auc_7d"], m.loc["paused_rule", "pr_auc_7d"]
+        said.append(f"7-day PR AUC {a:.4f} = {a / b:.1f}x the paused rule's ({b:.4f})")
+    if said:
+        lines.append("; ".join(said) + ".")
     g = sv.by_group
     new = [k for k in g.index.get_level_values(0).unique() if k != "all"]
     if new:
@@ -541,6 +551,9 @@ def run_score(
         if engine != "spark":
             if segment == "new":
                 table = _new_clients(ds, table, T, cfg)
+        if segment == "new" and table.empty:  # a nightly job gets an empty list, not an error
+            return _empty_new_list(model, out, cfg, T, split_by)
+        if engine != "spark":
             X = table[model.feature_names_]
             risk = model.predict_risk(X)
             horizons = model.predict_horizons(X, risk)
@@ -635,14 +648,26 @@ def _new_clients(ds, table: pd.DataFrame, T: pd.Timestamp, cfg: Config) -> pd.Da
     ).dt.normalize()
     days = (T.normalize() - when.reindex(table["client_id"].astype(str))).dt.days.to_numpy()
     keep = days <= cfg.calls.new_client_days
-    if not keep.any():
-        raise DataError(
-            f"no new clients at {T.date()}: nobody active signed up in the last "
-            f"{cfg.calls.new_client_days} days (calls.new_client_days)",
-            file=str(ds.data_dir),
-            column="signup_date",
-        )
     return table.loc[keep].reset_index(drop=True)
+
+
+def _empty_new_list(model, out: Path, cfg: Config, T: pd.Timestamp, split_by: str | None) -> str:
+    """Write a call list with the header only (no new clients at T); return one line.
+
+    The caller holds the output lock. The header is the one a list with rows would
+    have (with the time-to-freeze columns when the model has a curve); with
+    ``split_by`` the per-owner files of an earlier list are removed.
+    """
+    from churnpredict.calls import CALL_LIST_COLUMNS, EXTRA_COLUMNS, RISK_HELPERS, write_call_list
+
+    helpers = RISK_HELPERS if getattr(model, "survival_", None) is not None else []
+    empty = pd.DataFrame(columns=CALL_LIST_COLUMNS + helpers + EXTRA_COLUMNS)
+    paths = write_call_list(empty, out, cfg, split_by=split_by, locked=True)
+    return (
+        f"No new clients at {T.date()}: nobody active signed up in the last "
+        f"{cfg.calls.new_client_days} days (calls.new_client_days); wrote an empty call "
+        f"list (header only): {paths[0]}"
+    )
 
 
 def check_fresh(ds, cfg: Config, T: pd.Timestamp, *, allow_stale: bool = False) -> None:

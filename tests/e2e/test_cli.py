@@ -324,3 +324,32 @@ def test_docs_feature_list_is_current(tmp_path):
     assert committed.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (
         "docs/features.md is stale: run `make docs`"
     )
+
+
+def test_segment_new_without_new_clients_writes_an_empty_list(world, trained, tmp_path):
+    # a nightly job: no client signed up in the last calls.new_client_days days -> exit 0,
+    # a header-only list (the same header as a full list) and one clear line
+    clients = pd.read_parquet(world / "clients.parquet")
+    signup = pd.to_datetime(clients["signup_date"]).dt.normalize()
+    days = pd.date_range("2025-01-01", "2025-02-20")
+    quiet = [T for T in days if not ((signup >= T - pd.Timedelta(days=2)) & (signup < T)).any()]
+    assert quiet, "the seeded world has no day without a signup in the two days before"
+    T = str(quiet[-1].date())
+    full = tmp_path / "f" / "all.csv"
+    assert (
+        cp(trained, "score", "--data", str(world), "--as-of", T, "--out", str(full)).exit_code == 0
+    )
+    out = tmp_path / "e" / "new.csv"
+    env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{trained}",
+        "CHURNPREDICT_CALLS__NEW_CLIENT_DAYS": "1",
+    }
+    args = ["score", "--data", str(world), "--as-of", T, "--out", str(out), "--segment", "new"]
+    r = run(*args, "--config", str(CONFIG), env=env)
+    assert r.exit_code == 0, r.output
+    assert f"No new clients at {T}" in r.output and "header only" in r.output
+    header, df, _ = read_list(out)
+    assert len(df) == 0
+    assert header == read_list(full)[0]
+    assert "risk_7d" in header
+    assert not list(out.parent.glob("*.tmp*"))

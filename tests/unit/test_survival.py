@@ -157,3 +157,92 @@ def test_a_saved_model_keeps_its_curve_and_scores_consistent_horizons(tmp_path):
     pd.testing.assert_frame_equal(out, model.predict_horizons(X))
     assert (out["risk_7d"] <= risk + 1e-12).all() and (risk <= out["risk_90d"] + 1e-12).all()
     assert out["expected_active_days"].between(0, 90).all()
+
+
+def _two_phase_world(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Daily hazard 0.004 up to day 30, then 0.001 (z = 0) or 0.012 (z = 1); censored."""
+    rng = np.random.default_rng(seed)
+    z = rng.integers(0, 2, n).astype(float)
+    early = rng.geometric(0.004, n)
+    late = 30 + rng.geometric(np.where(z == 1, 0.012, 0.001))
+    day = np.where(early <= 30, early, late)
+    followup = np.where(rng.random(n) < 0.6, 90, rng.integers(1, 91, n))
+    freeze_day = np.where(day <= followup, day, 0)
+    X = pd.DataFrame({"z": z, "noise": rng.normal(size=n)})
+    return X, freeze_day, followup
+
+
+def test_the_long_booster_learns_only_the_bins_after_the_horizon():
+    X, fd, fu = _two_phase_world(60_000, 5)
+    params = CFG.model.model_copy(
+        update={"survival_negative_rate": 1.0, "num_leaves": 4, "learning_rate": 0.2}
+    )
+    first = sv.long_first_bin(EDGES, 30)
+    assert first == 3 and sv.long_first_bin(EDGES, 90) is None
+    hz = sv.HazardModel(params, EDGES, ["z", "noise"]).fit(X, fd, fu, n_trees=40)
+    hz.long_ = sv.HazardModel(params, EDGES, ["z", "noise"], first_bin=first).fit(
+        X, fd, fu, n_trees=40
+    )
+    _, bins, _ = sv.expand(fd, fu, EDGES)
+    assert hz.long_.metadata_["n_rows"] == int((bins >= first).sum())  # its bins' rows only
+    grid = pd.DataFrame({"z": [0.0, 1.0], "noise": [0.0, 0.0]})
+    h = hz.bin_hazards(grid)
+    own = sv.HazardModel.bin_hazards(hz.long_, grid)
+    assert np.isnan(own[:, :first]).all()
+    np.testing.assert_array_equal(h[:, first:], own[:, first:])  # the long booster's bins
+    S = sv.survival_curve(hz.cumhaz(grid), EDGES, [30, 60, 90])
+    for i, lam in enumerate([0.001, 0.012]):
+        np.testing.assert_allclose(S[i, 2] / S[i, 0], (1 - lam) ** 60, atol=0.04)
+    back = sv.HazardModel.from_dict(hz.to_dict())
+    assert back.long_ is not None and back.long_.first_bin == first
+    np.testing.assert_allclose(back.cumhaz(X.head(50)), hz.cumhaz(X.head(50)))
+    out, _ = sv.predict_outputs(back, X.head(50), np.full(50, 0.1), 30)
+    assert (out["risk_7d"] <= 0.1 + 1e-12).all() and (out["risk_90d"] >= 0.1 - 1e-12).all()
+
+
+def test_a_model_saved_before_the_long_booster_still_loads():
+    X, fd, fu, _ = _known_world(5_000, 6)
+    hz = sv.HazardModel(CFG.model, EDGES, ["x", "noise"]).fit(X, fd, fu, n_trees=5)
+    doc = hz.to_dict()
+    del doc["first_bin"], doc["long"]
+    back = sv.HazardModel.from_dict(doc)
+    assert back.first_bin == 0 and back.long_ is None
+    np.testing.assert_allclose(back.cumhaz(X.head(20)), hz.cumhaz(X.head(20)))
+
+
+def test_train_prints_the_two_ratios_of_the_time_to_freeze_targets():
+    from types import SimpleNamespace
+
+    from churnpredict.pipeline import _survival_lines
+
+    metrics = pd.DataFrame(
+        {"pr_auc_7d": [0.9, 0.01, 0.98], "pr_auc_30d": [0.5, 0.06, 0.6]},
+        index=["model", "paused_rule", "p_true"],
+    ).assign(pr_auc_90d=[0.33, 0.1, 0.4], uno_c=[0.73, np.nan, 0.75], ibs=[0.04, np.nan, np.nan])
+    group = pd.concat({"all": metrics}, names=["group", "scorer"]).assign(rows=10)
+    sv_ = SimpleNamespace(
+        metrics=metrics,
+        by_group=group,
+        fold=(pd.Timestamp("2025-01-06"), pd.Timestamp("2025-02-24")),
+        horizons=(7, 30, 90),
+        rows=10,
+    )
+    text = "\n".join(_survival_lines(SimpleNamespace(survival=sv_)))
+    assert "90-day PR AUC 0.3300 = 0.825x the truth's (0.4000)" in text
+    assert "7-day PR AUC 0.9000 = 90.0x the paused rule's (0.0100)" in text
+
+
+def test_the_long_booster_refuses_a_validation_fold_without_its_bins():
+    from churnpredict.errors import DataError
+
+    X, fd, fu = _two_phase_world(5_000, 7)
+    short = np.minimum(fu, 25)  # no validation row covers a bin after day 30
+    with pytest.raises(DataError, match="nothing to stop early on"):
+        sv.HazardModel(CFG.model, EDGES, ["z", "noise"], first_bin=3).fit(
+            X, fd, fu, X, np.where(fd <= 25, fd, 0), short
+        )
+    # the shared booster still stops early on such a fold, as before
+    hz = sv.HazardModel(CFG.model, EDGES, ["z", "noise"]).fit(
+        X, fd, fu, X, np.where(fd <= 25, fd, 0), short
+    )
+    assert hz.best_iteration_ >= 1

@@ -20,6 +20,12 @@ model's own increments ``H(t) - H(horizon)`` are added — so ``1 - S'(horizon) 
 exactly and ``risk_7d <= risk <= risk_90d`` holds for every client; the hazard model
 decides how much of the risk falls in the first week and how much more comes by day 90.
 
+Two boosters: the days after the horizon get their own booster (``long_``, trained on the
+bins after ``label.horizon_days`` only, with its own early stopping) when
+``model.survival_long_booster`` is on. One booster for every bin stops where the many
+short-bin rows stop improving, which over-fits the fewer, noisier rows of the bins after
+the horizon, and its splits serve the first weeks; the long booster reads the same features.
+
 Negative subsampling: the rows with target 0 are kept at ``model.survival_negative_rate``;
 the booster's log-odds are shifted back by ``log(rate)`` (as in
 :mod:`churnpredict.modeling.model`).
@@ -152,6 +158,12 @@ def anchor(Hb: np.ndarray, edges: np.ndarray, horizon: int, risk: np.ndarray) ->
     return out
 
 
+def long_first_bin(edges: np.ndarray, horizon: int) -> int | None:
+    """Return the index of the first bin after ``horizon`` (None when no bin is after it)."""
+    after = np.flatnonzero(np.asarray(edges)[:-1] >= horizon)
+    return int(after[0]) if len(after) else None
+
+
 def expected_days(Hb: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Return the restricted mean of S over ``[0, edges[-1]]`` days (exact per bin)."""
     Hb = np.atleast_2d(Hb)
@@ -202,6 +214,9 @@ class HazardModel:
         Bin edges (:func:`bin_edges`).
     features : list of str
         The snapshot features the hazard uses (the bin index is added).
+    first_bin : int
+        Learn (and predict) only the bins from this index on; the earlier bins are NaN in
+        :meth:`bin_hazards`. 0 = every bin.
 
     Attributes
     ----------
@@ -210,12 +225,24 @@ class HazardModel:
     raw_offset_ : float
         ``log(negative rate)``, added to the booster's log-odds.
     metadata_ : dict
+    long_ : HazardModel or None
+        A booster for the bins after the horizon (``first_bin`` > 0); when set, its
+        hazards replace this model's for those bins.
     """
 
-    def __init__(self, params: ModelConfig, edges: np.ndarray, features: Sequence[str]) -> None:
+    long_: HazardModel | None = None
+
+    def __init__(
+        self,
+        params: ModelConfig,
+        edges: np.ndarray,
+        features: Sequence[str],
+        first_bin: int = 0,
+    ) -> None:
         self.params = params
         self.edges = np.asarray(edges, dtype=np.int64)
         self.features = list(features)
+        self.first_bin = first_bin
 
     def _lgb_params(self) -> dict[str, Any]:
         p = self.params
@@ -227,6 +254,9 @@ class HazardModel:
         self, X: pd.DataFrame, freeze_day: np.ndarray, followup: np.ndarray, *, sample: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         idx, bins, y = expand(freeze_day, followup, self.edges)
+        if self.first_bin > 0:
+            own = bins >= self.first_bin
+            idx, bins, y = idx[own], bins[own], y[own]
         if sample and self.params.survival_negative_rate < 1:
             rng = np.random.default_rng(self.params.seed)
             keep = (y == 1) | (rng.random(len(y)) < self.params.survival_negative_rate)
@@ -272,6 +302,13 @@ class HazardModel:
             if X_valid is None:
                 raise ValueError("give a validation fold for early stopping, or n_trees")
             Mv, yv = self._rows(X_valid, freeze_day_valid, followup_valid, sample=False)
+            if self.first_bin > 0 and len(np.unique(yv)) < 2:  # the long booster only
+                raise DataError(
+                    "the time-to-freeze model's validation rows hold no freeze (or no "
+                    f"survivor) in bins {self.first_bin + 1}..{len(self.edges) - 1}: "
+                    "nothing to stop early on",
+                    column="freeze_day",
+                )
             dvalid = lgb.Dataset(
                 Mv, label=yv, reference=dtrain, init_score=np.full(len(yv), self.raw_offset_)
             )
@@ -295,20 +332,27 @@ class HazardModel:
             "events": int((np.asarray(freeze_day) >= 1).sum()),
             "best_iteration": best,
             "edges": self.edges.tolist(),
+            "first_bin": self.first_bin,
         }
         return self
 
     def bin_hazards(self, X: pd.DataFrame) -> np.ndarray:
-        """Return each row's hazard per bin (rows x bins), in [0, 1)."""
+        """Return each row's hazard per bin (rows x bins), in [0, 1).
+
+        Bins before ``first_bin`` are NaN; with ``long_`` its hazards fill its bins.
+        """
         base = to_matrix(X, self.features)
         B = len(self.edges) - 1
-        out = np.empty((len(base), B))
+        out = np.full((len(base), B), np.nan)
         M = np.empty((len(base), len(self.features) + 1), dtype=np.float32)
         M[:, :-1] = base
-        for b in range(B):
+        for b in range(self.first_bin, B):
             M[:, -1] = b
             raw = self.booster_.predict(M, raw_score=True) + self.raw_offset_
             out[:, b] = 1.0 / (1.0 + np.exp(-raw))
+        if self.long_ is not None:
+            lb = self.long_.first_bin
+            out[:, lb:] = self.long_.bin_hazards(X)[:, lb:]
         return np.minimum(out, 1 - 1e-9)
 
     def cumhaz(self, X: pd.DataFrame) -> np.ndarray:
@@ -321,11 +365,13 @@ class HazardModel:
         return {
             "features": self.features,
             "edges": self.edges.tolist(),
+            "first_bin": self.first_bin,
             "raw_offset": self.raw_offset_,
             "best_iteration": self.best_iteration_,
             "metadata": self.metadata_,
             "params": self.params.model_dump(mode="json"),
             "booster": self.booster_.model_to_string(),
+            "long": None if self.long_ is None else self.long_.to_dict(),
         }
 
     @classmethod
@@ -333,7 +379,9 @@ class HazardModel:
         """Rebuild a model written by :meth:`to_dict`."""
         known = set(ModelConfig.model_fields)
         params = ModelConfig.model_validate({k: v for k, v in doc["params"].items() if k in known})
-        m = cls(params, np.asarray(doc["edges"]), doc["features"])
+        m = cls(params, np.asarray(doc["edges"]), doc["features"], int(doc.get("first_bin", 0)))
+        if doc.get("long"):  # models saved before the long booster have none
+            m.long_ = cls.from_dict(doc["long"])
         m.raw_offset_ = float(doc["raw_offset"])
         m.best_iteration_ = int(doc["best_iteration"])
         m.metadata_ = doc.get("metadata", {})

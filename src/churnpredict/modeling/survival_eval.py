@@ -147,16 +147,40 @@ def fit_hazard_protocol(
 
     Early stopping: fit rows (follow-up cut at the validation fold's first date) against
     validation rows (cut at ``cutoff``); then the same trees, scaled to the rows, on every
-    row before ``cutoff`` with its follow-up cut there.
+    row before ``cutoff`` with its follow-up cut there. With ``model.survival_long_booster``
+    the bins after ``label.horizon_days`` get their own, smaller booster
+    (``model.survival_long_num_leaves``, ``survival_long_min_child_samples``),
+    early-stopped and refitted the same way (left out, with a log line, when the validation rows hold no freeze or
+    no survivor in those bins).
     """
+    from churnpredict.errors import DataError
+
     d = _dates(table)
     edges = sv.bin_edges(cfg)
     fit, valid = masks["fit"], masks["valid"]
     fd_f, fu_f = sv.targets(table.loc[fit, list(TARGET_COLS)], d[valid].min())
     fd_v, fu_v = sv.targets(table.loc[valid, list(TARGET_COLS)], cutoff)
-    es = sv.HazardModel(cfg.model, edges, features).fit(
-        table.loc[fit, list(features)], fd_f, fu_f, table.loc[valid, list(features)], fd_v, fu_v
+    args = (
+        table.loc[fit, list(features)],
+        fd_f,
+        fu_f,
+        table.loc[valid, list(features)],
+        fd_v,
+        fu_v,
     )
+    es = sv.HazardModel(cfg.model, edges, features).fit(*args)
+    first = sv.long_first_bin(edges, int(cfg.label.horizon_days))
+    if cfg.model.survival_long_booster and first is not None:
+        params = cfg.model.model_copy(
+            update={
+                "num_leaves": cfg.model.survival_long_num_leaves,
+                "min_child_samples": cfg.model.survival_long_min_child_samples,
+            }
+        )
+        try:
+            es.long_ = sv.HazardModel(params, edges, features, first_bin=first).fit(*args)
+        except DataError as err:
+            log.info("no separate booster after day %d: %s", cfg.label.horizon_days, err)
     return refit_hazard(table, (d < cutoff).to_numpy(), cutoff, es, cfg)
 
 
@@ -169,20 +193,28 @@ def refit_hazard(
 ) -> sv.HazardModel:
     """Fit the early-stopping trees, scaled to the rows, on ``rows`` cut at ``cutoff``.
 
-    The scale is capped at ``model.refit_max_scale``, as for the classifier.
+    The scale is capped at ``model.refit_max_scale``, as for the classifier. A long
+    booster (``es.long_``) is refitted the same way with its own trees.
     """
     fd, fu = sv.targets(table.loc[rows, list(TARGET_COLS)], cutoff)
-    trees = es.metadata_.get("early_stopping_trees", es.best_iteration_)
-    n0 = es.metadata_.get("early_stopping_snapshots", es.metadata_["n_snapshots"])
-    ratio = min(max(rows.sum() / max(n0, 1), 1.0), cfg.model.refit_max_scale)
-    n = max(1, round(trees * ratio))
-    out = sv.HazardModel(cfg.model, es.edges, es.features).fit(
-        table.loc[rows, es.features], fd, fu, n_trees=n
-    )
-    out.metadata_["early_stopping_trees"] = trees
-    out.metadata_["early_stopping_snapshots"] = n0
-    out.metadata_["horizon_days"] = int(cfg.label.horizon_days)
-    out.metadata_["trained_until"] = str(_dates(table)[rows].max().date())
+
+    def one(m: sv.HazardModel) -> sv.HazardModel:
+        trees = m.metadata_.get("early_stopping_trees", m.best_iteration_)
+        n0 = m.metadata_.get("early_stopping_snapshots", m.metadata_["n_snapshots"])
+        ratio = min(max(rows.sum() / max(n0, 1), 1.0), cfg.model.refit_max_scale)
+        n = max(1, round(trees * ratio))
+        out = sv.HazardModel(m.params, m.edges, m.features, first_bin=m.first_bin).fit(
+            table.loc[rows, m.features], fd, fu, n_trees=n
+        )
+        out.metadata_["early_stopping_trees"] = trees
+        out.metadata_["early_stopping_snapshots"] = n0
+        out.metadata_["horizon_days"] = int(cfg.label.horizon_days)
+        out.metadata_["trained_until"] = str(_dates(table)[rows].max().date())
+        return out
+
+    out = one(es)
+    if es.long_ is not None:
+        out.long_ = one(es.long_)
     return out
 
 
