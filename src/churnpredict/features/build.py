@@ -133,8 +133,9 @@ def _resolve_slices(
       ``(missing)`` when such rows exist, so the slice's counts add up to the fixed part's.
     - fixed combinations are kept as written; values that never occur are reported.
 
-    Ties in frequency are broken by the values (text order). The table is read once: one
-    grouped count per slice's columns (``_slice_counts``), the rest is derived from it.
+    Ties in frequency are broken by the values (text order). The table is read once
+    (``_slice_counts``: row counts per value combination of each slice's columns) and
+    every slice is derived from those counts.
     """
     if not slices:
         return [], {}
