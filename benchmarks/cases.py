@@ -68,7 +68,7 @@ def load_world(world: Path, *, contract: bool = False):
 
     if contract:
         return load_dataset(Path(world), _cfg())
-    from churnpredict.contract import compact, table_specs
+    from churnpredict.contract import compact, table_coverage, table_specs
 
     specs = table_specs(_cfg())
     con = connect()
@@ -89,13 +89,17 @@ def load_world(world: Path, *, contract: bool = False):
         "SELECT min(date)::TIMESTAMP, max(date)::TIMESTAMP FROM spend UNION ALL "
         "SELECT min(ts), max(ts) FROM activity)"
     ).fetchone()
-    return SimpleNamespace(
+    ds = SimpleNamespace(
         con=con,
         present=present,
         data_dir=Path(world),
         data_start=pd.Timestamp(lo),
         data_end=pd.Timestamp(hi),
     )
+    # as load_dataset does: each table's coverage is known once loaded (the feature
+    # build's coverage mask reads it instead of scanning the tables again)
+    ds.coverage = table_coverage(ds, _cfg())
+    return ds
 
 
 def _timed(phases: dict, name: str, fn, *args, **kw):

@@ -15,7 +15,7 @@ import pandas as pd
 from churnpredict.config import Config, SliceConfig, SourceConfig
 from churnpredict.errors import DataError
 from churnpredict.features.backends import get_backend
-from churnpredict.features.backends.sql import category_sql, ident, quote
+from churnpredict.features.backends.sql import ident
 from churnpredict.features.catalog import Feature
 from churnpredict.features.declarations import MISSING, OTHER, declare
 
@@ -27,22 +27,95 @@ def _columns(con, table: str) -> set[str]:
     return {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
 
 
-def _label(col: str) -> str:
-    """SQL giving a category column as text, NULL as ``(missing)``."""
-    return f"COALESCE(CAST({ident(col)} AS VARCHAR), {quote(MISSING)})"
+# a grouped count over all the slice columns of a table with more combinations than this
+# is redone as one grouped count per slice (the cross product of unrelated columns)
+UNION_COMBOS_MAX = 100_000
 
 
-def _top_combos(
-    con, table: str, by: list[str], fixed: dict[str, str], top: int
-) -> list[list[str]]:
-    """Return the ``top`` most frequent value combinations of ``by`` among matching rows."""
-    cols = ", ".join(_label(c) for c in by)
-    where = " AND ".join(f"{_label(c)} = {quote(v)}" for c, v in fixed.items()) or "TRUE"
-    rows = con.execute(
-        f"SELECT {cols}, count(*) AS n FROM {table} WHERE {where} "
-        f"GROUP BY ALL ORDER BY n DESC, {cols} LIMIT {int(top)}"
-    ).fetchall()
-    return [[str(v) for v in r[:-1]] for r in rows]
+def _slice_counts(con, table: str, sets: list[tuple[str, ...]]) -> dict[frozenset, dict]:
+    """Count the rows of ``table`` per value combination of each column set.
+
+    Usually one scan: one grouped count over the union of the sets' columns (a few
+    hundred combinations for category columns), summed per set here. When that has more
+    than :data:`UNION_COMBOS_MAX` combinations, one grouped count per set instead.
+    Returns, per set (as a frozenset of its columns), ``{((column, value), ...): rows}``
+    with the columns in sorted order and the values as text (None for NULL).
+    """
+    groups = {frozenset(s): sorted(set(s)) for s in sets}
+
+    def grouped(cols: list[str], limit: int | None = None) -> list[tuple]:
+        inner = ", ".join(ident(c) for c in cols)
+        text = ", ".join(f"CAST({ident(c)} AS VARCHAR)" for c in cols)
+        return con.execute(
+            f"SELECT {text}, n FROM (SELECT {inner}, count(*) AS n FROM {table} "
+            f"GROUP BY ALL{'' if limit is None else f' LIMIT {int(limit)}'}) AS g"
+        ).fetchall()
+
+    out: dict[frozenset, dict] = {g: {} for g in groups}
+    union = sorted({c for cols in groups.values() for c in cols})
+    rows = grouped(union, UNION_COMBOS_MAX + 1)
+    if len(rows) > UNION_COMBOS_MAX:
+        per_set = [(g, cols, grouped(cols)) for g, cols in groups.items()]
+    else:
+        per_set = [(g, union, rows) for g in groups]
+    for g, cols, found in per_set:
+        idx = [(c, cols.index(c)) for c in groups[g]]
+        counts = out[g]
+        for r in found:
+            key = tuple((c, r[i]) for c, i in idx)
+            counts[key] = counts.get(key, 0) + int(r[-1])
+    return out
+
+
+class _SliceCounts:
+    """The row counts of one slice's value combinations (``_slice_counts``), with the
+    look-ups the resolver needs; values are text, NULL as ``(missing)`` (as labels)."""
+
+    def __init__(self, by: list[str], counts: dict):
+        self.by = by
+        # (raw values in ``by`` order, rows); raw None is NULL
+        self.rows = [(tuple(dict(k)[c] for c in by), n) for k, n in counts.items()]
+
+    @staticmethod
+    def _label(v: str | None) -> str:
+        return MISSING if v is None else v
+
+    def _matching(self, fixed: dict[str, str]):
+        pos = [(self.by.index(c), x) for c, x in fixed.items()]
+        for raw, n in self.rows:
+            if all(self._label(raw[i]) == x for i, x in pos):
+                yield raw, n
+
+    @staticmethod
+    def _ranked(counts: dict[tuple[str, ...], int]) -> list[list[str]]:
+        """Combinations by rows descending, ties by the values (as SQL orders text)."""
+        return [list(c) for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    def top(self, fixed: dict[str, str], top: int) -> list[list[str]]:
+        """The ``top`` most frequent combinations among rows matching ``fixed``."""
+        counts: dict[tuple[str, ...], int] = {}
+        for raw, n in self._matching(fixed):
+            key = tuple(self._label(v) for v in raw)
+            counts[key] = counts.get(key, 0) + n
+        return self._ranked(counts)[: int(top)]
+
+    def exists(self, values: list[str]) -> bool:
+        """Whether a row has these values."""
+        return any(True for _ in self._matching(dict(zip(self.by, values, strict=True))))
+
+    def mapped(self, fixed: dict[str, str], kept: dict[str, list[str]]) -> list[list[str]]:
+        """Every combination of mapped values (``category_sql``: kept values as they are,
+        others ``(other)``, NULL ``(missing)``) among rows matching ``fixed``, most
+        frequent first."""
+        sets = {c: set(kept[c]) for c in self.by}
+        counts: dict[tuple[str, ...], int] = {}
+        for raw, n in self._matching(fixed):
+            key = tuple(
+                MISSING if v is None else v if v in sets[c] else OTHER
+                for c, v in zip(self.by, raw, strict=True)
+            )
+            counts[key] = counts.get(key, 0) + n
+        return self._ranked(counts)
 
 
 def _resolve_slices(
@@ -59,15 +132,23 @@ def _resolve_slices(
       of the wildcard column among rows matching the fixed values, then ``(other)`` and
       ``(missing)`` when such rows exist, so the slice's counts add up to the fixed part's.
     - fixed combinations are kept as written; values that never occur are reported.
+
+    Ties in frequency are broken by the values (text order). The table is read once
+    (``_slice_counts``: row counts per value combination of each slice's columns) and
+    every slice is derived from those counts.
     """
-    if not _exists(con, table, [], []):
+    if not slices:
+        return [], {}
+    counts = _slice_counts(con, table, [tuple(sl.by) for sl in slices])
+    if not any(counts.values()):  # no rows
         return _placeholder_slices(slices), {}
     keep: dict[str, set[str]] = {}
-    pending: list[tuple[list[str], list[list[str]], list[list[str]]]] = []
+    pending: list[tuple[_SliceCounts, list[list[str]], list[list[str]]]] = []
     for sl in slices:
         by = list(sl.by)
+        sc = _SliceCounts(by, counts[frozenset(by)])
         if sl.values == "auto":
-            combos = _top_combos(con, table, by, {}, sl.top)
+            combos = sc.top({}, sl.top)
             wild = [["*"] * len(by)] if len(by) == 1 else []
         else:
             combos, wild = [], []
@@ -76,12 +157,11 @@ def _resolve_slices(
                     raise ValueError(f"slice values {v} do not match columns {by}")
                 if "*" in v:
                     fixed = {c: x for c, x in zip(by, v, strict=True) if x != "*"}
-                    found = _top_combos(con, table, by, fixed, sl.top)
-                    combos.extend(found)
+                    combos.extend(sc.top(fixed, sl.top))
                     wild.append(list(v))
                 else:
                     combos.append(list(v))
-                    if not _exists(con, table, by, v):
+                    if not sc.exists(list(v)):
                         warnings.append(
                             f"{source}: configured value {dict(zip(by, v, strict=True))} "
                             f"never occurs in {table}"
@@ -90,28 +170,21 @@ def _resolve_slices(
             for col, x in zip(by, c, strict=True):
                 if x not in (OTHER, MISSING):
                     keep.setdefault(col, set()).add(x)
-        pending.append((by, combos, wild))
+        pending.append((sc, combos, wild))
     kept = {c: sorted(v) for c, v in keep.items()}
-    for by, _, _ in pending:
-        for c in by:
+    for sc, _, _ in pending:
+        for c in sc.by:
             kept.setdefault(c, [])
     out = []
-    for by, combos, wild in pending:
+    for sc, combos, wild in pending:
         values = [list(c) for c in combos]
         for w in wild:
             # every mapped value of the wildcard columns that occurs with the fixed part
-            fixed = {c: x for c, x in zip(by, w, strict=True) if x != "*"}
-            cols = ", ".join(category_sql(c, kept[c]) for c in by)
-            where = " AND ".join(f"{_label(c)} = {quote(x)}" for c, x in fixed.items()) or "TRUE"
-            rows = con.execute(
-                f"SELECT {cols}, count(*) AS n FROM {table} WHERE {where} "
-                f"GROUP BY ALL ORDER BY n DESC, {cols}"
-            ).fetchall()
-            for r in rows:
-                combo = [str(x) for x in r[:-1]]
+            fixed = {c: x for c, x in zip(sc.by, w, strict=True) if x != "*"}
+            for combo in sc.mapped(fixed, kept):
                 if combo not in values:
                     values.append(combo)
-        out.append({"by": by, "values": values})
+        out.append({"by": sc.by, "values": values})
     return out, kept
 
 
@@ -126,15 +199,6 @@ def _placeholder_slices(slices: list[SliceConfig]) -> list[dict[str, Any]]:
         ]
         out.append({"by": list(sl.by), "values": combos})
     return out
-
-
-def _exists(con, table: str, by: list[str], values) -> bool:
-    """Return whether ``table`` has a row with these values (any row when ``by`` is empty)."""
-    where = " AND ".join(f"{_label(c)} = {quote(v)}" for c, v in zip(by, values, strict=True))
-    where = where or "TRUE"
-    return bool(
-        con.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})").fetchall()[0][0]
-    )
 
 
 def resolve_static(con, cfg) -> dict[str, Any] | None:

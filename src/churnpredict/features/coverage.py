@@ -103,24 +103,33 @@ def mask_uncovered(
     masked: dict[str, int] = {}
     if table.empty:
         return table, masked
-    as_of = pd.to_datetime(table["as_of"]).to_numpy("datetime64[s]")
-    sign = pd.to_datetime(table["client_id"].astype(str).map(signup)).to_numpy("datetime64[s]")
-    cache: dict[tuple[str, int], np.ndarray] = {}
+    # per distinct as-of date and per distinct client, then spread to the rows
+    dates, date_of = np.unique(
+        pd.to_datetime(table["as_of"]).to_numpy("datetime64[s]"), return_inverse=True
+    )
+    ids = table["client_id"]
+    if not isinstance(ids.dtype, pd.StringDtype):
+        ids = ids.astype(str)
+    client_of, uniques = pd.factorize(ids)
+    uniques = pd.Index(np.asarray(uniques, dtype=object))
+    sign = pd.to_datetime(signup.reindex(uniques)).to_numpy("datetime64[s]")[client_of]
+    cache: dict[tuple[str, int], tuple[np.ndarray, int]] = {}
     never = np.datetime64("9999-12-31T00:00:00", "s")
 
-    def uncovered(t: str, lookback: int) -> np.ndarray:
+    def uncovered(t: str, lookback: int) -> tuple[np.ndarray, int]:
+        """Rows where table ``t`` does not cover ``lookback`` days, and their number."""
         key = (t, lookback)
         if key not in cache:
             first = np.datetime64(pd.Timestamp(firsts[t]), "s") if t in firsts else never
-            nothing_known = as_of <= first  # no row of the table strictly before T
+            nothing_known = (dates <= first)[date_of]  # no row of the table before T
             if lookback and t in starts:
                 c = np.datetime64(pd.Timestamp(starts[t]).normalize(), "s")
                 # NaT signup (unknown client) compares False: treated as covered
                 early = sign < c
                 if lookback < LIFETIME:
-                    early = early & (as_of - np.timedelta64(lookback, "D") < c)
+                    early = early & (dates - np.timedelta64(lookback, "D") < c)[date_of]
                 nothing_known = nothing_known | early
-            cache[key] = nothing_known
+            cache[key] = nothing_known, int(nothing_known.sum())
         return cache[key]
 
     for f in catalog:
@@ -129,13 +138,13 @@ def mask_uncovered(
         tabs = feature_tables(f, spec)
         if not tabs:
             continue
-        hit = np.zeros(len(table), dtype=bool)
+        hit = None
         for t in tabs:
-            h = uncovered(t, lookback_days(f))
-            if h.any():
-                masked[t] = masked.get(t, 0) + int(h.sum())
-                hit |= h
-        if hit.any():
+            h, n = uncovered(t, lookback_days(f))
+            if n:
+                masked[t] = masked.get(t, 0) + n
+                hit = h if hit is None else hit | h
+        if hit is not None:
             col = table[f.name].to_numpy(dtype=np.float32, copy=True)
             col[hit] = np.nan
             table[f.name] = col
