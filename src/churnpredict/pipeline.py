@@ -548,9 +548,8 @@ def run_score(
             log.warning("%s", drift.text())
         else:
             log.info("%s", drift.text())
-        if engine != "spark":
-            if segment == "new":
-                table = _new_clients(ds, table, T, cfg)
+        if engine != "spark" and segment == "new":
+            table = _new_clients(ds, table, T, cfg)
         if segment == "new" and table.empty:  # a nightly job gets an empty list, not an error
             return _empty_new_list(model, out, cfg, T, split_by)
         if engine != "spark":
