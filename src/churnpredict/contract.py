@@ -392,6 +392,101 @@ def ambiguous_problem(name: str, err: DataError) -> Problem:
     )
 
 
+def no_data_dir_problem(data_dir: str) -> Problem:
+    """The table-level problem of a data directory that does not exist."""
+    return Problem(
+        "clients",
+        data_dir,
+        None,
+        "no_data_dir",
+        "the data directory does not exist",
+        expected="a directory of contract tables",
+        table_level=True,
+    )
+
+
+def no_clients_problem(file: str, derived_from: str | None = None) -> Problem:
+    """The table-level problem of a clients table without a valid row.
+
+    With ``derived_from`` the clients were derived from that table and none came out.
+    """
+    if derived_from is not None:
+        message, expected = "no clients could be derived", f"rows in {derived_from}"
+    else:
+        message, expected = "the clients table has no valid rows", "at least one client"
+    return Problem(
+        "clients", file, "client_id", "empty_clients", message, expected=expected, table_level=True
+    )
+
+
+def empty_table_problem(name: str, file: str) -> Problem:
+    """The warning of a table with no rows."""
+    return Problem(name, file, None, "empty_table", "the table has no rows", severity=WARNING)
+
+
+def duplicate_rows_problem(name: str, file: str, count: int) -> Problem:
+    """The warning of exact duplicate rows (kept once)."""
+    return Problem(
+        name,
+        file,
+        None,
+        "duplicate_rows",
+        "exact duplicate rows (kept once)",
+        severity=WARNING,
+        count=count,
+    )
+
+
+def derive_table(cfg: Config, specs: dict) -> str | None:
+    """Return ``data.derive_clients_from``; raise DataError when it names no known table."""
+    derive = cfg.data.derive_clients_from
+    if derive is not None and derive not in specs:
+        raise DataError(
+            f"data.derive_clients_from names an unknown table '{derive}'",
+            expected=", ".join(specs),
+        )
+    return derive
+
+
+def match_columns(
+    spec: TableSpec,
+    file: str,
+    renames: dict[str, str],
+    types: dict[str, str],
+    *,
+    reserved: tuple[str, ...],
+    hidden: tuple[str, ...],
+) -> tuple[dict[str, tuple[str, str]], list[Problem]]:
+    """Find the contract columns of ``spec`` among a file's columns (``types``).
+
+    Returns the found columns (contract name -> (file column, type)) and a
+    ``missing_column`` problem per required column that is not there. ``reserved``
+    columns are the reader's own (never matched); ``hidden`` ones are not listed.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    problems: list[Problem] = []
+    have = [t for t in types if t not in hidden]
+    for c in spec.columns:
+        name = renames.get(c.name, c.name)
+        if name in types and name not in reserved:
+            found[c.name] = (name, types[name])
+        elif c.required:
+            near = [t for t in types if t.strip().lower() == name.lower() and t != name]
+            hint = f" (found '{near[0]}': names are case-sensitive)" if near else ""
+            problems.append(
+                Problem(
+                    spec.name,
+                    file,
+                    c.name,
+                    "missing_column",
+                    f"required column '{name}' is missing{hint}",
+                    expected=f"a header with {name}; the file has: {', '.join(have) or 'nothing'}",
+                    table_level=True,
+                )
+            )
+    return found, problems
+
+
 def missing_table_problem(name: str, file: str) -> Problem:
     """The table-level problem of a required table that is not there."""
     return Problem(
@@ -595,29 +690,16 @@ def _resolve(
     except _READ_ERRORS as err:
         tr.problems.append(_unreadable(spec.name, source.display, err))
         return None
-    renames = _renames(spec.name, cfg)
-    missing = []
-    for c in spec.columns:
-        name = renames.get(c.name, c.name)
-        if name in types and name not in ("_file", "_line"):
-            read.found[c.name] = (name, types[name])
-        elif c.required:
-            missing.append((c.name, name))
-    for col, name in missing:
-        near = [t for t in types if t.strip().lower() == name.lower() and t != name]
-        hint = f" (found '{near[0]}': names are case-sensitive)" if near else ""
-        cols = [t for t in types if t not in ("filename", "_file", "_line", "file_row_number")]
-        tr.problems.append(
-            Problem(
-                spec.name,
-                source.display,
-                col,
-                "missing_column",
-                f"required column '{name}' is missing{hint}",
-                expected=f"a header with {name}; the file has: {', '.join(cols) or 'nothing'}",
-                table_level=True,
-            )
-        )
+    found, missing = match_columns(
+        spec,
+        source.display,
+        _renames(spec.name, cfg),
+        types,
+        reserved=("_file", "_line"),
+        hidden=("filename", "_file", "_line", "file_row_number"),
+    )
+    read.found.update(found)
+    tr.problems.extend(missing)
     return None if missing else read
 
 
@@ -775,16 +857,7 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
         if hi is not None and (tr.last_ts is None or pd.Timestamp(hi) > tr.last_ts):
             tr.last_ts = pd.Timestamp(hi)
     if tr.rows_read == 0:
-        tr.problems.append(
-            Problem(
-                name,
-                read.source.display,
-                None,
-                "empty_table",
-                "the table has no rows",
-                severity=WARNING,
-            )
-        )
+        tr.problems.append(empty_table_problem(name, read.source.display))
     shown = [c for c in spec.names if c in read.found]
     fired = [(r, int(n)) for r, n in zip(rules, counts, strict=True) if n]
     if fired:
@@ -829,17 +902,7 @@ def _check_table(ctx: _Ctx, read: _Read, tr: TableReport, *, fk: bool, materiali
         con.execute("DROP TABLE IF EXISTS _cp_stage")
     tr.rows_duplicate = tr.rows_accepted - int(kept)
     if tr.rows_duplicate:
-        tr.problems.append(
-            Problem(
-                name,
-                read.source.display,
-                None,
-                "duplicate_rows",
-                "exact duplicate rows (kept once)",
-                severity=WARNING,
-                count=tr.rows_duplicate,
-            )
-        )
+        tr.problems.append(duplicate_rows_problem(name, read.source.display, tr.rows_duplicate))
     if keys_table:
         con.execute(f"DROP TABLE IF EXISTS {q(keys_table)}")
 
@@ -1039,17 +1102,7 @@ def _run(
     report = ValidationReport(str(data_dir), policy)
     if not data_dir.is_dir():
         report.tables["clients"] = TableReport("clients", str(data_dir), present=False)
-        report.tables["clients"].problems.append(
-            Problem(
-                "clients",
-                str(data_dir),
-                None,
-                "no_data_dir",
-                "the data directory does not exist",
-                expected="a directory of contract tables",
-                table_level=True,
-            )
-        )
+        report.tables["clients"].problems.append(no_data_dir_problem(str(data_dir)))
         return report, {}, []
     con.execute("SET TimeZone = 'UTC'")
     today = today or datetime.now(UTC).date()
@@ -1071,12 +1124,7 @@ def _run(
             tr = report.tables.setdefault(name, TableReport(name, err.file or name))
             tr.problems.append(ambiguous_problem(name, err))
             sources[name] = None
-    derive = cfg.data.derive_clients_from
-    if derive is not None and derive not in specs:
-        raise DataError(
-            f"data.derive_clients_from names an unknown table '{derive}'",
-            expected=", ".join(specs),
-        )
+    derive = derive_table(cfg, specs)
     order = ["clients"] + [n for n in specs if n != "clients"]
     if sources.get("clients") is None and derive is not None:
         order = [derive, "clients"] + [n for n in specs if n not in ("clients", derive)]
@@ -1103,17 +1151,7 @@ def _run(
                 tr = TableReport("clients", files["clients"], rows_read=n, rows_accepted=n)
                 report.tables["clients"] = tr
                 if n == 0:
-                    tr.problems.append(
-                        Problem(
-                            "clients",
-                            tr.file,
-                            "client_id",
-                            "empty_clients",
-                            "no clients could be derived",
-                            expected=f"rows in {derive}",
-                            table_level=True,
-                        )
-                    )
+                    tr.problems.append(no_clients_problem(tr.file, derived_from=derive))
                     fail_fast(tr)
             continue
         source = sources[name]
@@ -1137,17 +1175,7 @@ def _run(
         _check_table(ctx, read, tr, fk=fk, materialize=materialize or name in ("clients", derive))
         if name == "clients" and not any(p.table_level for p in tr.problems):
             if tr.rows_accepted == 0:
-                tr.problems.append(
-                    Problem(
-                        name,
-                        source.display,
-                        "client_id",
-                        "empty_clients",
-                        "the clients table has no valid rows",
-                        expected="at least one client",
-                        table_level=True,
-                    )
-                )
+                tr.problems.append(no_clients_problem(source.display))
             else:
                 _client_keys(ctx, read)
                 ctx.has_clients = True

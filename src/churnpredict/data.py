@@ -38,7 +38,6 @@ from churnpredict.config import Config
 from churnpredict.errors import DataError, UsageError
 from churnpredict.validation import (
     ERROR,
-    WARNING,
     Problem,
     TableReport,
     ValidationReport,
@@ -464,6 +463,8 @@ def _check_spark(ctx: _SparkCtx, spec, df, found: dict[str, tuple[str, str]], ki
     """Check one table on Spark with the contract's row rules; return its valid rows."""
     from pyspark.sql import functions as F
 
+    from churnpredict.contract import empty_table_problem
+
     cols = [F.col("_file")]
     for c in spec.columns:
         rc = "raw." + c.name
@@ -541,9 +542,7 @@ def _check_spark(ctx: _SparkCtx, spec, df, found: dict[str, tuple[str, str]], ki
         if hi is not None and (tr.last_ts is None or pd.Timestamp(hi) > tr.last_ts):
             tr.last_ts = pd.Timestamp(hi)
     if tr.rows_read == 0:
-        tr.problems.append(
-            Problem(spec.name, tr.file, None, "empty_table", "the table has no rows", WARNING)
-        )
+        tr.problems.append(empty_table_problem(spec.name, tr.file))
     shown = [c for c in spec.names if c in found]
     for r, n in zip(rules, counts, strict=True):
         if not n:
@@ -590,7 +589,12 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
         _data_error,
         _renames,
         ambiguous_problem,
+        derive_table,
+        duplicate_rows_problem,
+        match_columns,
         missing_table_problem,
+        no_clients_problem,
+        no_data_dir_problem,
         table_specs,
     )
 
@@ -598,17 +602,7 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
     fs = _FS(spark, data_dir)
     if not fs.is_dir(data_dir):
         report.tables["clients"] = TableReport("clients", data_dir, present=False)
-        report.tables["clients"].problems.append(
-            Problem(
-                "clients",
-                data_dir,
-                None,
-                "no_data_dir",
-                "the data directory does not exist",
-                expected="a directory of contract tables",
-                table_level=True,
-            )
-        )
+        report.tables["clients"].problems.append(no_data_dir_problem(data_dir))
         raise _data_error(report, report.tables["clients"])
     today = today or datetime.now(UTC).date()
     limit = datetime.combine(
@@ -617,12 +611,7 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
     ctx = _SparkCtx(spark, cfg, data_dir, f"TIMESTAMP '{limit:%Y-%m-%d %H:%M:%S}'")
     specs = table_specs(cfg)
     required = set(cfg.data.required_tables)
-    derive = cfg.data.derive_clients_from
-    if derive is not None and derive not in specs:
-        raise DataError(
-            f"data.derive_clients_from names an unknown table '{derive}'",
-            expected=", ".join(specs),
-        )
+    derive = derive_table(cfg, specs)
     sources = {}
     for name, spec in specs.items():
         try:
@@ -665,17 +654,7 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
                 tr = TableReport("clients", files["clients"], rows_read=n, rows_accepted=n)
                 report.tables["clients"] = tr
                 if n == 0:
-                    tr.problems.append(
-                        Problem(
-                            "clients",
-                            tr.file,
-                            "client_id",
-                            "empty_clients",
-                            "no clients could be derived",
-                            expected=f"rows in {derive}",
-                            table_level=True,
-                        )
-                    )
+                    tr.problems.append(no_clients_problem(tr.file, derived_from=derive))
                     fail(tr)
                 tables["clients"] = cl
                 ctx.client_keys = cl.select("client_id", "signup_date")
@@ -700,29 +679,10 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
         except PySparkException as err:
             tr.problems.append(_unreadable(name, tr.file, err))
             fail(tr)
-        renames = _renames(name, cfg)
-        found, missing = {}, []
-        for c in spec.columns:
-            col = renames.get(c.name, c.name)
-            if col in types and col != "_file":
-                found[c.name] = (col, types[col])
-            elif c.required:
-                missing.append((c.name, col))
-        for col, fname in missing:
-            near = [t for t in types if t.strip().lower() == fname.lower() and t != fname]
-            hint = f" (found '{near[0]}': names are case-sensitive)" if near else ""
-            have = [t for t in types if t != "_file"]
-            tr.problems.append(
-                Problem(
-                    name,
-                    tr.file,
-                    col,
-                    "missing_column",
-                    f"required column '{fname}' is missing{hint}",
-                    expected=f"a header with {fname}; the file has: {', '.join(have) or 'nothing'}",
-                    table_level=True,
-                )
-            )
+        found, missing = match_columns(
+            spec, tr.file, _renames(name, cfg), types, reserved=("_file",), hidden=("_file",)
+        )
+        tr.problems.extend(missing)
         fail(tr)
         fk = ctx.client_keys is not None and name != "clients" and "client_id" in spec.names
         try:
@@ -731,33 +691,13 @@ def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None)
             tr.problems.append(_unreadable(name, tr.file, err))
             fail(tr)
         if name == "clients" and tr.rows_accepted == 0 and not tr.errors:
-            tr.problems.append(
-                Problem(
-                    name,
-                    tr.file,
-                    "client_id",
-                    "empty_clients",
-                    "the clients table has no valid rows",
-                    expected="at least one client",
-                    table_level=True,
-                )
-            )
+            tr.problems.append(no_clients_problem(tr.file))
         fail(tr)
         kept = valid.dropDuplicates().persist()
         n_kept = kept.count()
         tr.rows_duplicate = tr.rows_accepted - n_kept
         if tr.rows_duplicate:
-            tr.problems.append(
-                Problem(
-                    name,
-                    tr.file,
-                    None,
-                    "duplicate_rows",
-                    "exact duplicate rows (kept once)",
-                    severity=WARNING,
-                    count=tr.rows_duplicate,
-                )
-            )
+            tr.problems.append(duplicate_rows_problem(name, tr.file, tr.rows_duplicate))
         tables[name] = kept
         files[name] = tr.file
         if name == "clients":
