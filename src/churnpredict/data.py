@@ -465,7 +465,11 @@ def _check_spark(ctx: _SparkCtx, spec, df, found: dict[str, tuple[str, str]], ki
 
     from churnpredict.contract import empty_table_problem
 
-    cols = [F.col("_file")]
+    # the row's place in its file, for the examples' line numbers: Parquet's row index; a
+    # CSV file (multiLine: never split) is read in order by one task, so the row id minus
+    # the file's first id is the data row's index (lines are counted as by DuckDB: one a row)
+    rowid = F.col("_metadata.row_index") if kind == "parquet" else F.monotonically_increasing_id()
+    cols = [F.col("_file"), rowid.alias("_rowid")]
     for c in spec.columns:
         rc = "raw." + c.name
         if c.name in found:
@@ -487,7 +491,7 @@ def _check_spark(ctx: _SparkCtx, spec, df, found: dict[str, tuple[str, str]], ki
             typed.append(rc.alias(c.name))
         else:
             typed.append(_typed_col(F, rc, st, c.type, kind).alias(c.name))
-    t = raw_df.select("*", *typed).withColumn("_line", F.lit(None).cast("long"))
+    t = raw_df.select("*", *typed)
     keys = None
     if spec.unique:
         u = F.col(spec.unique)
@@ -549,14 +553,16 @@ def _check_spark(ctx: _SparkCtx, spec, df, found: dict[str, tuple[str, str]], ki
             continue
         ex = (
             checked.where(F.col(f"`{r.key}`"))
-            .select("_file", "_line", *[F.col(f"`raw.{c}`").cast("string") for c in shown])
-            .orderBy("_file")
+            .select("_file", "_rowid", *[F.col(f"`raw.{c}`").cast("string") for c in shown])
+            .orderBy("_file", "_rowid")
             .limit(5)
             .collect()
         )
+        first = _first_row_ids(raw_df, kind, {rec["_file"] for rec in ex})
         examples = []
         for rec in ex:
             d = rec.asDict()
+            d["_line"] = d.pop("_rowid") - first[d["_file"]] + (1 if kind == "parquet" else 2)
             d["_file"] = _local_path(d["_file"] or "")
             d["_kind"] = kind
             examples.append(render_example(d, _local_path(ctx.data_dir), shown, r.column))
@@ -576,6 +582,21 @@ def _check_spark(ctx: _SparkCtx, spec, df, found: dict[str, tuple[str, str]], ki
     tr.rows_quarantined = n_bad
     valid = checked.where(~F.col("_bad")).select(*[F.col(c) for c in spec.names])
     return valid, checked
+
+
+def _first_row_ids(raw_df, kind: str, files: set[str]) -> dict[str, int]:
+    """Return each file's first ``_rowid`` (0 for Parquet's row index; CSV: one more pass)."""
+    from pyspark.sql import functions as F
+
+    if kind == "parquet" or not files:
+        return dict.fromkeys(files, 0)
+    rows = (
+        raw_df.where(F.col("_file").isin(sorted(files)))
+        .groupBy("_file")
+        .agg(F.min("_rowid").alias("first"))
+        .collect()
+    )
+    return {r["_file"]: int(r["first"]) for r in rows}
 
 
 def _spark_load(spark, data_dir: str, cfg: Config, *, today: date | None = None) -> SparkDataset:

@@ -67,9 +67,15 @@ def data_fingerprint(ds) -> str:
 
 
 def training_table(
-    ds, cfg: Config, *, until: date | None = None
+    ds, cfg: Config, *, until: date | None = None, presample: bool = False
 ) -> tuple[pd.DataFrame, list[Feature], dict[str, Any]]:
-    """Build the labelled training table from snapshots with complete label windows."""
+    """Build the labelled training table from snapshots with complete label windows.
+
+    ``presample`` (``train --engine spark``): decide from the labelled spine alone which
+    rows the fits and evaluations need (:mod:`churnpredict.modeling.presample`) and build
+    the features only for those; the table then has a ``presample_weight`` column and
+    ``table.attrs["presample"]`` holds the whole spine's totals.
+    """
     from churnpredict.data import engine_of
     from churnpredict.labels import build_spine, followup, freezes_frame, snapshot_dates
 
@@ -92,6 +98,9 @@ def training_table(
     spine = spine.assign(
         followup_days=fu["followup_days"].to_numpy(), freeze_day=fu["freeze_day"].to_numpy()
     )
+    info = None
+    if presample:
+        spine, info = _presampled_spine(spine, cfg)
     table, catalog, spec = build_features(ds, spine, cfg, backend=engine_of(ds))
     constant = constant_columns(table, catalog)
     if constant:
@@ -110,7 +119,42 @@ def training_table(
         time.perf_counter() - t0,
         table["label"].mean(),
     )
+    if info is not None:
+        info["features"] = len(catalog)
+        table.attrs["presample"] = info
+        log.info("%s", _collected_text(info))
     return table, catalog, spec
+
+
+def _presampled_spine(spine: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, dict]:
+    """Return the spine rows training needs (with their weights) and the spine's totals."""
+    from churnpredict.modeling.presample import WEIGHT, plan
+
+    p = plan(spine, cfg)
+    info = {
+        "rows": int(len(spine)),
+        "collected": p.rows,
+        "clients": int(spine["client_id"].nunique()),
+        "label_rate": float(spine["label"].mean()),
+        "rate": p.rate,
+        "full_from": str(p.full_from.date()),
+        "droppable": p.droppable,
+    }
+    out = spine.loc[p.keep].assign(**{WEIGHT: p.weights[p.keep]}).reset_index(drop=True)
+    return out, info
+
+
+def _collected_text(info: dict) -> str:
+    """Return the line that says how many snapshot rows reached the driver."""
+    from churnpredict.modeling.presample import driver_bytes, human_bytes
+
+    return (
+        f"Collected {info['collected']:,} of {info['rows']:,} snapshot rows to the driver "
+        f"({info['collected'] / max(info['rows'], 1):.0%}: every row from "
+        f"{info['full_from']} on, every positive, {info['rate']:.3g} of the other "
+        f"negatives), ~{human_bytes(driver_bytes(info['collected'], info['features']))} "
+        f"of driver memory for the table (rows × {info['features']} features × 8 bytes)."
+    )
 
 
 def _spark_truth(ds) -> pd.DataFrame | None:
@@ -274,8 +318,12 @@ def run_train(
 ) -> str:
     """Train on snapshots before ``as_of``, evaluate on the latest ones, register in MLflow.
 
-    With ``engine="spark"`` the data is checked, labelled and the snapshot table built on
-    Spark; the table is collected to this process, where LightGBM is fitted.
+    With ``engine="spark"`` the data is checked and labelled on Spark; this process picks
+    from the labels alone the snapshot rows the fits and evaluations need (every row of
+    the validation, calibration, test and survival folds, every positive, a seeded share of
+    the other negatives: :mod:`churnpredict.modeling.presample`), Spark builds the features
+    of those rows only, and LightGBM is fitted here on them, with the sampling accounted
+    for (the same rates and log-odds offsets as on the whole table).
     """
     from churnpredict.drift import reference_stats
     from churnpredict.modeling.backtest import train_and_evaluate
@@ -285,7 +333,8 @@ def run_train(
     t0 = time.perf_counter()
     ds = load(data_dir, cfg, policy=policy, quarantine_dir=Path(report_dir), engine=engine)
     until = as_of or day_after_last_event(ds)
-    table, catalog, spec = training_table(ds, cfg, until=until)
+    table, catalog, spec = training_table(ds, cfg, until=until, presample=engine == "spark")
+    presampled = table.attrs.get("presample")
     truth = load_truth(data_dir) if engine == "local" else _spark_truth(ds)
     result = train_and_evaluate(table, catalog, cfg, truth)
     result.model.metadata_["feature_spec"] = spec
@@ -307,10 +356,16 @@ def run_train(
         reg.version,
         reg.champion_version,
     )
+    if presampled is None:
+        n_rows, n_clients, rate = len(table), table["client_id"].nunique(), table["label"].mean()
+    else:
+        n_rows, n_clients = presampled["rows"], presampled["clients"]
+        rate = presampled["label_rate"]
     lines = [
-        f"Trained on {len(table):,} snapshots of {table['client_id'].nunique():,} clients "
-        f"({len(catalog)} features, label rate {table['label'].mean():.3f}) "
+        f"Trained on {n_rows:,} snapshots of {n_clients:,} clients "
+        f"({len(catalog)} features, label rate {rate:.3f}) "
         f"in {time.perf_counter() - t0:.0f}s.",
+        *([_collected_text(presampled)] if presampled is not None else []),
         _metrics_text(
             result.metrics,
             f"Test fold (latest {cfg.model.test_days} days of as-of dates; precision/recall at "

@@ -119,8 +119,8 @@ def test_spark_checks_raise_the_local_errors(tmp_path, spark):
         assert file in first and (col is None or col in first), name
         assert sp.value.exit_code == 2
         assert sp.value.column == local.value.column == col, name
-        # row problems name example rows (file and values; Spark has no line numbers)
-        assert bool(sp.value.examples) == bool(local.value.examples), name
+        # row problems name the same example rows: file, line (CSV) or row (Parquet), values
+        assert sp.value.examples == local.value.examples, name
 
 
 def test_cli_engine_spark_features_and_call_list_equal_local(both, world, tmp_path):

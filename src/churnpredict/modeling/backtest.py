@@ -30,6 +30,7 @@ from churnpredict.modeling.baselines import (
 )
 from churnpredict.modeling.evaluate import METRIC_NAMES, capacity_from_config, metrics
 from churnpredict.modeling.model import ChurnModel
+from churnpredict.modeling.presample import WEIGHT, check_presampled, weights_of
 from churnpredict.modeling.split import (
     Cut,
     backtest_cuts,
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 KEYS = ("client_id", "as_of", "label")
 SURV_COLS = ("followup_days", "freeze_day")  # the follow-up (labels.followup), not features
+NOT_FEATURES = (*KEYS, *SURV_COLS, WEIGHT)  # WEIGHT: a pre-sampled table's (presample.py)
 MODEL = "model"
 TRUTH = "p_true"
 TENURE = "profile__tenure_days"
@@ -226,14 +228,14 @@ def feature_columns(table: pd.DataFrame, catalog: Sequence[Feature]) -> list[str
                 file="training table",
                 column=", ".join(missing[:20]),
             )
-        extra = [c for c in table.columns if c not in set(names) and c not in KEYS + SURV_COLS]
+        extra = [c for c in table.columns if c not in set(names) and c not in NOT_FEATURES]
         if extra:
             log.warning("ignoring %d table columns not in the catalog: %s", len(extra), extra[:5])
         return names
     return [
         c
         for c in table.columns
-        if c not in KEYS + SURV_COLS and pd.api.types.is_numeric_dtype(table[c])
+        if c not in NOT_FEATURES and pd.api.types.is_numeric_dtype(table[c])
     ]
 
 
@@ -339,6 +341,11 @@ def fit_protocol(
     """
     y = table["label"].to_numpy(dtype=float)
     d = _as_ns(table["as_of"])
+    w = weights_of(table)  # a pre-sampled table (presample.py): every fit counts by weight
+
+    def wt(rows):
+        return None if w is None else w[rows]
+
     es = ChurnModel(cfg.model).fit(
         table.loc[masks["fit"], feats],
         y[masks["fit"]],
@@ -348,6 +355,7 @@ def fit_protocol(
         y[masks["calib"]],
         catalog=catalog,
         metadata=metadata,
+        weights=wt(masks["fit"]),
     )
     if es.early_stopping_note_:
         log.warning("%s", es.early_stopping_note_)
@@ -360,7 +368,7 @@ def fit_protocol(
     gap = pd.Timedelta(days=gap_days(cfg))
     before_calib = (d + gap < calib_lo).to_numpy()
     pool = (d <= d[calib].max()).to_numpy()
-    sampled = len(es._sample_fit_rows(y[pool])[0])
+    sampled = len(es._sample_fit_rows(y[pool], wt(pool))[0])
     n = _scaled_trees(
         es.best_iteration_, es.metadata_["n_fit_rows"], sampled, cfg.model.refit_max_scale
     )
@@ -373,6 +381,7 @@ def fit_protocol(
         y[calib],
         catalog=catalog,
         n_trees=n,
+        weights=wt(before_calib),
     )
     served = ChurnModel(cfg.model).fit(
         table.loc[pool, feats],
@@ -384,6 +393,7 @@ def fit_protocol(
         catalog=catalog,
         n_trees=n,
         calibrator=cal.calibrator_,
+        weights=wt(pool),
     )
     served.metadata_.update(metadata)
     served.metadata_.update(
@@ -429,6 +439,7 @@ def _fit_and_score(
         logistic_max_rows=cfg.evaluation.logistic_max_rows,
         random_state=cfg.model.seed,
         label=label_source(cfg),
+        weights=weights_of(table, masks["fit"]),
     )
     del X_fit
     seconds["baselines_fit"] = seconds.get("baselines_fit", 0.0) + time.perf_counter() - t0
@@ -495,6 +506,7 @@ def train_and_evaluate(
     feats = feature_columns(table, catalog)
     table = table.reset_index(drop=True)
     masks = train_valid_calib_test(table["as_of"], cfg)
+    check_presampled(table, masks["valid"])
     folds = describe_folds(table["as_of"], masks)
     log.info("folds:\n%s", folds.to_string(index=False))
     seconds: dict[str, float] = {}
@@ -594,6 +606,8 @@ def run_backtest(
     """
     started = time.perf_counter()
     _check_table(table)
+    if WEIGHT in table.columns:
+        raise ValueError("a backtest needs the whole snapshot table, not a pre-sampled one")
     feats = feature_columns(table, catalog)
     table = table.reset_index(drop=True)
     h = cfg.label.horizon_days

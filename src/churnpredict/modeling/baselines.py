@@ -181,8 +181,16 @@ class LogisticBaseline:
         self.max_rows = max_rows
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> LogisticBaseline:
-        """Fit on ``X`` (feature columns) and labels ``y``."""
+    def fit(
+        self, X: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None = None
+    ) -> LogisticBaseline:
+        """Fit on ``X`` (feature columns) and labels ``y``.
+
+        ``weights`` (a pre-sampled table): each row stands for that many original rows;
+        the regression weighs its loss by them, scaled to the rows an unweighted fit of
+        the original rows would use, so the intercept and the penalty are those of the
+        table before pre-sampling.
+        """
         y = np.asarray(y, dtype=float)
         self.feature_names_ = [str(c) for c in X.columns]
         idx = np.arange(len(y))
@@ -201,7 +209,14 @@ class LogisticBaseline:
         self.lr_ = LogisticRegression(C=1.0, max_iter=200, tol=1e-4)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.lr_.fit((A - self.mean_) / self.scale_, y[idx])
+            if weights is None:
+                self.lr_.fit((A - self.mean_) / self.scale_, y[idx])
+            else:
+                sw = np.asarray(weights, dtype=float)[idx]
+                n0 = min(self.max_rows, float(np.sum(weights)))
+                self.lr_.fit(
+                    (A - self.mean_) / self.scale_, y[idx], sample_weight=sw * n0 / sw.sum()
+                )
         return self
 
     def _impute(self, A: np.ndarray) -> np.ndarray:
@@ -260,6 +275,7 @@ def fit_baselines(
     logistic_max_rows: int = 100_000,
     random_state: int = 0,
     label: LabelSource | None = None,
+    weights: np.ndarray | None = None,
 ) -> Baselines:
     """Fit (or check the columns of) the wanted baselines on the fit rows.
 
@@ -276,6 +292,9 @@ def fit_baselines(
     random_state : int
     label : LabelSource, optional
         What the label watches (needed by ``recency`` and ``bgnbd``).
+    weights : array, optional
+        Pre-sampling weights of the fit rows (:mod:`churnpredict.modeling.presample`),
+        used by the logistic regression.
 
     Returns
     -------
@@ -297,7 +316,9 @@ def fit_baselines(
             if len(np.unique(np.asarray(y_fit))) < 2 or X_fit.shape[1] == 0:
                 b.skipped[name] = "fit rows have one class or no features"
                 continue
-            b.logistic = LogisticBaseline(logistic_max_rows, random_state).fit(X_fit, y_fit)
+            b.logistic = LogisticBaseline(logistic_max_rows, random_state).fit(
+                X_fit, y_fit, weights=weights
+            )
             b.names.append(name)
         elif name == "recency":
             if label is None or label.recency_column not in X_fit.columns:

@@ -142,22 +142,28 @@ class ChurnModel:
     def _lgb_params(self) -> dict[str, Any]:
         return lgb_params(self.params, metric="none")
 
-    def _sample_fit_rows(self, y: np.ndarray) -> tuple[np.ndarray, float]:
-        """Return the kept fit-row indices and the log-odds offset the sampling implies."""
+    def _sample_fit_rows(
+        self, y: np.ndarray, weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float]:
+        """Return the kept fit-row indices and the log-odds offset the sampling implies.
+
+        ``weights`` (a pre-sampled table, :mod:`churnpredict.modeling.presample`): each
+        row stands for that many original rows; negatives are kept with probability
+        ``rate * weight`` and counted by their weights, so the rates and the offset are
+        those of the table before pre-sampling.
+        """
+        from churnpredict.modeling.presample import fit_sample_rates, keep_probability
+
         p = self.params
         rng = np.random.default_rng(p.seed)
         pos = np.flatnonzero(y == 1)
         neg = np.flatnonzero(y != 1)
-        neg_rate = p.negative_sample_rate
-        pos_rate = 1.0
-        if p.max_fit_rows is not None and len(pos) + neg_rate * len(neg) > p.max_fit_rows:
-            room = p.max_fit_rows - len(pos)
-            if room >= 0.2 * p.max_fit_rows:
-                neg_rate = room / max(len(neg), 1)
-            else:  # positives alone nearly fill the cap: sample both, keep 4:1 negatives
-                pos_rate = min(1.0, 0.2 * p.max_fit_rows / max(len(pos), 1))
-                neg_rate = min(neg_rate, 0.8 * p.max_fit_rows / max(len(neg), 1))
-        keep_neg = neg[rng.random(len(neg)) < neg_rate] if neg_rate < 1 else neg
+        n_neg = len(neg) if weights is None else int(round(float(np.sum(weights[neg]))))
+        neg_rate, pos_rate = fit_sample_rates(len(pos), n_neg, p)
+        if weights is None:
+            keep_neg = neg[rng.random(len(neg)) < neg_rate] if neg_rate < 1 else neg
+        else:
+            keep_neg = neg[rng.random(len(neg)) < keep_probability(neg_rate, weights[neg])]
         keep_pos = pos[rng.random(len(pos)) < pos_rate] if pos_rate < 1 else pos
         idx = np.sort(np.concatenate([keep_pos, keep_neg]))
         return idx, math.log(neg_rate / pos_rate)
@@ -175,6 +181,7 @@ class ChurnModel:
         metadata: dict[str, Any] | None = None,
         n_trees: int | None = None,
         calibrator: Calibrator | None = None,
+        weights: np.ndarray | None = None,
     ) -> ChurnModel:
         """Train the booster on the fit fold, stop early on valid, calibrate on calib.
 
@@ -197,6 +204,10 @@ class ChurnModel:
         calibrator : Calibrator, optional
             A calibrator fitted elsewhere (on scores of a booster trained the same way on
             earlier rows), used instead of fitting one on ``X_calib``.
+        weights : array, optional
+            Pre-sampling weights of the fit rows (:mod:`churnpredict.modeling.presample`):
+            the negative sampling then keeps each original row at the rate it would
+            without pre-sampling, and the offset is unchanged.
         """
         p = self.params
         names = [str(c) for c in X.columns]
@@ -216,7 +227,9 @@ class ChurnModel:
                 column="label",
             )
 
-        idx, offset = self._sample_fit_rows(y)
+        idx, offset = self._sample_fit_rows(
+            y, None if weights is None else np.asarray(weights, dtype=float)
+        )
         X_fit = to_matrix(X.iloc[idx], names)
         y_fit = y[idx]
         self.train_stats_ = _feature_stats(X_fit, names, p.seed)
@@ -268,7 +281,9 @@ class ChurnModel:
         self.metadata_ = {
             **(metadata or {}),
             "n_fit_rows": int(len(idx)),
-            "n_fit_rows_before_sampling": int(len(y)),
+            "n_fit_rows_before_sampling": (
+                int(len(y)) if weights is None else int(round(float(np.sum(weights))))
+            ),
             "n_valid_rows": None if n_trees is not None else int(len(y_valid)),
             "n_calib_rows": n_calib,
             "fit_positives": int((y_fit == 1).sum()),

@@ -251,15 +251,29 @@ class HazardModel:
         )
 
     def _rows(
-        self, X: pd.DataFrame, freeze_day: np.ndarray, followup: np.ndarray, *, sample: bool
+        self,
+        X: pd.DataFrame,
+        freeze_day: np.ndarray,
+        followup: np.ndarray,
+        *,
+        sample: bool,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         idx, bins, y = expand(freeze_day, followup, self.edges)
         if self.first_bin > 0:
             own = bins >= self.first_bin
             idx, bins, y = idx[own], bins[own], y[own]
-        if sample and self.params.survival_negative_rate < 1:
+        rate = self.params.survival_negative_rate
+        if sample and weights is not None:  # a pre-sampled table: each row's rate is `rate`
+            from churnpredict.modeling.presample import keep_probability
+
             rng = np.random.default_rng(self.params.seed)
-            keep = (y == 1) | (rng.random(len(y)) < self.params.survival_negative_rate)
+            prob = keep_probability(min(rate, 1.0), np.asarray(weights, dtype=float)[idx])
+            keep = (y == 1) | (rng.random(len(y)) < prob)
+            idx, bins, y = idx[keep], bins[keep], y[keep]
+        elif sample and rate < 1:
+            rng = np.random.default_rng(self.params.seed)
+            keep = (y == 1) | (rng.random(len(y)) < rate)
             idx, bins, y = idx[keep], bins[keep], y[keep]
         base = to_matrix(X, self.features)
         M = np.empty((len(idx), len(self.features) + 1), dtype=np.float32)
@@ -280,14 +294,18 @@ class HazardModel:
         followup_valid: np.ndarray | None = None,
         *,
         n_trees: int | None = None,
+        weights: np.ndarray | None = None,
     ) -> HazardModel:
         """Fit on the snapshots' follow-ups; stop early on a later fold or fit ``n_trees``.
 
-        ``freeze_day`` and ``followup`` as returned by :func:`targets`.
+        ``freeze_day`` and ``followup`` as returned by :func:`targets`. ``weights``: the
+        pre-sampling weights of the fit snapshots (:mod:`churnpredict.modeling.presample`);
+        a person-period row with target 0 is then kept with probability ``rate * weight``,
+        so every original row's rate (and the offset) is as without pre-sampling.
         """
         p = self.params
         rate = p.survival_negative_rate
-        M, y = self._rows(X, freeze_day, followup, sample=True)
+        M, y = self._rows(X, freeze_day, followup, sample=True, weights=weights)
         if len(np.unique(y)) < 2:
             raise DataError(
                 "the time-to-freeze model has no freezes (or only freezes) to learn from",
@@ -328,7 +346,9 @@ class HazardModel:
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.metadata_ = {
             "n_rows": int(n_rows),
-            "n_snapshots": int(len(followup)),
+            "n_snapshots": (
+                int(len(followup)) if weights is None else int(round(float(np.sum(weights))))
+            ),
             "events": int((np.asarray(freeze_day) >= 1).sum()),
             "best_iteration": best,
             "edges": self.edges.tolist(),

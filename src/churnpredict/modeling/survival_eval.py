@@ -36,6 +36,7 @@ import pandas as pd
 from churnpredict.config import Config
 from churnpredict.modeling import survival as sv
 from churnpredict.modeling.calibrate import Calibrator
+from churnpredict.modeling.presample import weighted_count, weights_of
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def fit_hazard_protocol(
     fit, valid = masks["fit"], masks["valid"]
     fd_f, fu_f = sv.targets(table.loc[fit, list(TARGET_COLS)], d[valid].min())
     fd_v, fu_v = sv.targets(table.loc[valid, list(TARGET_COLS)], cutoff)
+    w_fit = weights_of(table, fit)  # None unless the table is pre-sampled (presample.py)
     args = (
         table.loc[fit, list(features)],
         fd_f,
@@ -168,7 +170,7 @@ def fit_hazard_protocol(
         fd_v,
         fu_v,
     )
-    es = sv.HazardModel(cfg.model, edges, features).fit(*args)
+    es = sv.HazardModel(cfg.model, edges, features).fit(*args, weights=w_fit)
     first = sv.long_first_bin(edges, int(cfg.label.horizon_days))
     if cfg.model.survival_long_booster and first is not None:
         params = cfg.model.model_copy(
@@ -178,7 +180,9 @@ def fit_hazard_protocol(
             }
         )
         try:
-            es.long_ = sv.HazardModel(params, edges, features, first_bin=first).fit(*args)
+            es.long_ = sv.HazardModel(params, edges, features, first_bin=first).fit(
+                *args, weights=w_fit
+            )
         except DataError as err:
             log.info("no separate booster after day %d: %s", cfg.label.horizon_days, err)
     return refit_hazard(table, (d < cutoff).to_numpy(), cutoff, es, cfg)
@@ -197,14 +201,16 @@ def refit_hazard(
     booster (``es.long_``) is refitted the same way with its own trees.
     """
     fd, fu = sv.targets(table.loc[rows, list(TARGET_COLS)], cutoff)
+    w = weights_of(table, rows)  # None unless the table is pre-sampled (presample.py)
+    n_rows = weighted_count(rows.sum(), w)
 
     def one(m: sv.HazardModel) -> sv.HazardModel:
         trees = m.metadata_.get("early_stopping_trees", m.best_iteration_)
         n0 = m.metadata_.get("early_stopping_snapshots", m.metadata_["n_snapshots"])
-        ratio = min(max(rows.sum() / max(n0, 1), 1.0), cfg.model.refit_max_scale)
+        ratio = min(max(n_rows / max(n0, 1), 1.0), cfg.model.refit_max_scale)
         n = max(1, round(trees * ratio))
         out = sv.HazardModel(m.params, m.edges, m.features, first_bin=m.first_bin).fit(
-            table.loc[rows, m.features], fd, fu, n_trees=n
+            table.loc[rows, m.features], fd, fu, n_trees=n, weights=w
         )
         out.metadata_["early_stopping_trees"] = trees
         out.metadata_["early_stopping_snapshots"] = n0
@@ -243,8 +249,19 @@ class KaplanMeierBaseline:
     def __init__(self, min_rows: int = 200) -> None:
         self.min_rows = min_rows
 
-    def fit(self, groups: np.ndarray, freeze_day: np.ndarray, followup: np.ndarray, days):
-        """Fit one curve per group on censored follow-ups; keep S at ``days``."""
+    def fit(
+        self,
+        groups: np.ndarray,
+        freeze_day: np.ndarray,
+        followup: np.ndarray,
+        days,
+        weights: np.ndarray | None = None,
+    ):
+        """Fit one curve per group on censored follow-ups; keep S at ``days``.
+
+        ``weights``: pre-sampling weights (:mod:`churnpredict.modeling.presample`); the
+        curves then count each row that many times (a weighted Kaplan-Meier estimate).
+        """
         from sksurv.nonparametric import kaplan_meier_estimator
 
         days = np.asarray(days, dtype=float)
@@ -253,7 +270,10 @@ class KaplanMeierBaseline:
         ok = t > 0
 
         def curve(m):
-            x, s = kaplan_meier_estimator(event[m], t[m])
+            if weights is None:
+                x, s = kaplan_meier_estimator(event[m], t[m])
+            else:
+                x, s = weighted_kaplan_meier(event[m], t[m], np.asarray(weights)[m])
             i = np.searchsorted(x, days, side="right") - 1
             return np.where(i >= 0, s[np.maximum(i, 0)], 1.0)
 
@@ -262,13 +282,34 @@ class KaplanMeierBaseline:
         g = np.asarray(groups, dtype=object)
         for key in pd.unique(g):
             m = ok & (g == key)
-            if m.sum() >= self.min_rows and event[m].any():
+            n = m.sum() if weights is None else np.asarray(weights)[m].sum()
+            if n >= self.min_rows and event[m].any():
                 self.curves_[key] = curve(m)
         return self
 
     def predict(self, groups: np.ndarray) -> np.ndarray:
         """Return S at the fitted days for each row (rows x days)."""
         return np.vstack([self.curves_.get(k, self.overall_) for k in np.asarray(groups)])
+
+
+def weighted_kaplan_meier(
+    event: np.ndarray, time: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(times, survival)`` like sksurv's ``kaplan_meier_estimator``, rows weighted.
+
+    ``times`` are the distinct times; at each, the weight of the events over the weight
+    still at risk (time >= it) is the share that fails.
+    """
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=bool)
+    w = np.asarray(weights, dtype=float)
+    x, inv = np.unique(t, return_inverse=True)
+    died = np.bincount(inv, weights=w * e, minlength=len(x))
+    total = np.bincount(inv, weights=w, minlength=len(x))
+    at_risk = total[::-1].cumsum()[::-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(at_risk > 0, died / at_risk, 0.0)
+    return x, np.cumprod(1.0 - q)
 
 
 def _cox_matrix(X: pd.DataFrame, cols: Sequence[str], med: np.ndarray | None = None):
@@ -294,14 +335,29 @@ class CoxBaseline:
         self.max_rows = max_rows
         self.seed = seed
 
-    def fit(self, X: pd.DataFrame, freeze_day: np.ndarray, followup: np.ndarray):
-        """Fit on a seeded subsample of the censored follow-ups."""
+    def fit(
+        self,
+        X: pd.DataFrame,
+        freeze_day: np.ndarray,
+        followup: np.ndarray,
+        weights: np.ndarray | None = None,
+    ):
+        """Fit on a seeded subsample of the censored follow-ups.
+
+        ``weights``: pre-sampling weights (:mod:`churnpredict.modeling.presample`); each
+        row is first kept with probability ``weight / max weight``, which leaves a uniform
+        sample of the rows before pre-sampling (at most ``max_rows`` of it are used).
+        """
         from sksurv.linear_model import CoxPHSurvivalAnalysis
         from sksurv.util import Surv
 
         event = np.asarray(freeze_day) >= 1
         t = np.where(event, freeze_day, followup).astype(float)
         idx = np.flatnonzero(t > 0)
+        if weights is not None and len(idx):
+            w = np.asarray(weights, dtype=float)[idx]
+            rng = np.random.default_rng(self.seed)
+            idx = idx[rng.random(len(idx)) < w / w.max()]
         if len(idx) > self.max_rows:
             rng = np.random.default_rng(self.seed)
             idx = np.sort(rng.choice(idx, self.max_rows, replace=False))
@@ -552,7 +608,8 @@ def evaluate_survival(
     seg = segment if segment is not None else np.full(len(table), "-", dtype=object)
     groups = np.array([f"{s}/{b}" for s, b in zip(seg, tenure_band(tenure), strict=True)])
     all_days = np.arange(1, H + 1, dtype=float)
-    km = KaplanMeierBaseline().fit(groups[before], fd_b, fu_b, all_days)
+    w_b = weights_of(table, before)  # None unless the table is pre-sampled (presample.py)
+    km = KaplanMeierBaseline().fit(groups[before], fd_b, fu_b, all_days, weights=w_b)
     S_km = km.predict(groups[fold])
     scores[KM] = {
         "risk": {h: 1 - S_km[:, h - 1] for h in horizons},
@@ -562,7 +619,7 @@ def evaluate_survival(
     cox_cols = [f for f in features if f in table.columns][:COX_FEATURES]
     try:
         cox = CoxBaseline(cox_cols, seed=cfg.model.seed).fit(
-            table.loc[before, cox_cols], fd_b, fu_b
+            table.loc[before, cox_cols], fd_b, fu_b, weights=w_b
         )
         S_cox = cox.survival(Xt, all_days)
         scores[COX] = {
