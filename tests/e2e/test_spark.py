@@ -8,6 +8,7 @@ installed (``pip install "churnpredict[spark]"``; ``make setup`` installs it).
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,16 @@ def world(tmp_path_factory) -> Path:
             "--days", "400", "--seed", "3")  # fmt: skip
     assert r.exit_code == 0, r.output
     return out
+
+
+@pytest.fixture(scope="module")
+def trained(world, tmp_path_factory) -> tuple[Path, str]:
+    """A model trained by the local engine on ``world``: its MLflow store and ``train``'s output."""
+    tmp = tmp_path_factory.mktemp("spark_trained")
+    store = tmp / "mlflow.db"
+    r = run(store, "train", "--data", str(world), "--reports", str(tmp / "rep"))
+    assert r.exit_code == 0, r.output
+    return store, r.output
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +134,7 @@ def test_spark_checks_raise_the_local_errors(tmp_path, spark):
         assert sp.value.examples == local.value.examples, name
 
 
-def test_cli_engine_spark_features_and_call_list_equal_local(both, world, tmp_path):
+def test_cli_engine_spark_features_and_call_list_equal_local(both, world, trained, tmp_path):
     """``features build --engine spark`` equals local on every default feature at several
     as-of dates (rtol 1e-5), slices resolved on Spark; ``score --engine spark`` (model
     and reasons on the executors) writes the local engine's call list, byte for byte."""
@@ -131,7 +142,7 @@ def test_cli_engine_spark_features_and_call_list_equal_local(both, world, tmp_pa
     c = cfg()
     assert resolve_spec(sp, c) == resolve_spec(local, c)  # slice values resolved on Spark
     catalog = catalog_of(resolve_spec(local, c))
-    store = tmp_path / "mlflow.db"
+    store, _ = trained  # the local engine's model, scored by both engines below
     outs = {}
     for engine in ("local", "spark"):
         out = tmp_path / f"features_{engine}.parquet"
@@ -157,8 +168,6 @@ def test_cli_engine_spark_features_and_call_list_equal_local(both, world, tmp_pa
     # the data is not degenerate: most features vary
     assert (a[names].nunique() > 1).mean() > 0.8
 
-    r = run(store, "train", "--data", str(world), "--reports", str(tmp_path / "rep"))
-    assert r.exit_code == 0, r.output
     lists = {}
     for engine in ("local", "spark"):
         out = tmp_path / engine / "call_list.csv"
@@ -187,3 +196,39 @@ def test_cli_engine_spark_features_and_call_list_equal_local(both, world, tmp_pa
     # an unknown engine is a usage error (exit 2)
     assert run(store, "features", "build", "--data", str(world), "--as-of", DATES[0],
                "--out", str(tmp_path / "x.parquet"), "--engine", "dask").exit_code == 2  # fmt: skip
+
+
+def model_pr_auc(output: str) -> float:
+    """Return the model's test-fold PR AUC from ``train``'s output."""
+    m = re.search(r"^Test fold.*\n.*\n^model\s+([0-9.]+)", output, re.M)
+    assert m, output
+    return float(m.group(1))
+
+
+def test_train_engine_spark_collects_fewer_rows_and_trains_as_well(world, trained, tmp_path):
+    """``train --engine spark`` collects only the snapshot rows the fits need and trains as well.
+
+    The driver holds the labelled spine, picks every row of the later folds, every positive
+    and a seeded share of the other negatives (modeling/presample.py); Spark builds the
+    features of those rows only. The test-fold PR AUC must stay close to the local engine's
+    (the module's ``trained`` model), which builds and fits on every row.
+    """
+    r = run(tmp_path / "spark.db", "train", "--data", str(world),
+            "--reports", str(tmp_path / "rep"), "--engine", "spark")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = {"local": trained[1], "spark": r.output}
+    # the same snapshot table described, fewer rows collected
+    head = {e: out[e].splitlines()[0].split(" in ")[0] for e in out}
+    assert head["spark"] == head["local"]
+    total = int(re.search(r"Trained on ([0-9,]+) snapshots", out["local"])[1].replace(",", ""))
+    m = re.search(r"Collected ([0-9,]+) of ([0-9,]+) snapshot rows", out["spark"])
+    assert m, out["spark"]
+    collected, of = (int(g.replace(",", "")) for g in m.groups())
+    assert of == total and 0 < collected < 0.95 * total
+    assert "Collected" not in out["local"]
+    # the same test rows; the model trained on the collected rows ranks about as well
+    rows = {e: re.search(r"^all\s+(\d+)\s+(\d+)\s", out[e], re.M).groups() for e in out}
+    assert rows["spark"] == rows["local"] and int(rows["local"][1]) > 20, rows
+    ap = {e: model_pr_auc(out[e]) for e in out}
+    assert abs(ap["spark"] - ap["local"]) < 0.06, ap
+    assert ap["spark"] > 0.35, ap
