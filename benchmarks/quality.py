@@ -26,7 +26,9 @@ fold: the latest weekly as-of dates whose 90-day follow-up is observed, everythi
 on what was known at the fold's start): PR AUC at 7/30/90 days, Uno's C and the integrated
 Brier score of the model, the hazard model alone, Cox, Kaplan-Meier, the paused rule and
 the truth, with the two ratios of issue 15 (90-day PR AUC / the truth's, 7-day PR AUC /
-the paused rule's).
+the paused rule's), and where the 90-day gap is: the ratio with the truth's risk by day 30
+in place of the classifier's (``truth_30d_ratio``, the model's days 31-90 kept) and with
+the truth's days 31-90 in place of the model's (``truth_after_ratio``).
 """
 
 from __future__ import annotations
@@ -187,7 +189,7 @@ def survival_world(name: str, sets: list[str]) -> pd.DataFrame:
     from churnpredict.modeling.backtest import feature_columns, segment_of
     from churnpredict.modeling.model import ChurnModel
     from churnpredict.modeling.split import train_valid_calib_test
-    from churnpredict.modeling.survival_eval import evaluate_survival
+    from churnpredict.modeling.survival_eval import MODEL_FIRST, TRUTH_FIRST, evaluate_survival
     from churnpredict.pipeline import load, load_truth, training_table
 
     data, config = ensure(name)
@@ -208,7 +210,9 @@ def survival_world(name: str, sets: list[str]) -> pd.DataFrame:
         y[calib],
         catalog=catalog,
     )
-    ev, _ = evaluate_survival(table, feats, masks, es, cfg, load_truth(data), segment_of(table))
+    ev, _ = evaluate_survival(
+        table, feats, masks, es, cfg, load_truth(data), segment_of(table), decompose=True
+    )
     if ev is None:
         return pd.DataFrame()
     m = ev.metrics.copy()
@@ -217,6 +221,9 @@ def survival_world(name: str, sets: list[str]) -> pd.DataFrame:
     m["seconds"] = round(time.perf_counter() - t0, 1)
     if "p_true" in m.index:
         m["ratio_90d"] = m["pr_auc_90d"] / m.loc["p_true", "pr_auc_90d"]
+        for name, col in ((TRUTH_FIRST, "truth_30d_ratio"), (MODEL_FIRST, "truth_after_ratio")):
+            if name in m.index:  # the 90-day ratio with one part swapped for the truth's
+                m[col] = m.loc[name, "pr_auc_90d"] / m.loc["p_true", "pr_auc_90d"]
     if "paused_rule" in m.index:
         m["ratio_7d_rule"] = m["pr_auc_7d"] / m.loc["paused_rule", "pr_auc_7d"]
     print(m.to_string(float_format=lambda v: f"{v:.4f}"), flush=True)
@@ -233,7 +240,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.survival:
         res = pd.concat([survival_world(w, args.set) for w in args.worlds])
         res = res[res.index == "model"].set_index("world")
-        cols = [c for c in ("pr_auc_7d", "pr_auc_90d", "ratio_90d", "ratio_7d_rule", "uno_c")]
+        cols = [
+            "pr_auc_7d",
+            "pr_auc_90d",
+            "ratio_90d",
+            "ratio_7d_rule",
+            "uno_c",
+            "truth_30d_ratio",
+            "truth_after_ratio",
+        ]
         print("\nthe model per world:")
         print(res[[c for c in cols if c in res]].to_string(float_format=lambda v: f"{v:.3f}"))
         return

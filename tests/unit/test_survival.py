@@ -246,3 +246,33 @@ def test_the_long_booster_refuses_a_validation_fold_without_its_bins():
         X, fd, fu, X, np.where(fd <= 25, fd, 0), short
     )
     assert hz.best_iteration_ >= 1
+
+
+def test_swap_parts_takes_one_part_of_the_90_day_risk_from_the_truth():
+    from churnpredict.modeling.survival_eval import MODEL_FIRST, TRUTH_FIRST, swap_parts
+
+    rng = np.random.default_rng(3)
+    h = rng.uniform(0, 0.2, size=(200, len(EDGES) - 1))
+    Hb = np.cumsum(-np.log1p(-h), axis=1)
+    risk = rng.uniform(0, 0.9, size=200)
+    p30 = rng.uniform(0, 0.9, size=200)
+    p90 = p30 + (1 - p30) * rng.uniform(0, 0.5, size=200)
+    out = swap_parts(risk, Hb, EDGES, 30, p30, p90)
+    # the model's own risk at day 90 is the anchor's with its increments after day 30
+    model90 = sv.outputs(sv.anchor(Hb, EDGES, 30, risk), EDGES, 30)["risk_90d"].to_numpy()
+    truth_after = (p90 - p30) / (1 - p30)
+    # the truth's first 30 days, the model's days 31-90 (the same increments as the anchor)
+    np.testing.assert_allclose(
+        out[TRUTH_FIRST], sv.outputs(sv.anchor(Hb, EDGES, 30, p30), EDGES, 30)["risk_90d"]
+    )
+    np.testing.assert_allclose(out[MODEL_FIRST], 1 - (1 - risk) * (1 - truth_after))
+    assert (out[TRUTH_FIRST] >= p30 - 1e-12).all() and (out[MODEL_FIRST] >= risk - 1e-12).all()
+    # when the model equals the truth in a part, swapping that part changes nothing
+    same = swap_parts(risk, Hb, EDGES, 30, risk, model90)
+    np.testing.assert_allclose(same[TRUTH_FIRST], model90)
+    np.testing.assert_allclose(same[MODEL_FIRST], model90)
+    # a truth sure of a freeze by day 30 says nothing about the days after it: the model's
+    # own part is kept there, and its first 30 days are not handed the truth's certainty
+    sure = swap_parts(risk[:3], Hb[:3], EDGES, 30, np.ones(3), np.ones(3))
+    np.testing.assert_allclose(sure[TRUTH_FIRST], 1.0)
+    np.testing.assert_allclose(sure[MODEL_FIRST], model90[:3])

@@ -47,6 +47,8 @@ KM = "km_segment_tenure"
 COX = "cox"
 RULE = "paused_rule"
 TRUTH = "p_true"
+TRUTH_FIRST = "p_true_30d+model_after"  # the diagnosis of ``decompose=True``
+MODEL_FIRST = "model_30d+p_true_after"
 TENURE_BANDS = (30, 90, 365)
 COX_FEATURES = 8
 COX_MAX_ROWS = 100_000
@@ -55,6 +57,7 @@ TARGET_COLS = ("as_of", "followup_days", "freeze_day")
 KEY_COLS = ("client_id", "as_of", "label")
 C_MAX_ROWS = 20_000  # Uno's C compares every event with every later row: a seeded sample
 NEW_CLIENT_DAYS = (30, 90)
+EPS_TRUTH = 1e-12
 
 
 @dataclass
@@ -519,6 +522,44 @@ def example_curves(
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
+def swap_parts(
+    risk_h: np.ndarray,
+    Hraw: np.ndarray,
+    edges: np.ndarray,
+    horizon: int,
+    p_h: np.ndarray,
+    p_max: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Return the risk at the last day with one of its two parts taken from the truth.
+
+    The model's risk at the last day is ``1 - (1 - risk_h) * (1 - L)``: the anchor ``risk_h``
+    (the calibrated classifier's risk by ``horizon``) and ``L``, the hazard model's risk
+    after the horizon given no freeze by it (its increments, as :func:`sv.anchor` keeps
+    them). With the truth's risks by the horizon ``p_h`` and by the last day ``p_max``
+    (whose part after the horizon is ``(p_max - p_h) / (1 - p_h)``), this returns
+
+    - ``TRUTH_FIRST``: the truth's part up to the horizon with the model's after it;
+    - ``MODEL_FIRST``: the model's part up to the horizon with the truth's after it (the
+      model's own where the truth is sure of a freeze by the horizon).
+
+    Ranked against the outcome, the two say which part the model's ranking at the last
+    day loses on (a diagnosis for simulated worlds; nothing served uses it).
+    """
+    h_at = sv.cumhaz_at(Hraw, edges, float(horizon))[:, 0]
+    after = np.maximum(Hraw[:, -1] - h_at, 0.0)  # the model's increments after the horizon
+    p_h = np.clip(np.asarray(p_h, dtype=np.float64), 0.0, 1.0)
+    p_max = np.clip(np.asarray(p_max, dtype=np.float64), 0.0, 1.0)
+    # the truth's survival after the horizon given none by it; where the truth is sure of
+    # a freeze by the horizon that is undefined, and the model's own part is kept (taking
+    # 0 or 1 there would hand the model the truth's first part on those rows)
+    sure = p_h >= 1.0 - EPS_TRUTH
+    rest = np.where(sure, np.exp(-after), (1.0 - p_max) / np.where(sure, 1.0, 1.0 - p_h))
+    return {
+        TRUTH_FIRST: 1.0 - (1.0 - p_h) * np.exp(-after),
+        MODEL_FIRST: 1.0 - (1.0 - np.asarray(risk_h, dtype=np.float64)) * np.clip(rest, 0, 1),
+    }
+
+
 # ---------------------------------------------------------------------------- main
 def evaluate_survival(
     table: pd.DataFrame,
@@ -529,6 +570,7 @@ def evaluate_survival(
     truth: pd.DataFrame | None = None,
     segment: np.ndarray | None = None,
     until: pd.Timestamp | None = None,
+    decompose: bool = False,
 ) -> tuple[SurvivalEval | None, sv.HazardModel | None]:
     """Fit the curve as of the survival fold and evaluate it against the baselines.
 
@@ -549,6 +591,10 @@ def evaluate_survival(
         Each row's segment (for the Kaplan-Meier groups).
     until : Timestamp, optional
         Only as-of dates before it may form the survival fold (a backtest cut's end).
+    decompose : bool
+        With the truth at every horizon, also score the risk at the last day with one of
+        its parts (up to the horizon, after it) taken from the truth (:func:`swap_parts`;
+        ``python -m benchmarks.quality --survival`` shows them).
 
     Returns
     -------
@@ -643,6 +689,9 @@ def evaluate_survival(
         }
         if h30 == 30 and H == 90 and not np.isnan(pt[H]).all():
             scores[TRUTH] = {"risk": pt, "c": pt[H], "surv": None}
+            if decompose:
+                for name, r in swap_parts(risk30, Hraw, edges, h30, pt[h30], pt[H]).items():
+                    scores[name] = {"risk": {H: r}, "c": r, "surv": None}
     seconds["baselines"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
