@@ -683,6 +683,7 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
 
     if piv.sum_names:
         first = np.flatnonzero(new)
+        per_client = np.diff(np.r_[first, n_groups])  # groups of each client (with any)
         run, piv.sums = piv.sums, None  # accumulated in place; last cell: nothing yet
         for j, (name, d) in enumerate(zip(piv.sum_names, piv.decimals, strict=True)):
             row, run[j] = run[j], None  # freed once served: the next arrays reuse it
@@ -691,7 +692,8 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
             # a count's running total over all clients bounds every client's
             small = name in exact32 and (n_groups == 0 or row[n_groups - 1] < 2**24)
             if n_groups:
-                row[:n_groups] -= np.r_[0.0, row[first[1:] - 1]][client_gid]
+                # (np.repeat: the same values as a gather by client_gid, in less time)
+                row[:n_groups] -= np.repeat(np.r_[0.0, row[first[1:] - 1]], per_client)
             if d is not None:  # the running total's residue is relative to all clients
                 np.round(row, d, out=row)
             serve(name, row.astype(np.float32) if small else row)
