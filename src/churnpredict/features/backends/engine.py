@@ -34,8 +34,9 @@ A training table of many snapshots therefore costs one scan plus lookups: K grow
 with the number of distinct cut-off dates, not with the number of rows.
 
 Both cores are kept busy: two workers each take a stream from scan to evaluated
-features, on a DuckDB connection of their own (scratch tables ``_spine``, ``_cidx``,
-``_daymap`` are therefore real tables, dropped at the end); one of them first runs
+features, on a DuckDB connection of their own (scratch tables ``_spine`` (``rid``,
+``client_id``, ``cidx``, ``as_of``), ``_cidx``, ``_daymap`` are therefore real tables,
+dropped at the end); one of them first runs
 the prepare functions (entity levels such as the campaign state, computed in NumPy
 from one sorted pass and handed over as arrays), after which the main thread runs the extra SQL.
 """
@@ -340,11 +341,14 @@ def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
                             {
                                 "rid": np.arange(len(client_id), dtype=np.int64),
                                 "client_id": client_id,
+                                "cidx": codes,
                                 "as_of": as_of_day.astype("datetime64[D]"),
                             }
                         ),
-                        "rid::BIGINT AS rid, client_id::VARCHAR AS client_id, as_of::DATE AS as_of",
-                        order="rid",
+                        # (no ORDER BY: rows keep the frame's order, and every reader
+                        # groups by rid or orders by it)
+                        "rid::BIGINT AS rid, client_id::VARCHAR AS client_id, "
+                        "cidx::BIGINT AS cidx, as_of::DATE AS as_of",
                     )
                 with _stage("prepare"):
                     for prep in plan.prepare:
@@ -1073,7 +1077,9 @@ def _evaluate(
             for f in features:
                 if compiled[f.name] is not None:
                     value = np.asarray(compiled[f.name](env))
-                    cols[f.name] = pa.array(np.broadcast_to(value, n).astype(np.float32))
+                    # (no copy of a result that is float32 already)
+                    value = np.broadcast_to(value, n).astype(np.float32, copy=False)
+                    cols[f.name] = pa.array(value)
     return pa.table({f.name: cols[f.name] for f in features})
 
 

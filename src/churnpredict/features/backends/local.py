@@ -573,8 +573,8 @@ def _interval_age_sql(iv: d.Interval, name: str) -> str:
 def _level_age_sql(table: str, name: str) -> str:
     return (
         f"SELECT s.rid, max(date_diff('day', DATE '1970-01-01', s.as_of) - p.p_start_day)"
-        f"::DOUBLE AS {ident(name)} FROM _spine s JOIN _cidx c ON c.client_id = s.client_id "
-        f"JOIN {table} p ON p.cidx = c.cidx AND p.p_start < epoch_us(s.as_of::TIMESTAMP) "
+        f"::DOUBLE AS {ident(name)} FROM _spine s "
+        f"JOIN {table} p ON p.cidx = s.cidx AND p.p_start < epoch_us(s.as_of::TIMESTAMP) "
         "AND (p.p_end IS NULL OR p.p_end >= epoch_us(s.as_of::TIMESTAMP)) GROUP BY s.rid"
     )
 
