@@ -211,6 +211,62 @@ def test_budget_changes_at_the_same_timestamp_are_ordered_by_budget_whatever_the
     assert budgets == [11.0, 11.0, 11.0]  # c1's 9 (the largest tie) + c2's 2
 
 
+def test_campaign_state_read_in_table_order_equals_the_sorted_read(monkeypatch):
+    """The campaign state reads the events in the table's order when each campaign's
+    events come in (time, tie order) order there (a client's campaigns interleaved:
+    grouped by one stable sort in NumPy), else lets DuckDB sort them; every order of
+    the same events gives the same features, ties at one timestamp included."""
+    from churnpredict.features.backends import local
+
+    rng = np.random.default_rng(11)
+    kinds = ["paused", "resumed", "budget_changed", "stopped"]
+    rows = []
+    for c in ("a", "b", "c"):
+        for k in range(4):
+            hours = np.sort(rng.choice(60 * 24, size=12, replace=False))
+            for i, h in enumerate(hours):
+                budget = None if rng.random() < 0.3 else float(rng.integers(1, 400)) / 4
+                kind = "started" if i == 0 else kinds[rng.integers(0, len(kinds))]
+                rows.append((c, f"{c}{k}", ts(0, int(h)), kind, "client", None, budget))
+        # one campaign, one timestamp (none of the above: odd minutes): tie order is
+        # resumed < budget_changed < paused, then budget (missing first)
+        t = ts(30, 5) + pd.Timedelta(minutes=1)
+        rows.append((c, f"{c}0", t, "resumed", "client", None, None))
+        rows.append((c, f"{c}0", t, "budget_changed", "client", None, 3.5))
+        rows.append((c, f"{c}0", t, "paused", "client", "season", None))
+    clients = [(c, "2024-01-01", c.upper(), "smb", "m1", 100.0, None, None) for c in "abc"]
+    checked: list[bool] = []
+    real = local._in_time_order
+
+    def spy(*args):
+        checked.append(real(*args))
+        return checked[-1]
+
+    monkeypatch.setattr(local, "_in_time_order", spy)
+    dates = ["2024-01-10", "2024-01-31", "2024-02-01", "2024-02-20", "2024-03-02"]
+
+    def build(events: pd.DataFrame):
+        checked.clear()
+        ds = make_ds(
+            {"clients": clients, "campaign_events": list(events.itertuples(index=False))},
+            end="2024-04-01",
+        )
+        t, _, _ = features_at(ds, dates, clients=("a", "b", "c"))
+        return t[[c for c in t.columns if c.startswith("campaigns__")]], list(checked)
+
+    by_time = pd.DataFrame(rows).sort_values([0, 2], kind="stable")  # campaigns interleaved
+    expected, how = build(by_time)
+    assert how == [True]  # grouped in NumPy, no sort in DuckDB
+    shuffled, how = build(by_time.sample(frac=1.0, random_state=3))
+    assert how == [False]
+    pd.testing.assert_frame_equal(expected, shuffled)
+    # the ties as resumed, paused, budget_changed
+    swapped, how = build(by_time.sort_values([0, 2, 3], ascending=[True, True, False]))
+    assert how == [False]  # a campaign's ties out of tie order: sorted by DuckDB
+    pd.testing.assert_frame_equal(expected, swapped)
+    assert len(expected) == 15 and (expected.abs().sum() > 0).sum() > 10
+
+
 def test_invoice_family_and_paid_after_as_of_is_unpaid():
     t, _, _ = features_at(tiny(), ["2024-01-20", "2024-02-15"])
     a20, a_feb = t.loc[("a", pd.Timestamp("2024-01-20"))], t.loc[("a", pd.Timestamp("2024-02-15"))]
@@ -693,6 +749,9 @@ def test_arithmetic_features_in_numpy_equal_duckdb_bit_for_bit(monkeypatch):
     columns["as_of"] = rng.integers(19000, 19003, n).astype("datetime64[D]")
     columns["__rid"] = np.arange(n)
     assert sum(engine._arith(p.expr, columns) is not None for p in post) >= 5
+    # quintiles (cume_dist over each as-of date: ties, NaN, -0.0) in NumPy too
+    quintiles = [p for p in post if "cume_dist" in p.expr]
+    assert quintiles and all(engine._arith(p.expr, columns) is not None for p in quintiles)
 
     in_numpy = engine._evaluate(duckdb.connect(), lookups, features)
     post_numpy = engine._evaluate(duckdb.connect(), columns, post)

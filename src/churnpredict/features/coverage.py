@@ -104,32 +104,41 @@ def mask_uncovered(
     if table.empty:
         return table, masked
     # per distinct as-of date and per distinct client, then spread to the rows
-    dates, date_of = np.unique(
-        pd.to_datetime(table["as_of"]).to_numpy("datetime64[s]"), return_inverse=True
-    )
+    # (hashing, not sorting, the rows: few distinct dates)
+    date_of, dates = pd.factorize(pd.to_datetime(table["as_of"]).to_numpy("datetime64[s]"))
+    dates = np.asarray(dates, dtype="datetime64[s]")
     ids = table["client_id"]
     if not isinstance(ids.dtype, pd.StringDtype):
         ids = ids.astype(str)
     client_of, uniques = pd.factorize(ids)
     uniques = pd.Index(np.asarray(uniques, dtype=object))
-    sign = pd.to_datetime(signup.reindex(uniques)).to_numpy("datetime64[s]")[client_of]
-    cache: dict[tuple[str, int], tuple[np.ndarray, int]] = {}
+    sign = pd.to_datetime(signup.reindex(uniques)).to_numpy("datetime64[s]")
+    cache: dict[tuple[str, int], np.ndarray] = {}
+    cell_of: dict[str, np.ndarray] = {}  # table -> per row: 2 * date + (signed up before C)
     never = np.datetime64("9999-12-31T00:00:00", "s")
 
-    def uncovered(t: str, lookback: int) -> tuple[np.ndarray, int]:
-        """Rows where table ``t`` does not cover ``lookback`` days, and their number."""
+    def uncovered(t: str, lookback: int) -> np.ndarray:
+        """Rows (indices, ascending) where table ``t`` does not cover ``lookback`` days.
+
+        Decided once per (as-of date, signed up before the coverage) cell, then spread
+        to the rows with one gather."""
         key = (t, lookback)
         if key not in cache:
             first = np.datetime64(pd.Timestamp(firsts[t]), "s") if t in firsts else never
-            nothing_known = (dates <= first)[date_of]  # no row of the table before T
+            per_cell = dates <= first  # per as-of date: no row of the table before T
+            cell = date_of
             if lookback and t in starts:
                 c = np.datetime64(pd.Timestamp(starts[t]).normalize(), "s")
-                # NaT signup (unknown client) compares False: treated as covered
-                early = sign < c
+                if t not in cell_of:
+                    # NaT signup (unknown client) compares False: treated as covered
+                    cell_of[t] = 2 * date_of + (sign < c)[client_of]
+                short = np.ones(len(dates), dtype=bool)  # whole history: always short
                 if lookback < LIFETIME:
-                    early = early & (dates - np.timedelta64(lookback, "D") < c)[date_of]
-                nothing_known = nothing_known | early
-            cache[key] = nothing_known, int(nothing_known.sum())
+                    short = dates - np.timedelta64(lookback, "D") < c
+                # cell 2 * date + 1: the client signed up before C
+                per_cell = np.stack([per_cell, per_cell | short], axis=1).ravel()
+                cell = cell_of[t]
+            cache[key] = np.flatnonzero(per_cell[cell]) if per_cell.any() else np.zeros(0, int)
         return cache[key]
 
     for f in catalog:
@@ -138,14 +147,15 @@ def mask_uncovered(
         tabs = feature_tables(f, spec)
         if not tabs:
             continue
-        hit = None
+        hit = []
         for t in tabs:
-            h, n = uncovered(t, lookback_days(f))
-            if n:
-                masked[t] = masked.get(t, 0) + n
-                hit = h if hit is None else hit | h
-        if hit is not None:
+            rows = uncovered(t, lookback_days(f))
+            if len(rows):
+                masked[t] = masked.get(t, 0) + len(rows)
+                hit.append(rows)
+        if hit:
             col = table[f.name].to_numpy(dtype=np.float32, copy=True)
-            col[hit] = np.nan
+            for rows in hit:
+                col[rows] = np.nan
             table[f.name] = col
     return table, masked

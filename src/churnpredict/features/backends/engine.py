@@ -34,8 +34,9 @@ A training table of many snapshots therefore costs one scan plus lookups: K grow
 with the number of distinct cut-off dates, not with the number of rows.
 
 Both cores are kept busy: two workers each take a stream from scan to evaluated
-features, on a DuckDB connection of their own (scratch tables ``_spine``, ``_cidx``,
-``_daymap`` are therefore real tables, dropped at the end); one of them first runs
+features, on a DuckDB connection of their own (scratch tables ``_spine`` (``rid``,
+``client_id``, ``cidx``, ``as_of``), ``_cidx``, ``_daymap`` are therefore real tables,
+dropped at the end); one of them first runs
 the prepare functions (entity levels such as the campaign state, computed in NumPy
 from one sorted pass and handed over as arrays), after which the main thread runs the extra SQL.
 """
@@ -340,11 +341,14 @@ def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
                             {
                                 "rid": np.arange(len(client_id), dtype=np.int64),
                                 "client_id": client_id,
+                                "cidx": codes,
                                 "as_of": as_of_day.astype("datetime64[D]"),
                             }
                         ),
-                        "rid::BIGINT AS rid, client_id::VARCHAR AS client_id, as_of::DATE AS as_of",
-                        order="rid",
+                        # (no ORDER BY: rows keep the frame's order, and every reader
+                        # groups by rid or orders by it)
+                        "rid::BIGINT AS rid, client_id::VARCHAR AS client_id, "
+                        "cidx::BIGINT AS cidx, as_of::DATE AS as_of",
                     )
                 with _stage("prepare"):
                     for prep in plan.prepare:
@@ -683,6 +687,7 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
 
     if piv.sum_names:
         first = np.flatnonzero(new)
+        per_client = np.diff(np.r_[first, n_groups])  # groups of each client (with any)
         run, piv.sums = piv.sums, None  # accumulated in place; last cell: nothing yet
         for j, (name, d) in enumerate(zip(piv.sum_names, piv.decimals, strict=True)):
             row, run[j] = run[j], None  # freed once served: the next arrays reuse it
@@ -691,7 +696,8 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
             # a count's running total over all clients bounds every client's
             small = name in exact32 and (n_groups == 0 or row[n_groups - 1] < 2**24)
             if n_groups:
-                row[:n_groups] -= np.r_[0.0, row[first[1:] - 1]][client_gid]
+                # (np.repeat: the same values as a gather by client_gid, in less time)
+                row[:n_groups] -= np.repeat(np.r_[0.0, row[first[1:] - 1]], per_client)
             if d is not None:  # the running total's residue is relative to all clients
                 np.round(row, d, out=row)
             serve(name, row.astype(np.float32) if small else row)
@@ -1054,8 +1060,10 @@ def _evaluate(
     if in_sql:
         con.register("_lk_df", pa.table(lookups))
         sql = ", ".join(f'COALESCE(({f.expr})::FLOAT, {_NAN}) AS "{f.name}"' for f in in_sql)
-        # window functions do not keep row order: a ``__rid`` column restores it
-        order = " ORDER BY __rid" if "__rid" in lookups else ""
+        # window functions do not keep row order: a ``__rid`` column restores it (other
+        # expressions keep it: DuckDB preserves the insertion order without ORDER BY)
+        windowed = any(_OVER.search(f.expr) for f in in_sql)
+        order = " ORDER BY __rid" if windowed and "__rid" in lookups else ""
         res = _arrow(con, f"SELECT {sql} FROM _lk_df{order}")
         con.unregister("_lk_df")
         cols.update(zip(res.column_names, res.columns, strict=True))
@@ -1069,10 +1077,13 @@ def _evaluate(
             for f in features:
                 if compiled[f.name] is not None:
                     value = np.asarray(compiled[f.name](env))
-                    cols[f.name] = pa.array(np.broadcast_to(value, n).astype(np.float32))
+                    # (no copy of a result that is float32 already)
+                    value = np.broadcast_to(value, n).astype(np.float32, copy=False)
+                    cols[f.name] = pa.array(value)
     return pa.table({f.name: cols[f.name] for f in features})
 
 
+_OVER = re.compile(r"\bOVER\s*\(", re.IGNORECASE)
 _TOKENS = re.compile(r'\s*(?:(\d+\.?\d*)|([A-Za-z_][A-Za-z0-9_]*|"[A-Za-z0-9_]+")|(\S))')
 
 
@@ -1080,8 +1091,9 @@ def _arith(
     expr: str, names: dict[str, np.ndarray]
 ) -> Callable[[dict[str, np.ndarray]], np.ndarray] | None:
     """Compile ``expr`` to a NumPy function if it is only numeric columns of ``names``
-    (plain or double-quoted), numbers, ``+ - * /``, parentheses and ``NULLIF(x, y)``; otherwise
-    return None.
+    (plain or double-quoted), numbers, ``+ - * /``, parentheses, ``NULLIF(x, y)``,
+    ``ceil(x)`` and the quintiles' ``cume_dist() OVER (PARTITION BY .. ORDER BY ..
+    NULLS LAST)`` (see ``_cume_dist``); otherwise return None.
 
     The results equal DuckDB's: FLOAT with FLOAT stays FLOAT (float32 arithmetic),
     anything with DOUBLE is DOUBLE, division is IEEE (x / 0 = inf, 0 / 0 = NaN, as in
@@ -1142,10 +1154,80 @@ def _arith(
             y = sum_()
             take(")")
             return lambda e: _nullif(x(e), y(e))
+        if name is not None and name.upper() == "CEIL" and peek()[2] == "(":
+            take("(")
+            x = sum_()
+            take(")")
+            return lambda e: np.ceil(x(e))
+        if name is not None and name.upper() == "CUME_DIST" and peek()[2] == "(":
+            return window()
+        return column(name)
+
+    def column(name):
         col = None if name is None else name.strip('"')
         if col in names and col != "__rid" and np.asarray(names[col]).dtype.kind in "iuf":
             return lambda e: e[col]
         raise SyntaxError(expr)
+
+    def word(*words: str) -> str:
+        """Take the next token if it is one of ``words`` (keywords, any case)."""
+        nonlocal pos
+        got = (peek()[1] or "").upper()
+        if got not in words:
+            raise SyntaxError(words)
+        pos += 1
+        return got
+
+    def window():
+        """``cume_dist() OVER (PARTITION BY p ORDER BY key [ASC|DESC] NULLS LAST)``
+        (the ``Quintile`` form): the number of rows of the partition ordered at or
+        before the row's peers, over the partition's size, as DuckDB computes it."""
+        nonlocal pos
+        take("(")
+        take(")")
+        word("OVER")
+        take("(")
+        word("PARTITION")
+        word("BY")
+        part = peek()[1]
+        if part not in names:
+            raise SyntaxError(expr)
+        pos += 1
+        word("ORDER")
+        word("BY")
+        key = order_key()
+        desc = peek()[1] is not None and peek()[1].upper() in ("ASC", "DESC")
+        desc = desc and word("ASC", "DESC") == "DESC"
+        word("NULLS")
+        word("LAST")
+        take(")")
+        return lambda e: _cume_dist(e[part], key(e), desc)
+
+    def order_key():
+        """A window's sort key: a column, ``NULLIF(column, 'NaN'::DOUBLE)`` (NaN is
+        NULL already) or ``COALESCE(key, number)``; as DOUBLE."""
+        nonlocal pos
+        number, name, symbol = peek()
+        pos += 1
+        if name is not None and name.upper() == "COALESCE" and peek()[2] == "(":
+            take("(")
+            x = order_key()
+            take(",")
+            default = unary()
+            take(")")
+            return lambda e: _fill_nan(x(e), default(e))
+        if name is not None and name.upper() == "NULLIF" and peek()[2] == "(":
+            take("(")
+            x = order_key()
+            take(",")
+            for part in ("'", "NaN", "'", ":", ":", "DOUBLE"):
+                if part not in (peek()[1], peek()[2]):
+                    raise SyntaxError(expr)
+                pos += 1
+            take(")")
+            return x
+        col = column(name)
+        return lambda e: np.asarray(col(e), dtype=np.float64)
 
     try:
         fn = sum_()
@@ -1155,6 +1237,38 @@ def _arith(
 
 
 _OPS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide}
+
+
+def _fill_nan(x: np.ndarray, default) -> np.ndarray:
+    """SQL ``COALESCE(x, default)`` with NaN as NULL (DOUBLE)."""
+    return np.where(np.isnan(x), np.float64(default), x)
+
+
+def _cume_dist(part: np.ndarray, key: np.ndarray, desc: bool) -> np.ndarray:
+    """DuckDB's ``cume_dist() OVER (PARTITION BY part ORDER BY key [DESC] NULLS LAST)``
+    with NaN as NULL: per row, the number of rows of its partition up to the last of
+    its peers (equal keys; NULLs are peers of each other, last) over the partition's
+    size, divided in DOUBLE."""
+    n = len(key)
+    out = np.empty(n)
+    if n == 0:
+        return out
+    codes = pd.factorize(part)[0]
+    null = np.isnan(key)
+    k = np.where(null, 0.0, -key if desc else key)  # (-0.0 == 0.0: peers, as in DuckDB)
+    order = np.lexsort((k, null, codes))  # nulls last within the partition
+    c, z, v = codes[order], null[order], k[order]
+    part_new = np.r_[True, c[1:] != c[:-1]]
+    peer_new = part_new | np.r_[True, (z[1:] != z[:-1]) | (v[1:] != v[:-1])]
+    part_start = np.flatnonzero(part_new)
+    part_size = np.diff(np.r_[part_start, n])
+    peer_start = np.flatnonzero(peer_new)
+    peer_end = np.r_[peer_start[1:], n]  # one past each peer group's last row
+    pid = np.cumsum(part_new) - 1  # each sorted row's partition
+    gid = np.cumsum(peer_new) - 1  # each sorted row's peer group
+    num = (peer_end[gid] - part_start[pid]).astype(np.float64)
+    out[order] = num / part_size[pid].astype(np.float64)
+    return out
 
 
 def _apply(fn, a, b):

@@ -348,14 +348,38 @@ def _order_ties(cp: np.ndarray, t: np.ndarray, ord_: np.ndarray, w: np.ndarray) 
     return out
 
 
+def _group_entities(cp: np.ndarray) -> np.ndarray | None:
+    """The row order grouping each entity's events, keeping their relative order (a
+    stable sort of the entities numbered by first appearance); None: already so."""
+    if len(cp) < 2:
+        return None
+    entity, _ = pd.factorize(cp)
+    if (entity[1:] >= entity[:-1]).all():
+        return None
+    return np.argsort(entity, kind="stable")
+
+
+def _in_time_order(cp: np.ndarray, t: np.ndarray, ord_: np.ndarray) -> bool:
+    """Whether the events of each entity (contiguous) are in (time, tie order) order."""
+    if len(cp) < 2:
+        return True
+    back = (t[1:] < t[:-1]) | ((t[1:] == t[:-1]) & (ord_[1:] < ord_[:-1]))
+    return not (back & (cp[1:] == cp[:-1])).any()
+
+
 def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.ndarray]:
     """Each event's change of every level of ``ls``, and the open states of the levels
     read as ``age_max`` (tables ``ages[j]``).
 
-    One DuckDB sort of the events (of the spine's clients) by (entity, time, tie order);
-    ties are then ordered by weight in NumPy (a fourth sort key made DuckDB's sort 0.50 s
-    instead of 0.31 s on 4M campaign events). Everything per entity is then a NumPy pass
-    over the sorted arrays.
+    The events (of the spine's clients) are needed grouped by entity and, within each
+    entity, in (time, tie order) order; the order of the entities does not matter.
+    Event logs are usually written in time order (per client or overall), so the rows
+    are read in the table's order and grouped by one stable sort of the entities
+    numbered in NumPy (0.29-0.34 s of CPU on 4M campaign events, against 0.58-0.69 s
+    for DuckDB's ``ORDER BY`` entity, time, tie order); only when an entity's events
+    then turn out not to be in time order does DuckDB sort them. Ties are then ordered
+    by weight in NumPy (a fourth sort key made DuckDB's sort 0.50 s instead of 0.31 s
+    on 4M campaign events). Everything per entity is then a NumPy pass over the arrays.
 
     Events at or after the last as-of date of ``_spine`` are not read: no as-of date
     sees them, and the state after an event depends only on the events before it (an
@@ -382,21 +406,28 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
     ord_sql, val_sql = position(list(order), len(order)), position(mentioned, -1)
     weight = f", CAST(e.{ident(ls.weight)} AS DOUBLE) AS w" if ls.weight else ""
     val = "" if mentioned == list(order) else f", ({val_sql})::TINYINT AS val"
-    tab = con.sql(
+    sql = (
         f"SELECT c.cidx::INTEGER AS cidx, "
         f"hash(c.cidx, e.{ident(entity)}) AS cp, epoch_us(CAST(e.{time} AS TIMESTAMP)) AS t, "
         f"({ord_sql})::TINYINT AS ord{val}"
         f"{weight} FROM {source.table} e JOIN _cidx c ON e.client_id = c.client_id "
         f"WHERE e.{time} IS NOT NULL AND CAST(e.{time} AS TIMESTAMP) < "
-        "(SELECT max(as_of)::TIMESTAMP FROM _spine) ORDER BY cp, t, ord"
-    ).to_arrow_table()
-    cp = tab.column("cp").to_numpy()
-    t = tab.column("t").to_numpy()
-    ord_ = tab.column("ord").to_numpy()
-    if val:
-        vals = tab.column("val").to_numpy()
-    else:  # positions in ``order``; values not listed: -1
-        vals = np.where(ord_ < len(order), ord_, -1).astype(np.int8)
+        "(SELECT max(as_of)::TIMESTAMP FROM _spine)"
+    )
+    tab = con.sql(sql).to_arrow_table()
+    perm = _group_entities(tab.column("cp").to_numpy())
+
+    def column(name: str) -> np.ndarray:
+        """A column of ``tab`` in the rows' processing order (nulls: NaN)."""
+        v = tab.column(name).to_numpy(zero_copy_only=False)
+        return v if perm is None else v[perm]
+
+    cp, t, ord_ = column("cp"), column("t"), column("ord")
+    if not _in_time_order(cp, t, ord_):
+        tab, perm = con.sql(sql + " ORDER BY cp, t, ord").to_arrow_table(), None
+        cp, t, ord_ = column("cp"), column("t"), column("ord")
+    # without a ``val`` column: positions in ``order``; values not listed: -1
+    vals = column("val") if val else np.where(ord_ < len(order), ord_, -1).astype(np.int8)
     day = np.floor_divide(t, 86_400_000_000).astype(np.int32)  # days since 1970 (UTC)
     n = len(cp)
     new = np.ones(n, dtype=bool)
@@ -412,13 +443,13 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
 
     w_st = w_before = None
     if ls.weight:
-        w = tab.column("w").to_numpy(zero_copy_only=False)  # null -> NaN
+        w = column("w")  # null -> NaN
         w = _order_ties(cp, t, ord_, w)
         has_w = ~np.isnan(w)
         last = _last_valid(has_w, new)
         w_st = np.where(has_w[last], w[last], 0.0)
         del last, has_w
-    out: dict[str, np.ndarray] = {"cidx": tab.column("cidx").to_numpy(), "day": day}
+    out: dict[str, np.ndarray] = {"cidx": column("cidx"), "day": day}
     # per set of state-changing values: (is a change, value of the last change so far,
     # whether there was one); shared by the levels over the same changes
     by_changes: dict[tuple[str, ...] | None, tuple] = {}
@@ -542,8 +573,8 @@ def _interval_age_sql(iv: d.Interval, name: str) -> str:
 def _level_age_sql(table: str, name: str) -> str:
     return (
         f"SELECT s.rid, max(date_diff('day', DATE '1970-01-01', s.as_of) - p.p_start_day)"
-        f"::DOUBLE AS {ident(name)} FROM _spine s JOIN _cidx c ON c.client_id = s.client_id "
-        f"JOIN {table} p ON p.cidx = c.cidx AND p.p_start < epoch_us(s.as_of::TIMESTAMP) "
+        f"::DOUBLE AS {ident(name)} FROM _spine s "
+        f"JOIN {table} p ON p.cidx = s.cidx AND p.p_start < epoch_us(s.as_of::TIMESTAMP) "
         "AND (p.p_end IS NULL OR p.p_end >= epoch_us(s.as_of::TIMESTAMP)) GROUP BY s.rid"
     )
 
