@@ -30,6 +30,7 @@ from churnpredict.drift import psi_value as psi  # noqa: F401 (re-export)
 from churnpredict.errors import DataError, ModelNotFoundError
 from churnpredict.features.catalog import Feature
 from churnpredict.modeling.calibrate import Calibrator
+from churnpredict.modeling.presample import fit_sample_rates, keep_probability, weighted_count
 
 FORMAT_VERSION = 1
 STATS_BINS = 10
@@ -152,13 +153,11 @@ class ChurnModel:
         ``rate * weight`` and counted by their weights, so the rates and the offset are
         those of the table before pre-sampling.
         """
-        from churnpredict.modeling.presample import fit_sample_rates, keep_probability
-
         p = self.params
         rng = np.random.default_rng(p.seed)
         pos = np.flatnonzero(y == 1)
         neg = np.flatnonzero(y != 1)
-        n_neg = len(neg) if weights is None else int(round(float(np.sum(weights[neg]))))
+        n_neg = weighted_count(len(neg), None if weights is None else weights[neg])
         neg_rate, pos_rate = fit_sample_rates(len(pos), n_neg, p)
         if weights is None:
             keep_neg = neg[rng.random(len(neg)) < neg_rate] if neg_rate < 1 else neg
@@ -281,9 +280,7 @@ class ChurnModel:
         self.metadata_ = {
             **(metadata or {}),
             "n_fit_rows": int(len(idx)),
-            "n_fit_rows_before_sampling": (
-                int(len(y)) if weights is None else int(round(float(np.sum(weights))))
-            ),
+            "n_fit_rows_before_sampling": weighted_count(len(y), weights),
             "n_valid_rows": None if n_trees is not None else int(len(y_valid)),
             "n_calib_rows": n_calib,
             "fit_positives": int((y_fit == 1).sum()),

@@ -196,11 +196,6 @@ def plan(spine: pd.DataFrame, cfg: Config, *, rate: float | None = None) -> Plan
     return Plan(keep=keep, weights=weights, rate=r0, full_from=full_from, droppable=len(idx))
 
 
-def presampled_info(table: pd.DataFrame) -> dict | None:
-    """Return the spine's totals stored by the Spark training table, or None."""
-    return table.attrs.get("presample")
-
-
 def check_presampled(table: pd.DataFrame, valid: np.ndarray) -> None:
     """Raise ValueError unless every weighted row is a negative before the ``valid`` fold."""
     w = weights_of(table)

@@ -44,6 +44,7 @@ import pandas as pd
 from churnpredict.config import Config, ModelConfig
 from churnpredict.errors import DataError
 from churnpredict.modeling.model import lgb_params, to_matrix
+from churnpredict.modeling.presample import keep_probability, weighted_count
 
 BIN_FEATURE = "survival__bin"
 EPS = 1e-12
@@ -265,8 +266,6 @@ class HazardModel:
             idx, bins, y = idx[own], bins[own], y[own]
         rate = self.params.survival_negative_rate
         if sample and weights is not None:  # a pre-sampled table: each row's rate is `rate`
-            from churnpredict.modeling.presample import keep_probability
-
             rng = np.random.default_rng(self.params.seed)
             prob = keep_probability(min(rate, 1.0), np.asarray(weights, dtype=float)[idx])
             keep = (y == 1) | (rng.random(len(y)) < prob)
@@ -346,9 +345,7 @@ class HazardModel:
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.metadata_ = {
             "n_rows": int(n_rows),
-            "n_snapshots": (
-                int(len(followup)) if weights is None else int(round(float(np.sum(weights))))
-            ),
+            "n_snapshots": weighted_count(len(followup), weights),
             "events": int((np.asarray(freeze_day) >= 1).sum()),
             "best_iteration": best,
             "edges": self.edges.tolist(),
