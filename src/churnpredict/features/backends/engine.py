@@ -1091,9 +1091,8 @@ def _arith(
     expr: str, names: dict[str, np.ndarray]
 ) -> Callable[[dict[str, np.ndarray]], np.ndarray] | None:
     """Compile ``expr`` to a NumPy function if it is only numeric columns of ``names``
-    (plain or double-quoted), numbers, ``+ - * /``, parentheses, ``NULLIF(x, y)``,
-    ``ceil(x)`` and the quintiles' ``cume_dist() OVER (PARTITION BY .. ORDER BY ..
-    NULLS LAST)`` (see ``_cume_dist``); otherwise return None.
+    (plain or double-quoted), numbers, ``+ - * /``, parentheses and ``NULLIF(x, y)``; otherwise
+    return None.
 
     The results equal DuckDB's: FLOAT with FLOAT stays FLOAT (float32 arithmetic),
     anything with DOUBLE is DOUBLE, division is IEEE (x / 0 = inf, 0 / 0 = NaN, as in
@@ -1154,80 +1153,10 @@ def _arith(
             y = sum_()
             take(")")
             return lambda e: _nullif(x(e), y(e))
-        if name is not None and name.upper() == "CEIL" and peek()[2] == "(":
-            take("(")
-            x = sum_()
-            take(")")
-            return lambda e: np.ceil(x(e))
-        if name is not None and name.upper() == "CUME_DIST" and peek()[2] == "(":
-            return window()
-        return column(name)
-
-    def column(name):
         col = None if name is None else name.strip('"')
         if col in names and col != "__rid" and np.asarray(names[col]).dtype.kind in "iuf":
             return lambda e: e[col]
         raise SyntaxError(expr)
-
-    def word(*words: str) -> str:
-        """Take the next token if it is one of ``words`` (keywords, any case)."""
-        nonlocal pos
-        got = (peek()[1] or "").upper()
-        if got not in words:
-            raise SyntaxError(words)
-        pos += 1
-        return got
-
-    def window():
-        """``cume_dist() OVER (PARTITION BY p ORDER BY key [ASC|DESC] NULLS LAST)``
-        (the ``Quintile`` form): the number of rows of the partition ordered at or
-        before the row's peers, over the partition's size, as DuckDB computes it."""
-        nonlocal pos
-        take("(")
-        take(")")
-        word("OVER")
-        take("(")
-        word("PARTITION")
-        word("BY")
-        part = peek()[1]
-        if part not in names:
-            raise SyntaxError(expr)
-        pos += 1
-        word("ORDER")
-        word("BY")
-        key = order_key()
-        desc = peek()[1] is not None and peek()[1].upper() in ("ASC", "DESC")
-        desc = desc and word("ASC", "DESC") == "DESC"
-        word("NULLS")
-        word("LAST")
-        take(")")
-        return lambda e: _cume_dist(e[part], key(e), desc)
-
-    def order_key():
-        """A window's sort key: a column, ``NULLIF(column, 'NaN'::DOUBLE)`` (NaN is
-        NULL already) or ``COALESCE(key, number)``; as DOUBLE."""
-        nonlocal pos
-        number, name, symbol = peek()
-        pos += 1
-        if name is not None and name.upper() == "COALESCE" and peek()[2] == "(":
-            take("(")
-            x = order_key()
-            take(",")
-            default = unary()
-            take(")")
-            return lambda e: _fill_nan(x(e), default(e))
-        if name is not None and name.upper() == "NULLIF" and peek()[2] == "(":
-            take("(")
-            x = order_key()
-            take(",")
-            for part in ("'", "NaN", "'", ":", ":", "DOUBLE"):
-                if part not in (peek()[1], peek()[2]):
-                    raise SyntaxError(expr)
-                pos += 1
-            take(")")
-            return x
-        col = column(name)
-        return lambda e: np.asarray(col(e), dtype=np.float64)
 
     try:
         fn = sum_()
@@ -1237,38 +1166,6 @@ def _arith(
 
 
 _OPS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide}
-
-
-def _fill_nan(x: np.ndarray, default) -> np.ndarray:
-    """SQL ``COALESCE(x, default)`` with NaN as NULL (DOUBLE)."""
-    return np.where(np.isnan(x), np.float64(default), x)
-
-
-def _cume_dist(part: np.ndarray, key: np.ndarray, desc: bool) -> np.ndarray:
-    """DuckDB's ``cume_dist() OVER (PARTITION BY part ORDER BY key [DESC] NULLS LAST)``
-    with NaN as NULL: per row, the number of rows of its partition up to the last of
-    its peers (equal keys; NULLs are peers of each other, last) over the partition's
-    size, divided in DOUBLE."""
-    n = len(key)
-    out = np.empty(n)
-    if n == 0:
-        return out
-    codes = pd.factorize(part)[0]
-    null = np.isnan(key)
-    k = np.where(null, 0.0, -key if desc else key)  # (-0.0 == 0.0: peers, as in DuckDB)
-    order = np.lexsort((k, null, codes))  # nulls last within the partition
-    c, z, v = codes[order], null[order], k[order]
-    part_new = np.r_[True, c[1:] != c[:-1]]
-    peer_new = part_new | np.r_[True, (z[1:] != z[:-1]) | (v[1:] != v[:-1])]
-    part_start = np.flatnonzero(part_new)
-    part_size = np.diff(np.r_[part_start, n])
-    peer_start = np.flatnonzero(peer_new)
-    peer_end = np.r_[peer_start[1:], n]  # one past each peer group's last row
-    pid = np.cumsum(part_new) - 1  # each sorted row's partition
-    gid = np.cumsum(peer_new) - 1  # each sorted row's peer group
-    num = (peer_end[gid] - part_start[pid]).astype(np.float64)
-    out[order] = num / part_size[pid].astype(np.float64)
-    return out
 
 
 def _apply(fn, a, b):
