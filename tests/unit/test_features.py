@@ -258,7 +258,7 @@ def test_campaign_state_read_in_table_order_equals_the_sorted_read(monkeypatch):
     expected, how = build(by_time)
     assert how == [True]  # grouped in NumPy, no sort in DuckDB
     shuffled, how = build(by_time.sample(frac=1.0, random_state=3))
-    assert how == [False]
+    assert how == [False]  # read in the table's order, which is not a time order: sorted
     pd.testing.assert_frame_equal(expected, shuffled)
     # the ties as resumed, paused, budget_changed
     swapped, how = build(by_time.sort_values([0, 2, 3], ascending=[True, True, False]))
@@ -283,7 +283,7 @@ def test_campaign_state_read_in_table_order_equals_the_sorted_read(monkeypatch):
 
     monkeypatch.setattr(engine, "_arrow", blocks_reversed)
     out_of_order, how = build(by_time)
-    assert len(reads) == 1 and how == [True]
+    assert len(reads) == 1 and how == [False, True]  # put back in order, not sorted
     pd.testing.assert_frame_equal(expected, out_of_order)
 
 
