@@ -579,6 +579,24 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+def _with_shipped_sources(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Give a config file that does not name ``features.sources`` the shipped sources.
+
+    The built-in default of ``features.sources`` is empty (no sliced event features), so
+    a short file such as ``features: {windows: [14, 45]}`` would silently train without
+    the contacts, spend, activity and campaign-event features of ``default.yaml``. A
+    file that names ``sources`` (``sources: {}`` included) keeps exactly what it names.
+    """
+    feats = raw.get("features")
+    if Path(path).resolve() == DEFAULT_CONFIG.resolve():
+        return raw
+    if feats is not None and (not isinstance(feats, dict) or "sources" in feats):
+        return raw
+    shipped = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    sources = shipped["features"]["sources"]
+    return {**raw, "features": {**(feats or {}), "sources": sources}}
+
+
 def load_config(path: Path | None = None, *, environ: dict[str, str] | None = None) -> Config:
     """Load the YAML config at ``path`` (default: the shipped ``default.yaml``).
 
@@ -605,7 +623,7 @@ def load_config(path: Path | None = None, *, environ: dict[str, str] | None = No
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"Config file {path} must be a mapping of sections at the top level")
-        raw = loaded
+        raw = _with_shipped_sources(loaded, path)
     env = _env_overrides(dict(os.environ if environ is None else environ))
     if env:
         raw = _deep_merge(raw, env)
