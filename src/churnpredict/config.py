@@ -305,6 +305,9 @@ class CallsConfig(Section):
     money_reasons: list[str] = ["low_balance", "payment", "non_payment", "unpaid", "balance"]
     technical_days: int = Field(default=14, ge=0)  # a technical request this recent
     complaint_days: int = Field(default=30, ge=0)  # no resale within this after a complaint
+    # contacts.topic values that are a technical request / a complaint (exports in codes)
+    technical_topics: list[str] = ["technical"]
+    complaint_topics: list[str] = ["complaint"]
     currency: str = ""  # shown with revenue in the digest, e.g. "EUR" or "₽"
     digest: bool = True  # write <list>.html (the morning digest) next to the CSV
     nouns: dict[str, NounConfig] = {}

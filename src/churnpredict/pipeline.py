@@ -565,7 +565,7 @@ def run_score(
     from churnpredict.digest import write_digest
     from churnpredict.drift import check_drift, drift_reference
     from churnpredict.explain import top_reasons
-    from churnpredict.facts import client_facts, lookback_days
+    from churnpredict.facts import client_facts, contact_topics, lookback_days
     from churnpredict.io import output_lock
     from churnpredict.labels import build_spine
     from churnpredict.tracking import load_champion, load_version
@@ -623,6 +623,7 @@ def run_score(
                 min_contribution=cfg.calls.min_contribution,
                 lookback=lookback_days(cfg),
                 nouns={k: (v.en, v.ru, v.ru_plural) for k, v in cfg.calls.nouns.items()},
+                contact_topics=contact_topics(cfg),
             )
         scored = _scored_frame(ds, table, risk, T, cfg)
         for col in horizons.columns:

@@ -534,3 +534,16 @@ def test_bad_texts_are_caught():
         assert _bad(t), t
     for t in ("invoice 12 days overdue", "no campaign has run yet", "Nova agency"):
         assert not _bad(t), t
+
+
+def test_contact_topics_in_codes_are_technical_and_complaint_when_configured():
+    from churnpredict.features.catalog import Feature
+
+    tech = Feature("contacts__ticket_t-tech__30d", "contacts", "d", "count", 30, ("T-TECH",), None)
+    compl = Feature(
+        "contacts__t-compl__days_since", "contacts", "d", "days_since", None, ("T-COMPL",), None
+    )
+    assert topic_of(tech) == "contact" and topic_of(compl) == "contact"
+    codes = {"technical": ["T-TECH"], "complaint": ["T-COMPL"]}
+    assert topic_of(tech, codes) == "technical"
+    assert topic_of(compl, codes) == "complaint"
