@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from churnpredict.config import Config
-from churnpredict.errors import DataError, UsageError
+from churnpredict.errors import ConfigError, DataError, UsageError
 from churnpredict.features.build import (
     build_features,
     catalog_of,
@@ -584,6 +584,7 @@ def run_score(
         else:
             model, version = load_champion(cfg)
         log.info("model: %s version %s", cfg.tracking.model_name, version)
+        _check_model_horizon(model, version, cfg)
         spine = build_spine(ds, cfg, [T], with_label=False)
         if spine.empty:
             raise DataError(
@@ -693,6 +694,23 @@ def _score_spark(ds, spine: pd.DataFrame, cfg: Config, spec, model, T: pd.Timest
     )
     drift = check_drift(drift_reference(model), counts, model.feature_names_, cfg)
     return table, risk, horizons, reasons, facts, drift
+
+
+def _check_model_horizon(model, version, cfg: Config) -> None:
+    """Refuse a model whose ``risk`` means another horizon than this config's (exit 2).
+
+    The list, the digest and ``outcomes`` read ``risk`` as a freeze within
+    ``label.horizon_days``; a model trained with another horizon would be mislabelled.
+    """
+    trained = model.metadata_.get("horizon_days")
+    if trained is None or int(trained) == int(cfg.label.horizon_days):
+        return
+    raise ConfigError(
+        f"model {cfg.tracking.model_name} version {version} was trained with "
+        f"label.horizon_days = {int(trained)}, but this config says "
+        f"{cfg.label.horizon_days}: its risk is a freeze within "
+        f"{int(trained)} days. Score with the config it was trained with, or retrain."
+    )
 
 
 def _new_clients(ds, table: pd.DataFrame, T: pd.Timestamp, cfg: Config) -> pd.DataFrame:
