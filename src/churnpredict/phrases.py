@@ -487,6 +487,22 @@ class PhraseBook:
         win = _window(w, self.language)
         L = self.language
 
+        if col == "silence_ratio":  # profile__<src>_silence_ratio: days since / usual gap
+            src = f.name.removeprefix("profile__").removesuffix("_silence_ratio")
+            (one_en, _), many_ru = {**_FAMILY_NOUNS, **self.nouns}.get(
+                src, ((f"{_humanize(src)} event", ""), f"события «{_humanize(src)}»")
+            )
+
+            def r_silence(v: float, c: Sequence[float]) -> str | None:
+                if _isnan(v) or v < 0:
+                    return None  # no usual gap known (fewer than two events)
+                x = f"{v:.1f}".replace(".", "," if ru else ".")
+                if ru:
+                    return f"{many_ru}: с последнего прошло {x} обычного промежутка между ними"
+                return f"time since the last {one_en}: {x}× the client's usual gap"
+
+            return self._p(f, r_silence)
+
         if col == "days_overdue":
             amt = self._companion(f.family, "overdue_amount")
 

@@ -547,3 +547,25 @@ def test_contact_topics_in_codes_are_technical_and_complaint_when_configured():
     codes = {"technical": ["T-TECH"], "complaint": ["T-COMPL"]}
     assert topic_of(tech, codes) == "technical"
     assert topic_of(compl, codes) == "complaint"
+
+
+def test_silence_ratio_says_what_it_measures():
+    """It was 'silence ratio: 36%' (en) and «показатель «silence ratio»» (ru)."""
+    f = Feature(
+        "profile__activity_silence_ratio", "profile", "d", "ratio", None, (), "silence_ratio"
+    )
+    en = PhraseBook([f], "en").phrase(f.name)
+    ru = PhraseBook([f], "ru").phrase(f.name)
+    assert en(0.36, ()) == "time since the last activity event: 0.4× the client's usual gap"
+    assert en(3.0, ()) == "time since the last activity event: 3.0× the client's usual gap"
+    assert ru(2.5, ()) == (
+        "события активности: с последнего прошло 2,5 обычного промежутка между ними"
+    )
+    assert en(float("nan"), ()) is None
+    t = Feature(
+        "profile__orders_silence_ratio", "profile", "d", "ratio", None, (), "silence_ratio"
+    )
+    nouns = {"orders": (("order", "orders"), "заказы")}
+    assert PhraseBook([t], "en", nouns=nouns).phrase(t.name)(1.0, ()) == (
+        "time since the last order: 1.0× the client's usual gap"
+    )
