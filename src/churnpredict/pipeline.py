@@ -751,7 +751,7 @@ def check_fresh(ds, cfg: Config, T: pd.Timestamp, *, allow_stale: bool = False) 
     early makes its clients look silent, so the list would be wrong (DATA_CONTRACT.md
     §2). With ``allow_stale`` the problem is logged as a warning instead.
     """
-    from churnpredict.contract import table_coverage
+    from churnpredict.contract import table_coverage, table_specs
     from churnpredict.labels import label_source
 
     need = set(cfg.data.required_tables) | {label_source(ds, cfg)}
@@ -759,13 +759,23 @@ def check_fresh(ds, cfg: Config, T: pd.Timestamp, *, allow_stale: bool = False) 
         need.add(cfg.data.derive_clients_from)
     lag = cfg.data.max_lag_days
     stale = []
-    for table, (_, last) in sorted(table_coverage(ds, cfg).items()):
+    coverage = table_coverage(ds, cfg)
+    for table, (_, last) in sorted(coverage.items()):
         days = (pd.Timestamp(T).normalize() - pd.Timestamp(last).normalize()).days
         if table in need and days > lag:
             stale.append((table, pd.Timestamp(last), days))
+    # a required event table with no rows (an export that came out empty) says nothing
+    # about anyone: its clients would read as silent, like a table that ended long ago
+    specs = table_specs(cfg)
+    for table in sorted(need & set(ds.present) - set(coverage)):
+        if table in specs and specs[table].time_columns:
+            stale.append((table, None, None))
     if not stale:
         return
-    said = "; ".join(f"{t} ends {last} ({d} days before {T.date()})" for t, last, d in stale)
+    said = "; ".join(
+        f"{t} has no rows" if last is None else f"{t} ends {last} ({d} days before {T.date()})"
+        for t, last, d in stale
+    )
     text = (
         f"stale data: {said}; data.max_lag_days is {lag}, so recent activity is missing "
         "and clients would look silent"
