@@ -797,8 +797,9 @@ class PhraseBook:
 
         if kind == "count":
 
-            def r(v: float, c: Sequence[float]) -> str:
-                v = 0.0 if _isnan(v) else v
+            def r(v: float, c: Sequence[float]) -> str | None:
+                if _isnan(v):
+                    return None  # not covered (the table's export starts later): unknown, not 0
                 k = fmt_int(v, L)
                 if ru:
                     return f"{lab_ru()} {win}: {k}".replace("  ", " ")

@@ -569,3 +569,14 @@ def test_silence_ratio_says_what_it_measures():
     assert PhraseBook([t], "en", nouns=nouns).phrase(t.name)(1.0, ()) == (
         "time since the last order: 1.0× the client's usual gap"
     )
+
+
+def test_a_count_the_data_does_not_cover_is_no_reason():
+    """NaN (the table's export starts later, or came out empty) is unknown, not zero: it
+    used to read 'no inbound call in the last 30 days' for a client called last week."""
+    f = Feature(
+        "contacts__call_inbound__30d", "contacts", "d", "count", 30, ("call", "inbound"), None
+    )
+    for lang in ("en", "ru"):
+        assert PhraseBook([f], lang).phrase(f.name)(float("nan"), ()) is None
+    assert PhraseBook([f], "en").phrase(f.name)(0.0, ()) == "no inbound call in the last 30 days"
