@@ -1317,7 +1317,8 @@ class FactPhrases:
         if _isnan(d):
             return None
         L = self.language
-        (one, many), ru = self.nouns.get(table, ((f"{_humanize(table)} event", "events"), None))
+        h = _humanize(table)
+        (one, many), ru = self.nouns.get(table, ((f"{h} event", f"{h} events"), None))
         ru = ru or ("событие", "события", "событий")
         now, prev = _f(row, f"{table}__now"), _f(row, f"{table}__prev")
         now = 0.0 if _isnan(now) else now
@@ -1331,14 +1332,14 @@ class FactPhrases:
             s = f"последняя запись «{ru[0]}» {ago(d, L)}"
             if now < prev:
                 s += (
-                    f"; за последние 30 дней {fmt_int(now, L)} "
+                    f", за последние 30 дней {fmt_int(now, L)} "
                     f"{plural_ru(now, ru)} против {fmt_int(prev, L)} за предыдущие 30"
                 )
             return s
-        s = f"last {one} {ago(d, L)}"
+        s = f"last {one} {ago(d, L)}"  # one reason: no "; " inside (the list's separator)
         if now < prev:
             s += (
-                f"; {fmt_int(now, L)} {plural_en(now, (one, many))} in the last 30 days "
+                f", {fmt_int(now, L)} {plural_en(now, (one, many))} in the last 30 days "
                 f"vs {fmt_int(prev, L)} in the 30 before"
             )
         return s

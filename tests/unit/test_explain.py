@@ -498,7 +498,7 @@ def test_declared_table_reasons_use_its_noun():
         np.array([[1.0]]), X, cat, feature_names=[cat[0].name], facts=facts, nouns=nouns
     )
     assert rs[0].text == (
-        "last purchase 6 weeks ago; 0 purchases in the last 30 days vs 2 in the 30 before"
+        "last purchase 6 weeks ago, 0 purchases in the last 30 days vs 2 in the 30 before"
     )
     assert "invoice" not in rs[0].text
     (plain,) = top_reasons(np.array([[1.0]]), X, cat, feature_names=[cat[0].name], nouns=nouns)
@@ -580,3 +580,24 @@ def test_a_count_the_data_does_not_cover_is_no_reason():
     for lang in ("en", "ru"):
         assert PhraseBook([f], lang).phrase(f.name)(float("nan"), ()) is None
     assert PhraseBook([f], "en").phrase(f.name)(0.0, ()) == "no inbound call in the last 30 days"
+
+
+def test_a_declared_table_reason_is_one_reason_and_names_its_table():
+    """It read 'last subscriptions event 6 weeks ago; 0 events in the last 30 days vs 2 ...':
+    two reasons for a reader that splits the column on '; ' (the contract's separator),
+    and 'events' of no table."""
+    cat = [Feature("subscriptions__events__30d", "subscriptions", "d", "count", 30, ())]
+    X = pd.DataFrame({"subscriptions__events__30d": [0.0]})
+    facts = pd.DataFrame(
+        [{"subscriptions__days": 45.0, "subscriptions__now": 0.0, "subscriptions__prev": 2.0}]
+    )
+    for lang in ("en", "ru"):
+        (rs,) = top_reasons(
+            np.array([[1.0]]), X, cat, feature_names=[cat[0].name], facts=facts, language=lang
+        )
+        assert len(rs) == 1 and "; " not in rs[0].text, rs[0].text
+    (rs,) = top_reasons(np.array([[1.0]]), X, cat, feature_names=[cat[0].name], facts=facts)
+    assert rs[0].text == (
+        "last subscriptions event 6 weeks ago, "
+        "0 subscriptions events in the last 30 days vs 2 in the 30 before"
+    )
