@@ -305,6 +305,9 @@ class CallsConfig(Section):
     money_reasons: list[str] = ["low_balance", "payment", "non_payment", "unpaid", "balance"]
     technical_days: int = Field(default=14, ge=0)  # a technical request this recent
     complaint_days: int = Field(default=30, ge=0)  # no resale within this after a complaint
+    # contacts.topic values that are a technical request / a complaint (exports in codes)
+    technical_topics: list[str] = ["technical"]
+    complaint_topics: list[str] = ["complaint"]
     currency: str = ""  # shown with revenue in the digest, e.g. "EUR" or "₽"
     digest: bool = True  # write <list>.html (the morning digest) next to the CSV
     nouns: dict[str, NounConfig] = {}
@@ -579,6 +582,24 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+def _with_shipped_sources(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Give a config file that does not name ``features.sources`` the shipped sources.
+
+    The built-in default of ``features.sources`` is empty (no sliced event features), so
+    a short file such as ``features: {windows: [14, 45]}`` would silently train without
+    the contacts, spend, activity and campaign-event features of ``default.yaml``. A
+    file that names ``sources`` (``sources: {}`` included) keeps exactly what it names.
+    """
+    feats = raw.get("features")
+    if Path(path).resolve() == DEFAULT_CONFIG.resolve():
+        return raw
+    if feats is not None and (not isinstance(feats, dict) or "sources" in feats):
+        return raw
+    shipped = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    sources = shipped["features"]["sources"]
+    return {**raw, "features": {**(feats or {}), "sources": sources}}
+
+
 def load_config(path: Path | None = None, *, environ: dict[str, str] | None = None) -> Config:
     """Load the YAML config at ``path`` (default: the shipped ``default.yaml``).
 
@@ -605,7 +626,7 @@ def load_config(path: Path | None = None, *, environ: dict[str, str] | None = No
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"Config file {path} must be a mapping of sections at the top level")
-        raw = loaded
+        raw = _with_shipped_sources(loaded, path)
     env = _env_overrides(dict(os.environ if environ is None else environ))
     if env:
         raw = _deep_merge(raw, env)

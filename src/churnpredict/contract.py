@@ -505,12 +505,43 @@ def _open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
+def _not_utf8(path: Path) -> str | None:
+    """Return where a CSV file stops being UTF-8: its first such line, bytes and text.
+
+    None when every line decodes (the file is UTF-8 after all).
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            for n, line in enumerate(fh, 1):
+                if n == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    bad = line[err.start : min(err.end + 3, len(line))].hex(" ")
+                    text = line.rstrip(b"\r\n").decode("utf-8", "backslashreplace")[:200]
+                    return (
+                        f"not UTF-8 text: {path.name} line {n} has the bytes {bad} "
+                        f"(another code page, e.g. Windows-1251 or Latin-1?): {text}"
+                    )
+    except (OSError, EOFError):
+        return None
+    return None
+
+
 def _header(path: Path, sep: str) -> tuple[list[str], str]:
     """Return the header cells of a CSV file and the separator (detected when ``auto``)."""
     try:
         with _open_text(path) as fh:
             first = fh.readline()
-    except (OSError, UnicodeDecodeError, EOFError) as err:
+    except UnicodeDecodeError as err:
+        raise DataError(
+            _not_utf8(path) or f"cannot read the file: {err}",
+            file=str(path),
+            expected='UTF-8 CSV text (save it as "CSV UTF-8")',
+        ) from None
+    except (OSError, EOFError) as err:
         raise DataError(
             f"cannot read the file: {err}", file=str(path), expected="UTF-8 CSV text"
         ) from None
@@ -706,7 +737,21 @@ def _resolve(
 def _unreadable(table: str, display: str, err: Exception, read: _Read | None = None) -> Problem:
     text = str(err).strip().splitlines()
     msg = " ".join(text[:3])[:400]
-    where = _csv_break(read) if read is not None and read.source.kind == "csv" else None
+    csv_read = read is not None and read.source.kind == "csv"
+    if csv_read and ("unicode" in msg.lower() or "utf-8" in msg.lower()):
+        for path in read.source.files:
+            bad = _not_utf8(Path(path))
+            if bad is not None:
+                return Problem(
+                    table,
+                    str(path),
+                    None,
+                    "unreadable",
+                    bad,
+                    expected='UTF-8 CSV text (save it as "CSV UTF-8")',
+                    table_level=True,
+                )
+    where = _csv_break(read) if csv_read else None
     if where is not None:
         file, line, why = where
         return Problem(

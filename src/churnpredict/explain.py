@@ -21,7 +21,7 @@ older than the look-back window, "no data", NaN or None is dropped, never printe
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +68,7 @@ FACT_TOPICS = ("pause", "state", "money", "technical", "complaint", "results")
 _BAD_TEXT = re.compile(r"\b(nan|none|no data|нет данных)\b", re.IGNORECASE)
 
 
-def topic_of(feature: Feature) -> str:
+def topic_of(feature: Feature, contact_topics: dict[str, Sequence[str]] | None = None) -> str:
     """Return the reason topic of a feature from its catalog fields.
 
     ``pause`` (campaign pauses and stops, paused-now), ``state`` (what runs now and
@@ -76,7 +76,12 @@ def topic_of(feature: Feature) -> str:
     (invoices), ``technical`` / ``complaint`` / ``contact`` (contacts by topic),
     ``results`` (spend), ``manager`` and ``profile`` (profile), and the family's own
     name for any other family (``activity``, a declared table).
+
+    ``contact_topics`` maps ``technical`` and ``complaint`` to the ``contacts.topic``
+    values that mean them (``calls.technical_topics``, ``calls.complaint_topics``);
+    by default the values ``technical`` and ``complaint`` themselves.
     """
+    ct = contact_topics or {}
     fam = feature.family
     sv = set(feature.slice_values)
     col = feature.column or ""
@@ -91,9 +96,9 @@ def topic_of(feature: Feature) -> str:
     if fam == "invoices":
         return "money"
     if fam == "contacts":
-        if "technical" in sv:
+        if sv & set(ct.get("technical", ("technical",))):
             return "technical"
-        if "complaint" in sv:
+        if sv & set(ct.get("complaint", ("complaint",))):
             return "complaint"
         return "contact"
     if fam == "spend":
@@ -115,6 +120,7 @@ def top_reasons(
     min_contribution: float = 0.0,
     lookback: int = 90,
     nouns: dict | None = None,
+    contact_topics: dict[str, Sequence[str]] | None = None,
 ) -> list[list[Reason]]:
     """Return each client's top ``k`` reasons, strongest first.
 
@@ -147,6 +153,9 @@ def top_reasons(
     nouns : dict, optional
         ``{family: ((en one, en many), (ru 1, ru 2, ru 5) or None[, ru label])}`` for
         declared tables (``calls.nouns``).
+    contact_topics : dict, optional
+        ``{"technical": [...], "complaint": [...]}``: the ``contacts.topic`` values of
+        each (``calls.technical_topics``, ``calls.complaint_topics``; :func:`topic_of`).
 
     Returns
     -------
@@ -180,7 +189,7 @@ def top_reasons(
     feats_meta = [
         cat.get(c) or Feature(c, c.split("__", 1)[0], c, "state", None, (), None) for c in names
     ]
-    top_of = [topic_of(f) for f in feats_meta]
+    top_of = [topic_of(f, contact_topics) for f in feats_meta]
     topics = list(dict.fromkeys(top_of))
     t_idx = np.array([topics.index(t) for t in top_of])
     n_t = len(topics)

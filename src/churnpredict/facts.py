@@ -23,7 +23,9 @@ invoices
     within ``lookback_days``), ``paid_late_n`` (of them, paid after the due date).
 contacts
     ``technical_days`` / ``technical_n`` (last technical request, count within
-    ``lookback_days``), ``complaint_days`` / ``complaint_n`` (same for complaints).
+    ``lookback_days``), ``complaint_days`` / ``complaint_n`` (same for complaints); the
+    topics are the ``contacts.topic`` values of ``calls.technical_topics`` and
+    ``calls.complaint_topics``.
 spend
     ``conv_now`` / ``conv_prev`` (conversions in the last 30 days and the 30 before),
     ``spend_now`` / ``spend_prev``, ``clicks_now`` / ``clicks_prev``.
@@ -61,8 +63,8 @@ def client_facts(ds, T: pd.Timestamp, client_ids, cfg: Config) -> pd.DataFrame:
     client_ids : sequence of str
         The scored clients.
     cfg : Config
-        ``calls.lookback_days`` (oldest event a reason may cite), ``calls.money_reasons``
-        and ``data.event_tables``.
+        ``calls.lookback_days`` (oldest event a reason may cite), ``calls.money_reasons``,
+        ``calls.technical_topics``, ``calls.complaint_topics`` and ``data.event_tables``.
 
     Returns
     -------
@@ -83,7 +85,7 @@ def client_facts(ds, T: pd.Timestamp, client_ids, cfg: Config) -> pd.DataFrame:
         if "invoices" in ds.present:
             parts.append(_invoice_facts(con, t_sql, look))
         if "contacts" in ds.present:
-            parts.append(_contact_facts(con, t_sql, look))
+            parts.append(_contact_facts(con, t_sql, look, contact_topics(cfg)))
         if "spend" in ds.present:
             parts.append(_spend_facts(con, T))
         for name in cfg.data.event_tables:
@@ -175,14 +177,15 @@ def _invoice_facts(con, t_sql: str, look: int) -> pd.DataFrame:
     return df
 
 
-def _contact_facts(con, t_sql: str, look: int) -> pd.DataFrame:
+def _contact_facts(con, t_sql: str, look: int, topics: dict[str, list[str]]) -> pd.DataFrame:
     parts = []
-    for topic in ("technical", "complaint"):
+    for topic, values in topics.items():  # technical / complaint -> contacts.topic values
+        vals = ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
         parts.append(
             f"""
-        date_diff('day', CAST(max(k.ts) FILTER (WHERE k.topic = '{topic}') AS DATE),
+        date_diff('day', CAST(max(k.ts) FILTER (WHERE k.topic IN ({vals})) AS DATE),
                   CAST({t_sql} AS DATE)) AS {topic}_days,
-        count(*) FILTER (WHERE k.topic = '{topic}'
+        count(*) FILTER (WHERE k.topic IN ({vals})
                          AND k.ts >= {t_sql} - INTERVAL {look} DAY) AS {topic}_n"""
         )
     sql = f"""
@@ -241,6 +244,17 @@ def lookback_days(cfg: Config) -> int:
     if cfg.calls.lookback_days is not None:
         return int(cfg.calls.lookback_days)
     return int(max(cfg.features.windows))
+
+
+def contact_topics(cfg: Config) -> dict[str, list[str]]:
+    """Return the ``contacts.topic`` values of a technical request and of a complaint.
+
+    ``{"technical": calls.technical_topics, "complaint": calls.complaint_topics}``.
+    """
+    return {
+        "technical": list(cfg.calls.technical_topics),
+        "complaint": list(cfg.calls.complaint_topics),
+    }
 
 
 def money_evidence(facts: pd.DataFrame) -> np.ndarray:

@@ -487,6 +487,22 @@ class PhraseBook:
         win = _window(w, self.language)
         L = self.language
 
+        if col == "silence_ratio":  # profile__<src>_silence_ratio: days since / usual gap
+            src = f.name.removeprefix("profile__").removesuffix("_silence_ratio")
+            (one_en, _), many_ru = {**_FAMILY_NOUNS, **self.nouns}.get(
+                src, ((f"{_humanize(src)} event", ""), f"события «{_humanize(src)}»")
+            )
+
+            def r_silence(v: float, c: Sequence[float]) -> str | None:
+                if _isnan(v) or v < 0:
+                    return None  # no usual gap known (fewer than two events)
+                x = f"{v:.1f}".replace(".", "," if ru else ".")
+                if ru:
+                    return f"{many_ru}: с последнего прошло {x} обычного промежутка между ними"
+                return f"time since the last {one_en}: {x}× the client's usual gap"
+
+            return self._p(f, r_silence)
+
         if col == "days_overdue":
             amt = self._companion(f.family, "overdue_amount")
 
@@ -781,8 +797,9 @@ class PhraseBook:
 
         if kind == "count":
 
-            def r(v: float, c: Sequence[float]) -> str:
-                v = 0.0 if _isnan(v) else v
+            def r(v: float, c: Sequence[float]) -> str | None:
+                if _isnan(v):
+                    return None  # not covered (the table's export starts later): unknown, not 0
                 k = fmt_int(v, L)
                 if ru:
                     return f"{lab_ru()} {win}: {k}".replace("  ", " ")
@@ -1300,7 +1317,8 @@ class FactPhrases:
         if _isnan(d):
             return None
         L = self.language
-        (one, many), ru = self.nouns.get(table, ((f"{_humanize(table)} event", "events"), None))
+        h = _humanize(table)
+        (one, many), ru = self.nouns.get(table, ((f"{h} event", f"{h} events"), None))
         ru = ru or ("событие", "события", "событий")
         now, prev = _f(row, f"{table}__now"), _f(row, f"{table}__prev")
         now = 0.0 if _isnan(now) else now
@@ -1314,14 +1332,14 @@ class FactPhrases:
             s = f"последняя запись «{ru[0]}» {ago(d, L)}"
             if now < prev:
                 s += (
-                    f"; за последние 30 дней {fmt_int(now, L)} "
+                    f", за последние 30 дней {fmt_int(now, L)} "
                     f"{plural_ru(now, ru)} против {fmt_int(prev, L)} за предыдущие 30"
                 )
             return s
-        s = f"last {one} {ago(d, L)}"
+        s = f"last {one} {ago(d, L)}"  # one reason: no "; " inside (the list's separator)
         if now < prev:
             s += (
-                f"; {fmt_int(now, L)} {plural_en(now, (one, many))} in the last 30 days "
+                f", {fmt_int(now, L)} {plural_en(now, (one, many))} in the last 30 days "
                 f"vs {fmt_int(prev, L)} in the 30 before"
             )
         return s

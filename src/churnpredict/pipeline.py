@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from churnpredict.config import Config
-from churnpredict.errors import DataError, UsageError
+from churnpredict.errors import ConfigError, DataError, UsageError
 from churnpredict.features.build import (
     build_features,
     catalog_of,
@@ -565,7 +565,7 @@ def run_score(
     from churnpredict.digest import write_digest
     from churnpredict.drift import check_drift, drift_reference
     from churnpredict.explain import top_reasons
-    from churnpredict.facts import client_facts, lookback_days
+    from churnpredict.facts import client_facts, contact_topics, lookback_days
     from churnpredict.io import output_lock
     from churnpredict.labels import build_spine
     from churnpredict.tracking import load_champion, load_version
@@ -584,6 +584,7 @@ def run_score(
         else:
             model, version = load_champion(cfg)
         log.info("model: %s version %s", cfg.tracking.model_name, version)
+        _check_model_horizon(model, version, cfg)
         spine = build_spine(ds, cfg, [T], with_label=False)
         if spine.empty:
             raise DataError(
@@ -623,6 +624,7 @@ def run_score(
                 min_contribution=cfg.calls.min_contribution,
                 lookback=lookback_days(cfg),
                 nouns={k: (v.en, v.ru, v.ru_plural) for k, v in cfg.calls.nouns.items()},
+                contact_topics=contact_topics(cfg),
             )
         scored = _scored_frame(ds, table, risk, T, cfg)
         for col in horizons.columns:
@@ -694,6 +696,23 @@ def _score_spark(ds, spine: pd.DataFrame, cfg: Config, spec, model, T: pd.Timest
     return table, risk, horizons, reasons, facts, drift
 
 
+def _check_model_horizon(model, version, cfg: Config) -> None:
+    """Refuse a model whose ``risk`` means another horizon than this config's (exit 2).
+
+    The list, the digest and ``outcomes`` read ``risk`` as a freeze within
+    ``label.horizon_days``; a model trained with another horizon would be mislabelled.
+    """
+    trained = model.metadata_.get("horizon_days")
+    if trained is None or int(trained) == int(cfg.label.horizon_days):
+        return
+    raise ConfigError(
+        f"model {cfg.tracking.model_name} version {version} was trained with "
+        f"label.horizon_days = {int(trained)}, but this config says "
+        f"{cfg.label.horizon_days}: its risk is a freeze within "
+        f"{int(trained)} days. Score with the config it was trained with, or retrain."
+    )
+
+
 def _new_clients(ds, table: pd.DataFrame, T: pd.Timestamp, cfg: Config) -> pd.DataFrame:
     """Return the rows of clients who signed up at most ``calls.new_client_days`` before T."""
     signup = ds.con.execute("SELECT client_id, signup_date FROM clients").df()
@@ -732,7 +751,7 @@ def check_fresh(ds, cfg: Config, T: pd.Timestamp, *, allow_stale: bool = False) 
     early makes its clients look silent, so the list would be wrong (DATA_CONTRACT.md
     §2). With ``allow_stale`` the problem is logged as a warning instead.
     """
-    from churnpredict.contract import table_coverage
+    from churnpredict.contract import table_coverage, table_specs
     from churnpredict.labels import label_source
 
     need = set(cfg.data.required_tables) | {label_source(ds, cfg)}
@@ -740,13 +759,23 @@ def check_fresh(ds, cfg: Config, T: pd.Timestamp, *, allow_stale: bool = False) 
         need.add(cfg.data.derive_clients_from)
     lag = cfg.data.max_lag_days
     stale = []
-    for table, (_, last) in sorted(table_coverage(ds, cfg).items()):
+    coverage = table_coverage(ds, cfg)
+    for table, (_, last) in sorted(coverage.items()):
         days = (pd.Timestamp(T).normalize() - pd.Timestamp(last).normalize()).days
         if table in need and days > lag:
             stale.append((table, pd.Timestamp(last), days))
+    # a required event table with no rows (an export that came out empty) says nothing
+    # about anyone: its clients would read as silent, like a table that ended long ago
+    specs = table_specs(cfg)
+    for table in sorted(need & set(ds.present) - set(coverage)):
+        if table in specs and specs[table].time_columns:
+            stale.append((table, None, None))
     if not stale:
         return
-    said = "; ".join(f"{t} ends {last} ({d} days before {T.date()})" for t, last, d in stale)
+    said = "; ".join(
+        f"{t} has no rows" if last is None else f"{t} ends {last} ({d} days before {T.date()})"
+        for t, last, d in stale
+    )
     text = (
         f"stale data: {said}; data.max_lag_days is {lag}, so recent activity is missing "
         "and clients would look silent"

@@ -161,7 +161,7 @@ def score_on_executors(ds, spine, cfg: Any, spec: dict, model: Any, facts_of, ke
     from churnpredict.contract import table_coverage
     from churnpredict.drift import FeatureCounts, drift_reference
     from churnpredict.explain import Reason
-    from churnpredict.facts import lookback_days
+    from churnpredict.facts import contact_topics, lookback_days
     from churnpredict.features.backends.spark import compute_frame
     from churnpredict.features.declarations import declare
     from churnpredict.labels import covered_from
@@ -214,6 +214,7 @@ def score_on_executors(ds, spine, cfg: Any, spec: dict, model: Any, facts_of, ke
             "min_contribution": cfg.calls.min_contribution,
             "lookback": lookback_days(cfg),
             "nouns": {k: (v.en, v.ru, v.ru_plural) for k, v in cfg.calls.nouns.items()},
+            "contact_topics": contact_topics(cfg),
         },
     }
     bc = spark.sparkContext.broadcast(pickle.dumps(payload))

@@ -353,3 +353,24 @@ def test_segment_new_without_new_clients_writes_an_empty_list(world, trained, tm
     assert header == read_list(full)[0]
     assert "risk_7d" in header
     assert not list(out.parent.glob("*.tmp*"))
+
+
+def test_score_refuses_a_model_trained_for_another_horizon(world, trained, tmp_path):
+    """A config whose label.horizon_days differs from the model's: exit 2, no list."""
+    out = tmp_path / "other_horizon.csv"
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{trained}", "CHURNPREDICT_LABEL__HORIZON_DAYS": "21"}
+    r = run(
+        "score",
+        "--data",
+        str(world),
+        "--as-of",
+        "2025-01-20",
+        "--out",
+        str(out),
+        "--config",
+        str(CONFIG),
+        env=env,
+    )
+    assert r.exit_code == 2, r.output
+    assert "label.horizon_days = 30" in r.output and "says 21" in r.output
+    assert not out.exists() and not out.with_suffix(".html").exists()

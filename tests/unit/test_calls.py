@@ -486,3 +486,40 @@ def test_staff_table_is_read_from_the_data_directory(tmp_path):
         df.to_csv(d / f"{name}.csv", index=False)
     with pytest.raises(DataError, match="role"):
         load_dataset(d, Config())
+
+
+def test_complaint_and_technical_topics_in_codes_route_like_the_words():
+    """An export whose contact topics are codes: the configured codes are complaints and
+    technical requests in the facts, so a client who complained gets no resale call."""
+    from churnpredict.facts import client_facts
+    from tests.unit.world import make_ds
+
+    contacts = [
+        ("c0", "2025-03-05 10:00", "email", "inbound", "T-COMPL", None, None),  # 5 days ago
+        ("c0", "2024-10-01 10:00", "email", "inbound", "T-COMPL", None, None),  # > 90 d
+        ("c1", "2025-03-08 10:00", "ticket", "inbound", "T-TECH", None, None),  # 2 days ago
+        ("c1", "2025-03-10 09:00", "ticket", "inbound", "T-TECH", None, None),  # on T: unseen
+        ("c2", "2025-03-08 10:00", "email", "inbound", "T-SALES", None, None),
+    ]
+    ds = make_ds({"contacts": contacts})
+    T = pd.Timestamp(AS_OF)
+    ids = ["c0", "c1", "c2"]
+    plain = client_facts(ds, T, ids, Config()).set_index("client_id")
+    assert plain["complaint_days"].isna().all() and plain["technical_days"].isna().all()
+
+    cfg = override(Config(), "calls", complaint_topics=["T-COMPL"], technical_topics=["T-TECH"])
+    f = client_facts(ds, T, ids, cfg)
+    got = f.set_index("client_id")
+    assert got.loc["c0", "complaint_days"] == 5 and got.loc["c0", "complaint_n"] == 1
+    assert got.loc["c1", "technical_days"] == 2 and got.loc["c1", "technical_n"] == 1
+    assert pd.isna(got.loc["c2", "complaint_days"]) and pd.isna(got.loc["c2", "technical_days"])
+
+    f["running"] = 1
+    f["n_campaigns"] = 1
+    band = np.array(["low", "high", "low"], dtype=object)
+    tech = np.array([False, True, False])
+    assert route_by_evidence(f, band, cfg, technical_reason=tech).tolist() == [
+        "account_manager",  # complained 5 days ago: no resale
+        "technical",
+        "business_development",
+    ]

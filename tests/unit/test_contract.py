@@ -321,3 +321,21 @@ def test_duckdb_memory_cap_follows_the_environment(monkeypatch):
     assert got.startswith("2.7") and "GiB" in got  # 3 GB = 2.79 GiB
     monkeypatch.delenv(MEMORY_ENV)
     assert int(memory_limit().removesuffix("MB")) >= 2048
+
+
+@pytest.mark.parametrize("pad", [0, 400])
+def test_a_file_in_another_code_page_names_its_line(tmp_path, pad):
+    """Windows-1251 names, early in the file or far beyond the first read chunk."""
+    frames = valid_frames()
+    clients = frames["clients"]
+    filler = clients.iloc[[0] * pad].assign(client_id=[f"p{i}" for i in range(pad)])
+    clients = pd.concat([filler, clients], ignore_index=True)
+    d = _write(tmp_path / "d", {k: v for k, v in frames.items() if k != "clients"})
+    clients.to_csv(d / "clients.csv", index=False, encoding="cp1251")
+    line = 2 + pad + int(clients.iloc[pad:]["name"].tolist().index("Бета"))
+    report = validate(d, CFG)
+    [p] = [p for p in report.errors if p.table == "clients"]
+    assert f"clients.csv line {line} has the bytes c1 e5 f2 e0" in p.message, p.message
+    assert "UTF-8" in p.expected
+    with pytest.raises(DataError, match=f"line {line}"):
+        load_dataset(d, CFG)

@@ -362,3 +362,23 @@ def test_clients_frozen_before_the_freezes_table_begins_stay_frozen():
         end="2023-12-31",
     )
     assert len(derive_freezes(full, CFG)) == 1
+
+
+def test_an_empty_required_table_is_stale_data(tmp_path):
+    """An export that came out empty (header only) is refused like one that ended long ago."""
+    d = make_valid_dir(tmp_path / "v")
+    header = (d / "contacts.csv").read_text(encoding="utf-8").splitlines()[0]
+    (d / "contacts.csv").write_text(header + "\n", encoding="utf-8")
+    cfg = build_config({"data": {"required_tables": ["clients", "campaign_events", "contacts"]}})
+    ds = load_dataset(d, cfg)
+    assert "contacts" in ds.present and "contacts" not in table_coverage(ds, cfg)
+    with pytest.raises(DataError, match="contacts has no rows") as err:
+        check_fresh(ds, cfg, T("2024-02-14"))
+    assert err.value.file.endswith("contacts.csv")
+    check_fresh(ds, cfg, T("2024-02-14"), allow_stale=True)
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}"}
+    out = tmp_path / "lists" / "l.csv"
+    args = ["score", "--data", str(d), "--as-of", "2024-02-14", "--out", str(out)]
+    r = CliRunner().invoke(app, args, env=env)
+    assert r.exit_code == 2 and "contacts has no rows" in r.output, r.output
+    assert not out.parent.exists()

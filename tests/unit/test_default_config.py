@@ -68,3 +68,25 @@ def test_event_table_path_must_stay_inside_the_data_directory():
             build_config(raw)
     ok = build_config({"data": {"event_tables": {"logins": {"path": "logs/logins.csv"}}}})
     assert ok.data.event_tables["logins"].path == "logs/logins.csv"
+
+
+def test_a_short_config_file_keeps_the_shipped_feature_sources(tmp_path):
+    """A file that only changes the windows still builds the shipped event features."""
+    from churnpredict.pipeline import feature_catalog
+
+    shipped = load_config(None, environ={})
+    short = tmp_path / "short.yaml"
+    short.write_text("features:\n  windows: [14, 45]\nlabel:\n  horizon_days: 21\n")
+    cfg = load_config(short, environ={})
+    assert cfg.features.windows == [14, 45]
+    assert cfg.features.sources == shipped.features.sources
+    families = {f.family for f in feature_catalog(cfg)}
+    assert {"contacts", "spend", "activity"} <= families
+    no_features = tmp_path / "no_features.yaml"
+    no_features.write_text("label:\n  horizon_days: 21\n")
+    assert load_config(no_features, environ={}).features.sources == shipped.features.sources
+    # a file that names its sources keeps exactly those (configs/cdnow.yaml: none)
+    none = tmp_path / "none.yaml"
+    none.write_text("features:\n  sources: {}\n")
+    assert load_config(none, environ={}).features.sources == {}
+    assert load_config(ROOT / "configs" / "cdnow.yaml", environ={}).features.sources == {}

@@ -104,3 +104,22 @@ def test_curves():
     g = gains_curve(Y, S, points=6)
     assert g["share_caught"].iloc[0] == 0 and g["share_caught"].iloc[-1] == pytest.approx(1)
     assert g["share_caught"].is_monotonic_increasing
+
+
+def test_infinite_scores_keep_their_rank_instead_of_crashing():
+    """A baseline score of +inf (train on the RavenStack tables crashed with scikit-learn's
+    'Input contains infinity') ranks above every finite one, -inf and NaN below."""
+    import pandas as pd
+
+    from churnpredict.modeling.backtest import group_metrics
+    from churnpredict.modeling.evaluate import finite_ranks, metrics
+
+    s = np.array([np.inf, 0.2, np.nan, -np.inf, 0.9, 0.1])
+    r = finite_ranks(s)
+    assert np.isfinite(r).all()
+    assert list(np.argsort(-r, kind="stable")[:3]) == [0, 4, 1]
+    assert r[2] < r[5] and r[3] < r[5]
+    y = np.array([1, 0, 0, 0, 1, 0], dtype=float)
+    assert metrics(y, s, capacity=2, is_probability=False)["pr_auc"] == pytest.approx(1.0)
+    preds = pd.DataFrame({"label": y, "rule": s})
+    assert group_metrics(preds, ["rule"]).loc["all", "rule"] == pytest.approx(1.0)

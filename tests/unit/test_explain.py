@@ -498,7 +498,7 @@ def test_declared_table_reasons_use_its_noun():
         np.array([[1.0]]), X, cat, feature_names=[cat[0].name], facts=facts, nouns=nouns
     )
     assert rs[0].text == (
-        "last purchase 6 weeks ago; 0 purchases in the last 30 days vs 2 in the 30 before"
+        "last purchase 6 weeks ago, 0 purchases in the last 30 days vs 2 in the 30 before"
     )
     assert "invoice" not in rs[0].text
     (plain,) = top_reasons(np.array([[1.0]]), X, cat, feature_names=[cat[0].name], nouns=nouns)
@@ -534,3 +534,70 @@ def test_bad_texts_are_caught():
         assert _bad(t), t
     for t in ("invoice 12 days overdue", "no campaign has run yet", "Nova agency"):
         assert not _bad(t), t
+
+
+def test_contact_topics_in_codes_are_technical_and_complaint_when_configured():
+    from churnpredict.features.catalog import Feature
+
+    tech = Feature("contacts__ticket_t-tech__30d", "contacts", "d", "count", 30, ("T-TECH",), None)
+    compl = Feature(
+        "contacts__t-compl__days_since", "contacts", "d", "days_since", None, ("T-COMPL",), None
+    )
+    assert topic_of(tech) == "contact" and topic_of(compl) == "contact"
+    codes = {"technical": ["T-TECH"], "complaint": ["T-COMPL"]}
+    assert topic_of(tech, codes) == "technical"
+    assert topic_of(compl, codes) == "complaint"
+
+
+def test_silence_ratio_says_what_it_measures():
+    """It was 'silence ratio: 36%' (en) and «показатель «silence ratio»» (ru)."""
+    f = Feature(
+        "profile__activity_silence_ratio", "profile", "d", "ratio", None, (), "silence_ratio"
+    )
+    en = PhraseBook([f], "en").phrase(f.name)
+    ru = PhraseBook([f], "ru").phrase(f.name)
+    assert en(0.36, ()) == "time since the last activity event: 0.4× the client's usual gap"
+    assert en(3.0, ()) == "time since the last activity event: 3.0× the client's usual gap"
+    assert ru(2.5, ()) == (
+        "события активности: с последнего прошло 2,5 обычного промежутка между ними"
+    )
+    assert en(float("nan"), ()) is None
+    t = Feature(
+        "profile__orders_silence_ratio", "profile", "d", "ratio", None, (), "silence_ratio"
+    )
+    nouns = {"orders": (("order", "orders"), "заказы")}
+    assert PhraseBook([t], "en", nouns=nouns).phrase(t.name)(1.0, ()) == (
+        "time since the last order: 1.0× the client's usual gap"
+    )
+
+
+def test_a_count_the_data_does_not_cover_is_no_reason():
+    """NaN (the table's export starts later, or came out empty) is unknown, not zero: it
+    used to read 'no inbound call in the last 30 days' for a client called last week."""
+    f = Feature(
+        "contacts__call_inbound__30d", "contacts", "d", "count", 30, ("call", "inbound"), None
+    )
+    for lang in ("en", "ru"):
+        assert PhraseBook([f], lang).phrase(f.name)(float("nan"), ()) is None
+    assert PhraseBook([f], "en").phrase(f.name)(0.0, ()) == "no inbound call in the last 30 days"
+
+
+def test_a_declared_table_reason_is_one_reason_and_names_its_table():
+    """It read 'last subscriptions event 6 weeks ago; 0 events in the last 30 days vs 2 ...':
+    two reasons for a reader that splits the column on '; ' (the contract's separator),
+    and 'events' of no table."""
+    cat = [Feature("subscriptions__events__30d", "subscriptions", "d", "count", 30, ())]
+    X = pd.DataFrame({"subscriptions__events__30d": [0.0]})
+    facts = pd.DataFrame(
+        [{"subscriptions__days": 45.0, "subscriptions__now": 0.0, "subscriptions__prev": 2.0}]
+    )
+    for lang in ("en", "ru"):
+        (rs,) = top_reasons(
+            np.array([[1.0]]), X, cat, feature_names=[cat[0].name], facts=facts, language=lang
+        )
+        assert len(rs) == 1 and "; " not in rs[0].text, rs[0].text
+    (rs,) = top_reasons(np.array([[1.0]]), X, cat, feature_names=[cat[0].name], facts=facts)
+    assert rs[0].text == (
+        "last subscriptions event 6 weeks ago, "
+        "0 subscriptions events in the last 30 days vs 2 in the 30 before"
+    )

@@ -71,6 +71,8 @@ def group_metrics(preds: pd.DataFrame, scorers: Sequence[str]) -> pd.DataFrame:
     """
     from sklearn.metrics import average_precision_score
 
+    from churnpredict.modeling.evaluate import finite_ranks
+
     y = preds["label"].to_numpy(dtype=float)
     groups: list[tuple[str, np.ndarray]] = [("all", np.ones(len(preds), bool))]
     if "segment" in preds:
@@ -87,7 +89,7 @@ def group_metrics(preds: pd.DataFrame, scorers: Sequence[str]) -> pd.DataFrame:
             ok = m & preds[s].notna().to_numpy()
             yy = y[ok]
             row[s] = (
-                float(average_precision_score(yy, preds.loc[ok, s].to_numpy(dtype=float)))
+                float(average_precision_score(yy, finite_ranks(preds.loc[ok, s].to_numpy())))
                 if 0 < yy.sum() < len(yy)
                 else float("nan")
             )

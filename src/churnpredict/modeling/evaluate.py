@@ -141,6 +141,18 @@ def calibration_table(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> pd.Data
     return pd.DataFrame(rows, columns=["mean_score", "observed", "rows"])
 
 
+def finite_ranks(score) -> np.ndarray:
+    """Return ``score`` with the same order but finite, as scikit-learn's metrics need.
+
+    NaN and -inf go just below the lowest finite score, +inf (e.g. a rate over an
+    empty gap in a baseline) just above the highest.
+    """
+    s = np.asarray(score, dtype=float)
+    finite = s[np.isfinite(s)]
+    lo, hi = (finite.min() - 1, finite.max() + 1) if finite.size else (0.0, 1.0)
+    return np.where(np.isnan(s) | np.isneginf(s), lo, np.where(np.isposinf(s), hi, s))
+
+
 def metrics(
     y: np.ndarray,
     score: np.ndarray,
@@ -190,7 +202,7 @@ def metrics(
     base = pos / n if n else float("nan")
     both = 0 < pos < n
     s_rank = np.where(np.isnan(s), -np.inf, s)
-    s_fin = np.where(np.isneginf(s_rank), np.nanmin(s) - 1 if np.isfinite(s).any() else 0, s)
+    s_fin = finite_ranks(s)
     out: dict[str, float] = {
         "rows": float(n),
         "positives": pos,
