@@ -29,7 +29,8 @@ Capacity per person
     ``account_manager`` rows (``account_manager`` when unassigned); for a shared role,
     one of the people the ``staff`` table names for it (rows dealt in list order to
     whoever has the most calls left), else the role itself. Each owner's first rows in
-    list order — not held out and with ``risk`` at least ``calls.min_risk`` — up to the
+    list order — not held out and with ``risk`` at least ``calls.min_risk`` (a floor for
+    retention calls: resale rows, healthy by definition, are exempt) — up to the
     owner's calls per day (``staff.calls_per_day``; else ``calls.calls_per_owner_per_day``
     per account manager and ``calls.calls_per_day`` per shared role) are ``in_capacity``.
 
@@ -520,7 +521,9 @@ def assign_owners(
     unassigned). Shared-role rows are dealt, in list order, to the role's person with
     the most calls left (ties: staff table order); without people for the role, to the
     role itself. A row is in capacity while its owner has calls left, it is not held
-    out and its risk is at least ``calls.min_risk``.
+    out and its risk is at least ``calls.min_risk`` — except ``business_development``
+    rows: resale goes to low-risk clients by definition, so the floor would leave that
+    team's calls always unused.
     """
     c = cfg.calls
     people, cap = _capacities(cfg, staff)
@@ -533,7 +536,8 @@ def assign_owners(
     risks = out["risk"].to_numpy(dtype=np.float64)
     dealt: dict[str, int] = {}
     for i, (role, am) in enumerate(zip(roles, ams, strict=True)):
-        callable_ = not holds[i] and risks[i] >= c.min_risk
+        resale = role == "business_development"
+        callable_ = not holds[i] and (resale or risks[i] >= c.min_risk)
         if role == "account_manager":
             who = am or "account_manager"
             default = c.calls_per_owner_per_day

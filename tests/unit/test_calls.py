@@ -220,6 +220,19 @@ def test_capacity_never_below_min_risk_and_summary_counts():
     assert out["in_capacity"].tolist() == [True, True, False, False]
 
 
+def test_resale_rows_fill_business_development_calls_below_min_risk():
+    # resale goes to healthy clients, all below min_risk: the floor must not leave the
+    # business development team's calls unused (account-manager rows keep the floor)
+    cfg = override(Config(), "calls", min_risk=0.05, calls_per_day={"business_development": 2})
+    df = _scored(4, risk=[0.03, 0.02, 0.01, 0.01])
+    f = _facts(4, running=[1, 1, 1, 0], n_campaigns=[1, 1, 1, 1])
+    out = build_call_list(df, None, cfg, as_of=AS_OF, model_version="1", facts=f)
+    out = out.set_index("client_id")
+    resale = out["owner_role"] == "business_development"
+    assert resale.tolist() == [True, True, True, False]  # c3: nothing running
+    assert out["in_capacity"].tolist() == [True, True, False, False]  # 2 calls; c3 < floor
+
+
 def test_staff_table_splits_shared_roles_among_people():
     cfg = Config()
     n = 7

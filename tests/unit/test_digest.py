@@ -69,11 +69,22 @@ def test_context_summary_changes_and_sections():
     assert any("newly at risk" in c and c.startswith("3 ") for c in ctx["changes"])
     assert any("higher risk" in c and c.startswith("1 ") for c in ctx["changes"])
     owners = [s["owner"] for s in ctx["sections"]]
-    assert owners == ["Анна Иванова", "receivables", "Tom", "account_manager"]
+    assert owners == [
+        "Анна Иванова",
+        "receivables",
+        "Tom",
+        "account_manager",
+        "business_development",
+    ]
     first = ctx["sections"][0]["rows"][0]
     assert first["risk"] == "90.0%" and first["band"] == "high"
     assert first["reasons"] == ["nothing has run for 9 days", "a second reason"]
-    # only in-capacity rows: Zeta (risk 0.01 < min_risk) is not shown
+    # only in-capacity rows; Zeta (risk 0.01 < min_risk) is a resale row (running, one
+    # campaign), which needs no minimum risk: business development calls healthy clients
+    assert teams["business development"]["in_capacity"] == 1
+    shown = {r["client_id"] for s in ctx["sections"] for r in s["rows"]}
+    assert "c5" in shown and len(shown) == 6
+    ctx = digest_context(lst.assign(in_capacity=lst["client_id"] != "c5"), Config(), prev)
     shown = {r["client_id"] for s in ctx["sections"] for r in s["rows"]}
     assert "c5" not in shown and len(shown) == 5
 
