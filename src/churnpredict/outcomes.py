@@ -8,7 +8,8 @@ out.
 - Realized precision at capacity, per day: the share of frozen clients among the
   first ``capacity`` non-held-out rows by rank.
 - Called vs held-out: the freeze rate of called rows (``in_capacity`` and not
-  ``hold_out``) against held-out at-risk rows (``hold_out``), each with a Wilson
+  ``hold_out``; resale calls, ``owner_role`` ``business_development``, are not
+  retention calls and are left out) against held-out at-risk rows (``hold_out``), each with a Wilson
   interval, and the difference with Newcombe's hybrid Wilson interval. Because
   called rows are the top of the list while the control group is drawn from every
   at-risk row, the like-for-like comparison (the randomized one) is also given:
@@ -260,6 +261,10 @@ def evaluate_outcomes(
     lists["_hold"] = hold
     if "in_capacity" in lists.columns:
         lists["_called"] = _bool(lists["in_capacity"]) & ~hold
+        if "owner_role" in lists.columns:  # resale calls to healthy clients: not retention
+            lists["_called"] &= (
+                lists["owner_role"].astype(str) != "business_development"
+            ).to_numpy()
     else:
         lists["_called"] = False
     if "risk_band" in lists.columns:

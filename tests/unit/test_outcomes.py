@@ -126,3 +126,17 @@ def test_wilson_and_newcombe_known_values():
     d, lo, hi = newcombe_diff(56, 70, 48, 80)  # Newcombe (1998), example: 0.2 [0.0524, 0.3339]
     assert d == pytest.approx(0.2)
     assert lo == pytest.approx(0.0524, abs=1e-3) and hi == pytest.approx(0.3339, abs=1e-3)
+
+
+def test_resale_calls_are_not_counted_as_retention_calls(history):
+    folder, freezes = history
+    d = pd.read_csv(folder / "calls_2025-01-06.csv", encoding="utf-8-sig")
+    d["owner_role"] = "account_manager"
+    d.loc[d["client_id"] == "e", ["owner_role", "in_capacity"]] = ["business_development", True]
+    d.to_csv(folder / "calls_2025-01-06.csv", index=False)
+    rep = evaluate_outcomes(
+        folder, freezes, horizon_days=30, capacity=2, observed_until="2025-02-28"
+    )
+    cv = rep.called_vs_held_out
+    assert (cv.n_a, cv.frozen_a) == (4, 1)  # as without the resale row (e is not counted)
+    assert rep.per_day.set_index("as_of").loc["2025-01-06", "called"] == 2
