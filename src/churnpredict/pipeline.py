@@ -338,6 +338,8 @@ def run_train(
     truth = load_truth(data_dir) if engine == "local" else _spark_truth(ds)
     result = train_and_evaluate(table, catalog, cfg, truth)
     result.model.metadata_["feature_spec"] = spec
+    # what a freeze and the horizon meant in training: `score` refuses another definition
+    result.model.metadata_["label"] = cfg.label.model_dump(mode="json")
     # the drift check's reference: the latest training as-of dates (see drift.py)
     result.model.metadata_["drift_reference"] = reference_stats(
         table, result.model.catalog_, seed=cfg.model.seed
@@ -584,7 +586,7 @@ def run_score(
         else:
             model, version = load_champion(cfg)
         log.info("model: %s version %s", cfg.tracking.model_name, version)
-        _check_model_horizon(model, version, cfg)
+        _check_model_label(model, version, cfg)
         spine = build_spine(ds, cfg, [T], with_label=False)
         if spine.empty:
             raise DataError(
@@ -696,21 +698,34 @@ def _score_spark(ds, spine: pd.DataFrame, cfg: Config, spec, model, T: pd.Timest
     return table, risk, horizons, reasons, facts, drift
 
 
-def _check_model_horizon(model, version, cfg: Config) -> None:
-    """Refuse a model whose ``risk`` means another horizon than this config's (exit 2).
+def _check_model_label(model, version, cfg: Config) -> None:
+    """Refuse a model trained for another freeze definition or horizon (exit 2).
 
     The list, the digest and ``outcomes`` read ``risk`` as a freeze within
-    ``label.horizon_days``; a model trained with another horizon would be mislabelled.
+    ``label.horizon_days``, and the idle rule decides who is active (scored) at all; a
+    model trained with another ``label`` section would be mislabelled. Models saved
+    before the section was recorded are checked on the horizon alone.
     """
+    name = cfg.tracking.model_name
     trained = model.metadata_.get("horizon_days")
-    if trained is None or int(trained) == int(cfg.label.horizon_days):
+    if trained is not None and int(trained) != int(cfg.label.horizon_days):
+        raise ConfigError(
+            f"model {name} version {version} was trained with "
+            f"label.horizon_days = {int(trained)}, but this config says "
+            f"{cfg.label.horizon_days}: its risk is a freeze within "
+            f"{int(trained)} days. Score with the config it was trained with, or retrain."
+        )
+    label = model.metadata_.get("label")
+    if not isinstance(label, dict):
         return
-    raise ConfigError(
-        f"model {cfg.tracking.model_name} version {version} was trained with "
-        f"label.horizon_days = {int(trained)}, but this config says "
-        f"{cfg.label.horizon_days}: its risk is a freeze within "
-        f"{int(trained)} days. Score with the config it was trained with, or retrain."
-    )
+    now = cfg.label.model_dump(mode="json")
+    diff = [k for k in sorted(set(label) | set(now)) if label.get(k) != now.get(k)]
+    if diff:
+        said = "; ".join(f"label.{k}: trained {label.get(k)!r}, now {now.get(k)!r}" for k in diff)
+        raise ConfigError(
+            f"model {name} version {version} was trained with another freeze definition "
+            f"({said}). Score with the config it was trained with, or retrain."
+        )
 
 
 def _new_clients(ds, table: pd.DataFrame, T: pd.Timestamp, cfg: Config) -> pd.DataFrame:
