@@ -252,6 +252,17 @@ def _humanize(value: str) -> str:
     return str(value).replace("_", " ")
 
 
+def _event_nouns(name: str) -> tuple[str, str]:
+    """Return "<name> event" / "<name> events", without doubling a name that already
+    says "events" (a table ``churn_events``: "churn event", not "churn events event")."""
+    h = _humanize(name)
+    for suffix in (" events", " event"):
+        if h.endswith(suffix) and len(h) > len(suffix):
+            h = h[: -len(suffix)]
+            break
+    return f"{h} event", f"{h} events"
+
+
 # ---------------------------------------------------------------- slice labels
 @dataclass(frozen=True)
 class Label:
@@ -315,7 +326,7 @@ def slice_label(feature: Feature, nouns: dict | None = None) -> Label:
         head = {**_FAMILY_NOUNS, **(nouns or {})}.get(
             fam,
             (
-                (f"{_humanize(fam)} event", f"{_humanize(fam)} events"),
+                _event_nouns(fam),
                 f"события «{_humanize(fam)}»",
             ),
         )
@@ -347,7 +358,7 @@ def column_label(feature: Feature, nouns: dict | None = None) -> Label:
         (one, many), ru = {**_FAMILY_NOUNS, **(nouns or {})}.get(
             feature.family,
             (
-                (f"{_humanize(feature.family)} event", f"{_humanize(feature.family)} events"),
+                _event_nouns(feature.family),
                 f"события «{_humanize(feature.family)}»",
             ),
         )
@@ -490,7 +501,7 @@ class PhraseBook:
         if col == "silence_ratio":  # profile__<src>_silence_ratio: days since / usual gap
             src = f.name.removeprefix("profile__").removesuffix("_silence_ratio")
             (one_en, _), many_ru = {**_FAMILY_NOUNS, **self.nouns}.get(
-                src, ((f"{_humanize(src)} event", ""), f"события «{_humanize(src)}»")
+                src, ((_event_nouns(src)[0], ""), f"события «{_humanize(src)}»")
             )
 
             def r_silence(v: float, c: Sequence[float]) -> str | None:
@@ -1317,8 +1328,7 @@ class FactPhrases:
         if _isnan(d):
             return None
         L = self.language
-        h = _humanize(table)
-        (one, many), ru = self.nouns.get(table, ((f"{h} event", f"{h} events"), None))
+        (one, many), ru = self.nouns.get(table, (_event_nouns(table), None))
         ru = ru or ("событие", "события", "событий")
         now, prev = _f(row, f"{table}__now"), _f(row, f"{table}__prev")
         now = 0.0 if _isnan(now) else now

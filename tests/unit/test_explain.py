@@ -601,3 +601,17 @@ def test_a_declared_table_reason_is_one_reason_and_names_its_table():
         "last subscriptions event 6 weeks ago, "
         "0 subscriptions events in the last 30 days vs 2 in the 30 before"
     )
+
+
+def test_a_table_named_events_is_not_called_events_event():
+    """A declared table ``churn_events`` read 'no churn events event in the last 30 days'."""
+    cat = [Feature("churn_events__events__30d", "churn_events", "d", "count", 30, ())]
+    X = pd.DataFrame({"churn_events__events__30d": [0.0]})
+    facts = pd.DataFrame(
+        [{"churn_events__days": 45.0, "churn_events__now": 0.0, "churn_events__prev": 2.0}]
+    )
+    (rs,) = top_reasons(np.array([[1.0]]), X, cat, feature_names=[cat[0].name], facts=facts)
+    assert rs[0].text == (
+        "last churn event 6 weeks ago, 0 churn events in the last 30 days vs 2 in the 30 before"
+    )
+    assert "events event" not in PhraseBook(cat, "en").phrase(cat[0].name)(0.0, ())
