@@ -96,6 +96,8 @@ def test_call_list_has_the_contract_columns_and_plain_reasons(scored):
         assert text.strip(), "an empty reasons cell"
         for bad in ("nan", "None", "events event", "support_tickets", "churn_events"):
             assert not re.search(rf"\b{re.escape(bad)}\b", text), text
+        # the nouns speak, not table names: never "subscriptions event", "accounts event"
+        assert not re.search(r"\b(accounts|subscriptions|tickets) events?\b", text), text
         parts = text.split("; ")
         # top_reasons is 3: more parts would mean a "; " inside one reason
         assert 1 <= len(parts) <= 3, text
