@@ -38,6 +38,7 @@ CONTRACT_COLUMNS = [
 AS_OF = "2025-01-01"  # the day after the data's last day: the morning list
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("ravenstack"),  # one worker: train once for the three tests
     pytest.mark.skipif(
         not RAVEN.exists(), reason="../shared/data/ravenstack is not beside the repo"
     ),
