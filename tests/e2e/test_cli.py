@@ -357,26 +357,16 @@ def test_segment_new_without_new_clients_writes_an_empty_list(world, trained, tm
 
 def test_score_refuses_a_model_trained_for_another_label(world, trained, tmp_path):
     """A config whose label section differs from the model's: exit 2, no list."""
-    out = tmp_path / "other_horizon.csv"
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{trained}", "CHURNPREDICT_LABEL__HORIZON_DAYS": "21"}
-    r = run(
-        "score",
-        "--data",
-        str(world),
-        "--as-of",
-        "2025-01-20",
-        "--out",
-        str(out),
-        "--config",
-        str(CONFIG),
-        env=env,
-    )
+    out = tmp_path / "other_label.csv"
+    args = ["score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(out)]
+    db = f"sqlite:///{trained}"
+    env = {"MLFLOW_TRACKING_URI": db, "CHURNPREDICT_LABEL__HORIZON_DAYS": "21"}
+    r = run(*args, "--config", str(CONFIG), env=env)
     assert r.exit_code == 2, r.output
     assert "label.horizon_days = 30" in r.output and "says 21" in r.output
     assert not out.exists() and not out.with_suffix(".html").exists()
     # another freeze definition (who is active, what a freeze is): refused the same way
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{trained}", "CHURNPREDICT_LABEL__IDLE_DAYS": "21"}
-    args = ["score", "--data", str(world), "--as-of", "2025-01-20", "--out", str(out)]
+    env = {"MLFLOW_TRACKING_URI": db, "CHURNPREDICT_LABEL__IDLE_DAYS": "21"}
     r = run(*args, "--config", str(CONFIG), env=env)
     assert r.exit_code == 2, r.output
     assert "label.idle_days: trained 14, now 21" in r.output

@@ -16,25 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from .test_cli import CONTRACT_COLUMNS  # the contract's 13 columns, written out once
+
 ROOT = Path(__file__).resolve().parents[2]
 RAVEN = ROOT.parent / "shared" / "data" / "ravenstack"
 CONFIG = ROOT / "configs" / "ravenstack.yaml"
 CLI = Path(sys.executable).parent / "churnpredict"
-CONTRACT_COLUMNS = [
-    "rank",
-    "client_id",
-    "client_name",
-    "account_manager",
-    "risk",
-    "risk_band",
-    "value_at_risk",
-    "owner_role",
-    "reasons",
-    "suggested_action",
-    "last_contact_at",
-    "as_of",
-    "model_version",
-]
 AS_OF = "2025-01-01"  # the day after the data's last day: the morning list
 pytestmark = [
     pytest.mark.slow,
