@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from churnpredict.config import Config
+from churnpredict.features.backends.sql import quote
 
 FACT_WINDOW = 30  # "now" vs "previous" windows for results and declared tables
 
@@ -99,7 +100,7 @@ def client_facts(ds, T: pd.Timestamp, client_ids, cfg: Config) -> pd.DataFrame:
 
 
 def _campaign_facts(con, t_sql: str, look: int, money_reasons: list[str]) -> pd.DataFrame:
-    money = ", ".join("'" + r.replace("'", "''") + "'" for r in money_reasons) or "''"
+    money = ", ".join(quote(r) for r in money_reasons) or "''"
     sql = f"""
     WITH ev AS (
         SELECT e.client_id, e.campaign_id, e.ts, e.event, e.initiator, e.reason
@@ -180,7 +181,7 @@ def _invoice_facts(con, t_sql: str, look: int) -> pd.DataFrame:
 def _contact_facts(con, t_sql: str, look: int, topics: dict[str, list[str]]) -> pd.DataFrame:
     parts = []
     for topic, values in topics.items():  # technical / complaint -> contacts.topic values
-        vals = ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
+        vals = ", ".join(quote(v) for v in values) or "NULL"
         parts.append(
             f"""
         date_diff('day', CAST(max(k.ts) FILTER (WHERE k.topic IN ({vals})) AS DATE),

@@ -59,6 +59,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from churnpredict.features.backends.sql import quote
+
 log = logging.getLogger(__name__)
 # Wall time per engine stage of the last ``compute`` call (seconds); logged at DEBUG.
 # Stages on worker threads overlap, so their sum exceeds the total.
@@ -996,15 +998,9 @@ def _sum_rows(n_measures: int, n_groups: int) -> list[np.ndarray]:
     return [np.zeros(n_groups + 1) for _ in range(n_measures)]
 
 
-def _lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _code_sql(column: str, values: list[str], sql_type: str) -> str:
     """SQL giving ``column``'s code: its position in ``values`` (1-based), 0 if absent."""
-    return (
-        f"COALESCE(list_position([{', '.join(_lit(v) for v in values)}], {column}), 0)::{sql_type}"
-    )
+    return f"COALESCE(list_position([{', '.join(quote(v) for v in values)}], {column}), 0)::{sql_type}"
 
 
 def _group_running_max(
