@@ -706,25 +706,21 @@ def _check_model_label(model, version, cfg: Config) -> None:
     model trained with another ``label`` section would be mislabelled. Models saved
     before the section was recorded are checked on the horizon alone.
     """
-    name = cfg.tracking.model_name
-    trained = model.metadata_.get("horizon_days")
-    if trained is not None and int(trained) != int(cfg.label.horizon_days):
-        raise ConfigError(
-            f"model {name} version {version} was trained with "
-            f"label.horizon_days = {int(trained)}, but this config says "
-            f"{cfg.label.horizon_days}: its risk is a freeze within "
-            f"{int(trained)} days. Score with the config it was trained with, or retrain."
-        )
-    label = model.metadata_.get("label")
-    if not isinstance(label, dict):
-        return
     now = cfg.label.model_dump(mode="json")
-    diff = [k for k in sorted(set(label) | set(now)) if label.get(k) != now.get(k)]
+    label = model.metadata_.get("label")
+    if isinstance(label, dict):
+        keys = sorted(set(label) | set(now))
+    else:  # an older model: only its horizon is known
+        label, keys = {"horizon_days": model.metadata_.get("horizon_days")}, ["horizon_days"]
+        if label["horizon_days"] is None:
+            return
+    diff = [k for k in keys if label.get(k) != now.get(k)]
     if diff:
         said = "; ".join(f"label.{k}: trained {label.get(k)!r}, now {now.get(k)!r}" for k in diff)
         raise ConfigError(
-            f"model {name} version {version} was trained with another freeze definition "
-            f"({said}). Score with the config it was trained with, or retrain."
+            f"model {cfg.tracking.model_name} version {version} was trained with another "
+            f"freeze definition or horizon ({said}): its risk means something else. Score "
+            "with the config it was trained with, or retrain."
         )
 
 
