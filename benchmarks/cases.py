@@ -200,7 +200,10 @@ def _engine(ds, spine):
 
 
 def _import_engine() -> None:
-    import churnpredict.features.build  # noqa: F401
+    """Import the feature build and the local backend (with Numba, ~0.2-0.4 s)."""
+    from churnpredict.features.backends import get_backend
+
+    get_backend("local")
 
 
 def spine_path(world: Path) -> Path:

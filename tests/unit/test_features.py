@@ -283,7 +283,7 @@ def test_campaign_state_read_in_table_order_equals_the_sorted_read(monkeypatch):
 
     monkeypatch.setattr(engine, "_arrow", blocks_reversed)
     out_of_order, how = build(by_time)
-    assert len(reads) == 1 and how == [False, True]  # put back in order, not sorted
+    assert len(reads) == 1 and how == [True]  # put back in order first, never sorted
     pd.testing.assert_frame_equal(expected, out_of_order)
 
 
@@ -683,30 +683,38 @@ def test_lookups_by_binary_search_equal_the_dense_index(monkeypatch):
     assert dense.notna().any().mean() > 0.8  # the comparison covers real values
 
 
-@pytest.mark.parametrize(
-    "values",
-    [
-        [3.0, np.nan, 1.0, 7.0, np.nan, 2.0, np.nan, 5.0, 4.0, np.nan],  # days: fast path
-        [0.5, np.nan, 2.25, 1.0, np.nan, -3.0, np.nan, 9.5, 1e8, np.nan],  # pandas path
-        [np.nan] * 10,
-    ],
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.one_of(st.none(), st.floats(-1e9, 1e9, allow_nan=False), st.integers(0, 400)),
+        ),
+        max_size=40,
+    )
 )
-def test_group_running_max_skips_nan_and_restarts_per_group(values):
-    """Running maxima per group (rows sorted by group), NaN being no value: the same
-    with a caller's buffers and the whole-number hint as computed by pandas."""
-    from churnpredict.features.backends.engine import _group_running_max
+def test_running_sums_and_maxima_restart_per_client(cells):
+    """The lookups' compiled passes: running sums and running maxima within each
+    client's groups (sorted by client), NaN being no value, equal pandas' cumsum and
+    cummax; the trailing "nothing yet" cell is left as it was."""
+    from churnpredict.features.backends import kernels
 
-    v = np.array(values)
-    group = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 3])
+    cells = sorted(cells, key=lambda c: c[0])
+    client = np.array([c for c, _ in cells], dtype=np.int64)
+    v = np.array([np.nan if x is None else float(x) for _, x in cells])
+    first = (
+        np.flatnonzero(np.r_[True, client[1:] != client[:-1]]) if len(v) else np.zeros(0, np.int64)
+    )
     s = pd.Series(v)
-    expected = s.groupby(group).cummax().groupby(group).ffill().to_numpy()
-    assert np.array_equal(_group_running_max(v, group), expected, equal_nan=True)
-    buffer = np.full(len(v) + 1, -1.0)
-    base = group * 1e7
-    whole = not np.isnan(v).all() and (np.nan_to_num(v) % 1 == 0).all()
-    out = _group_running_max(v, group, base, base - 1.0, buffer, whole=whole)
-    assert out.base is buffer and buffer[-1] == -1.0  # written in place, nothing past
-    assert np.array_equal(buffer[:-1], expected, equal_nan=True)
+    row = np.r_[np.nan_to_num(v), -1.0]
+    peak = kernels.running_sum(row, first)
+    expected = s.fillna(0.0).groupby(client).cumsum().to_numpy()
+    assert np.allclose(row[:-1], expected, rtol=1e-12, atol=1e-3) and row[-1] == -1.0
+    assert peak == (np.abs(row[:-1]).max() if len(v) else 0.0)
+    out = np.full(len(v) + 1, -1.0)
+    kernels.running_max(v, first, out)
+    expected = s.groupby(client).cummax().groupby(client).ffill().to_numpy()
+    assert np.array_equal(out[:-1], expected, equal_nan=True) and out[-1] == -1.0
 
 
 @settings(max_examples=200, deadline=None)

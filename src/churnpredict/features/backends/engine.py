@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from churnpredict.features.backends import kernels
 from churnpredict.features.backends.sql import quote
 
 log = logging.getLogger(__name__)
@@ -591,13 +592,11 @@ def _fetch_runs(
     try:
         for batch in reader:
             arr = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in batch.schema.names}
-            key = arr["cidx"].astype(np.int64) * width
-            key += _buckets(arr["day"], bounds)
-            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-            n_rows, n_runs = n_rows + len(key), n_runs + len(starts)
+            key, starts = _runs(arr["cidx"], arr["day"], bounds)
+            n_rows, n_runs = n_rows + len(arr["day"]), n_runs + len(starts)
             if n_runs * RUN_MIN_LENGTH > n_rows:
                 return None
-            parts.append(_reduce_runs(key, starts, arr, sums, maxes, n=None))
+            parts.append(_reduce_raw_runs(key, starts, arr, sums, maxes))
     finally:
         reader.close()
     if not parts:
@@ -609,7 +608,7 @@ def _fetch_runs(
         key, part = key[order], {name: v[order] for name, v in part.items()}
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     if len(starts) < len(key):  # keys split across batches (or stretches)
-        part = _reduce_runs(key, starts, part, sums, maxes, n=part["n"])
+        part = _merge_runs(key, starts, part, sums, maxes)
         key = part.pop("key")
     rows = {"cidx": key // width, "k": key % width, "n": part["n"].astype(np.float64)}
     rows.update({f"s_{c}": part[f"s_{c}"] for c in sums})
@@ -618,28 +617,51 @@ def _fetch_runs(
     return rows
 
 
-def _reduce_runs(
+def _runs(cidx: np.ndarray, day: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The runs of equal ``(client, bucket)`` keys in the rows' order: each run's key
+    (``cidx * (len(bounds) + 1) + bucket``) and first row."""
+    width = len(bounds) + 1
+    lut = _bucket_table(bounds)
+    if lut is not None:
+        return kernels.run_keys(cidx, day, *lut, width)
+    key = cidx.astype(np.int64) * width + np.searchsorted(bounds, day, side="right")
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    return key[starts], starts
+
+
+def _reduce_raw_runs(
     key: np.ndarray,
     starts: np.ndarray,
     arr: dict[str, np.ndarray],
     sums: list[str],
     maxes: list[str],
-    n: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
-    """Aggregate rows over the runs beginning at ``starts``: row count (or the sum of
-    ``n``), sums (NaN adds nothing), maxima (NaN is no value) and the last day.
-    Columns come as ``arr[col]`` for raw rows, ``arr["s_<col>"]`` etc. for partials."""
-    raw = n is None
-    out = {"key": key[starts]}
-    out["n"] = np.diff(np.r_[starts, len(key)]) if raw else np.add.reduceat(n, starts)
+    """Aggregate raw rows over the runs beginning at ``starts`` (``key``: each run's
+    key): row count, sums (NaN adds nothing), maxima (NaN is no value), last day."""
+    out = {"key": key, "n": np.diff(np.r_[starts, len(arr["day"])])}
     for c in sums:
-        v = arr[c if raw else f"s_{c}"]
-        if raw and np.isnan(v).any():
-            v = np.where(np.isnan(v), 0.0, v)
-        out[f"s_{c}"] = np.add.reduceat(v, starts)
+        out[f"s_{c}"] = kernels.run_sums(arr[c], starts)
     for c in maxes:
-        out[f"x_{c}"] = np.fmax.reduceat(arr[c if raw else f"x_{c}"], starts)
-    out["last_day"] = np.maximum.reduceat(arr["day" if raw else "last_day"], starts)
+        out[f"x_{c}"] = kernels.run_maxes(arr[c], starts)
+    out["last_day"] = np.maximum.reduceat(arr["day"], starts)
+    return out
+
+
+def _merge_runs(
+    key: np.ndarray,
+    starts: np.ndarray,
+    part: dict[str, np.ndarray],
+    sums: list[str],
+    maxes: list[str],
+) -> dict[str, np.ndarray]:
+    """Merge partial aggregates (``_reduce_raw_runs``'s, concatenated) over the runs of
+    equal keys beginning at ``starts``."""
+    out = {"key": key[starts], "n": np.add.reduceat(part["n"], starts)}
+    for c in sums:
+        out[f"s_{c}"] = np.add.reduceat(part[f"s_{c}"], starts)
+    for c in maxes:
+        out[f"x_{c}"] = np.fmax.reduceat(part[f"x_{c}"], starts)
+    out["last_day"] = np.maximum.reduceat(part["last_day"], starts)
     return out
 
 
@@ -648,18 +670,27 @@ def _buckets(day: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     ``np.searchsorted(bounds, day, side="right")``, as a look-up in a table of the days
     between the first and last boundary: 4M days in no order took 89 ms to search,
     10 ms to look up."""
-    if len(bounds) == 0 or bounds[-1] - bounds[0] > 1 << 20:
+    lut = _bucket_table(bounds)
+    if lut is None:
         return np.searchsorted(bounds, day, side="right")
-    lo, hi = int(bounds[0]) - 1, int(bounds[-1])  # days before lo / after hi: same bucket
-    table = np.searchsorted(bounds, np.arange(lo, hi + 1), side="right").astype(np.int32)
+    table, lo, hi = lut
     return table[np.clip(day, lo, hi) - lo]
+
+
+def _bucket_table(bounds: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """``(table, lo, hi)``: a day's bucket is ``table[min(max(day, lo), hi) - lo]``
+    (None when the boundaries span more than 2**20 days)."""
+    if len(bounds) == 0 or bounds[-1] - bounds[0] > 1 << 20:
+        return None
+    lo, hi = int(bounds[0]) - 1, int(bounds[-1])  # days before lo / after hi: same bucket
+    return np.searchsorted(bounds, np.arange(lo, hi + 1), side="right").astype(np.int32), lo, hi
 
 
 def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndarray]:
     """Accumulate a stream's pivot over time and look up each (offset, measure).
 
-    Sum measures become running sums per client (one cumulative sum along each
-    measure's row, minus the total before the client); a ``(client, boundary) ->
+    Sum measures become running sums per client (one compiled pass along each
+    measure's row); a ``(client, boundary) ->
     last group`` index (``_group_index``) turns each offset's look-up into one gather per
     measure, with a trailing column for "nothing yet". Max measures become running
     maxima per client and are looked up the same way. Counts and days (integers) are
@@ -678,8 +709,7 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
         idx = group_at(codes * width + np.searchsorted(bounds, uniq - off)[inverse])
         idx[idx < 0] = n_groups
         idx_of[off] = idx
-    new = np.r_[True, cidx[1:] != cidx[:-1]]
-    client_gid = np.cumsum(new) - 1  # each group's client number (0, 1, ...)
+    first = np.flatnonzero(np.r_[True, cidx[1:] != cidx[:-1]])  # each client's first group
     out: dict[str, np.ndarray] = {}
 
     def serve(name: str, run: np.ndarray) -> None:
@@ -688,31 +718,20 @@ def _lookup_pivot(stream, piv, pairs, codes, as_of, bounds) -> dict[str, np.ndar
                 out[f"o{off}_{stream.name}__{name}"] = run.take(idx_of[off])
 
     if piv.sum_names:
-        first = np.flatnonzero(new)
-        per_client = np.diff(np.r_[first, n_groups])  # groups of each client (with any)
         run, piv.sums = piv.sums, None  # accumulated in place; last cell: nothing yet
         for j, (name, d) in enumerate(zip(piv.sum_names, piv.decimals, strict=True)):
             row, run[j] = run[j], None  # freed once served: the next arrays reuse it
-            np.cumsum(row[:n_groups], out=row[:n_groups])
-            # counts are served as float32 (exact below 2**24): half the memory to fill;
-            # a count's running total over all clients bounds every client's
-            small = name in exact32 and (n_groups == 0 or row[n_groups - 1] < 2**24)
-            if n_groups:
-                # (np.repeat: the same values as a gather by client_gid, in less time)
-                row[:n_groups] -= np.repeat(np.r_[0.0, row[first[1:] - 1]], per_client)
-            if d is not None:  # the running total's residue is relative to all clients
+            peak = kernels.running_sum(row, first)
+            if d is not None:  # a level from deltas: "none left" exactly 0, not a residue
                 np.round(row, d, out=row)
-            serve(name, row.astype(np.float32) if small else row)
+            # counts are served as float32 (exact below 2**24): half the memory to fill
+            serve(name, row.astype(np.float32) if name in exact32 and peak < 2**24 else row)
         del run
 
-    if piv.maxes:  # one buffer for every measure's running maximum (and "nothing yet")
-        base = client_gid * 1e7
-        below = base - 1.0
-        run = np.empty(n_groups + 1)
-        run[n_groups] = np.nan
-        days = {m.name for m in stream.measures if m.base == "last_day"}
+    run = np.empty(n_groups + 1)  # one buffer for every running maximum
+    run[n_groups] = np.nan  # "nothing yet"
     for name, values in piv.maxes.items():
-        _group_running_max(values, client_gid, base, below, run, whole=name in days)
+        kernels.running_max(values, first, run)
         piv.maxes[name] = None
         serve(name, run.astype(np.float32) if name in exact32 else run)  # days: exact
     return out
@@ -888,105 +907,87 @@ def _pivot_arrays(
     """Pivot a stream given as NumPy arrays into measures per ``(cidx, k)`` group.
 
     Columns named in ``codes`` hold codes (position in ``codes[col]`` + 1), others the
-    values themselves.
+    values themselves. Rows on or after the last boundary are never looked up and are
+    skipped. Each row's category values form one combination number; a table from
+    combination to the measures whose slice it is in lets one compiled pass over the
+    rows add every measure (``kernels.pivot``), in the rows' order.
     """
     codes = codes or {}
     width = len(bounds) + 1
-    k = _buckets(arrays["day"], bounds)
-    keep = k < len(bounds)  # rows on or after the last boundary are never looked up
-    if not keep.all():
-        arrays = {name: a[keep] for name, a in arrays.items()}
-        k = k[keep]
-    key = arrays["cidx"].astype(np.int64) * width + k
-    del k, keep
     n_keys = n_clients * width
-    if n_keys <= 4 * len(key) + (1 << 20):  # dense key space: counting beats sorting
-        present = np.flatnonzero(np.bincount(key, minlength=n_keys))
-        gid = np.zeros(n_keys, dtype=np.intp)
-        gid[present] = np.arange(len(present))
-        g = gid[key]
-        del gid
+    lut = _bucket_table(bounds)
+    if lut is not None and n_keys <= 4 * len(arrays["day"]) + (1 << 20):
+        # dense key space: groups numbered by counting keys (no sort)
+        g, present = kernels.group_ids(
+            arrays["cidx"], arrays["day"], *lut, len(bounds), width, n_keys
+        )
     else:
+        k = _buckets(arrays["day"], bounds)
+        key = np.where(k < len(bounds), arrays["cidx"].astype(np.int64) * width + k, -1)
         present, g = np.unique(key, return_inverse=True)
-    del key
+        g = g.reshape(-1) - (len(present) > 0 and present[0] < 0)  # -1: skipped rows
+        present = present[present >= 0]
     n_groups = len(present)
     gc, gk = present // width, present % width
 
-    # Rows ordered by their combination of category values (first column most
-    # significant): every slice is then a few contiguous runs of rows, each pivoted
-    # with one bincount over a view instead of a boolean-mask gather per measure.
+    # the rows' combination of category values (first column most significant)
     cats = sorted({col for m in measures for col, _ in m.where})
     values = {
         c: codes[c] if c in codes else sorted({v for m in measures for w, v in m.where if w == c})
         for c in cats
     }
-    combo = np.zeros(len(g) if cats else 0, dtype=np.int64)
+    combo = np.zeros(len(g) if cats else 0, dtype=np.int64)  # empty: all rows combination 0
     for c in cats:
-        radix = len(values[c]) + 1
         a = arrays[c]
         if c in codes:
             code = a
         else:
-            code = np.zeros(len(a), dtype=np.int8 if radix < 128 else np.int32)
+            code = np.zeros(len(a), dtype=np.int32)
             for i, v in enumerate(values[c]):
                 code[a == np.asarray(v, a.dtype)] = i + 1
-        combo *= radix
+        combo *= len(values[c]) + 1
         combo += code
     total = int(np.prod([len(values[c]) + 1 for c in cats]))
-    if not cats:
-        order, combos, counts = slice(None), np.zeros(1, np.int64), np.array([len(g)])
-    elif total <= 2**16:  # a stable argsort of 16-bit integers is a radix sort
-        combos, counts = np.arange(total), np.bincount(combo, minlength=total)
-        order = np.argsort(combo.astype(np.uint16), kind="stable")
+    if total > 1 << 16:  # many possible combinations: number the ones present
+        combos, combo = np.unique(combo, return_inverse=True)
+        combo = combo.reshape(-1)
     else:
-        combos, inverse, counts = np.unique(combo, return_inverse=True, return_counts=True)
-        order = np.argsort(inverse, kind="stable")
-        del inverse
-    del combo
-    starts = np.r_[0, np.cumsum(counts)]
+        combos = np.arange(total)
     combo_code = {}  # each combination's code of each category column
     rest = combos.copy()
     for c in reversed(cats):
         radix = len(values[c]) + 1
         combo_code[c] = rest % radix
         rest //= radix
-    g = g[order]
-    sorted_cols: dict[tuple[str, str], np.ndarray] = {}
 
-    def column(base: str, how: str) -> np.ndarray | None:
-        """The base's values in sorted row order (None: ones); for sums NaN is 0."""
-        if base == "n":
-            return None
-        if (base, how) not in sorted_cols:
-            name = "day" if base == "last_day" else base[2:] if base[:2] in ("s_", "x_") else base
-            v = arrays[name][order].astype(np.float64, copy=False)
-            if how == "sum" and np.isnan(v).any():
-                v = np.where(np.isnan(v), 0.0, v)  # NaN adds nothing to a sum
-            sorted_cols[base, how] = v
-        return sorted_cols[base, how]
-
-    def runs(m: Measure) -> list[tuple[int, int]]:
-        """The contiguous row ranges of the measure's slice."""
-        sel = np.ones(len(combos), dtype=bool)
-        for col, val in m.where:
-            sel &= combo_code[col] == values[col].index(val) + 1
-        edges = np.flatnonzero(np.diff(np.r_[0, sel.view(np.int8), 0]))
-        return [(starts[a], starts[b]) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
+    # rows ordered by combination (a stable sort, a radix sort for 16-bit numbers): each
+    # measure's slice is then a few runs of rows, added with one compiled loop each
+    if cats:
+        order = np.argsort(
+            combo.astype(np.uint16) if len(combos) <= 1 << 16 else combo, kind="stable"
+        )
+        starts = np.r_[0, np.cumsum(np.bincount(combo, minlength=len(combos)))]
+    else:
+        order, starts = np.zeros(0, np.int64), np.array([0, len(g)])
+    del combo
     sums = [m for m in measures if m.how == "sum"]
     mat = _sum_rows(len(sums), n_groups)
     maxes = {}
     for m in measures:
-        v = column(m.base, m.how)
+        sel = np.ones(len(combos), dtype=bool)
+        for col, val in m.where:
+            sel &= combo_code[col] == values[col].index(val) + 1
+        edges = np.flatnonzero(np.diff(np.r_[0, sel.view(np.int8), 0]))
         if m.how == "sum":
-            row = mat[sums.index(m)]
-            for a, b in runs(m):  # add.at: no temporary of n_groups per run
-                np.add.at(row, g[a:b], 1.0 if v is None else v[a:b])
+            out = mat[sums.index(m)]
         else:
-            best = np.full(n_groups, np.nan)
-            for a, b in runs(m):
-                np.fmax.at(best, g[a:b], v[a:b])  # fmax: NaN is no value
-            maxes[m.name] = best
+            out = maxes[m.name] = np.full(n_groups, np.nan)
+        kind = 2 if m.base == "n" else 1 if m.base == "last_day" else 0
+        column = arrays["day" if kind else m.base[2:] if m.base[:2] in ("s_", "x_") else m.base]
+        for lo, hi in zip(edges[::2], edges[1::2], strict=True):
+            kernels.scatter(
+                out, g, order, column, arrays["day"], kind, m.how != "sum", starts[lo], starts[hi]
+            )
     return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
 
 
@@ -1001,42 +1002,6 @@ def _sum_rows(n_measures: int, n_groups: int) -> list[np.ndarray]:
 def _code_sql(column: str, values: list[str], sql_type: str) -> str:
     """SQL giving ``column``'s code: its position in ``values`` (1-based), 0 if absent."""
     return f"COALESCE(list_position([{', '.join(quote(v) for v in values)}], {column}), 0)::{sql_type}"
-
-
-def _group_running_max(
-    v: np.ndarray,
-    group_id: np.ndarray,
-    base: np.ndarray | None = None,
-    below: np.ndarray | None = None,
-    out: np.ndarray | None = None,
-    whole: bool = False,
-) -> np.ndarray:
-    """Return the running maximum of ``v`` within consecutive groups, skipping NaN.
-
-    Rows are sorted by group. For whole numbers in ``[0, 1e7)`` (days, delays) one
-    ``np.maximum.accumulate`` over ``group_id * 1e7 + v`` does it (exact in float64);
-    anything else falls back to pandas. ``base`` (``group_id * 1e7``) and ``below``
-    (``base - 1``) may be given by a caller with many measures over the same groups,
-    ``out`` to receive the result in its first ``len(v)`` cells, ``whole=True`` when
-    ``v`` holds whole numbers only (days).
-    """
-    n = len(v)
-    res = np.empty(n) if out is None else out[:n]
-    if n == 0:
-        return res
-    lo, hi = np.fmin.reduce(v), np.fmax.reduce(v)  # NaN: no value at all
-    if not np.isnan(lo) and (lo < 0 or hi >= 1e7 or (not whole and np.fmax.reduce(v % 1) > 0)):
-        s = pd.Series(v)
-        res[:] = s.groupby(group_id).cummax().groupby(group_id).ffill().to_numpy()
-        return res
-    if base is None:
-        base = group_id * 1e7
-    np.add(v, base, out=res)  # NaN stays NaN
-    np.fmax(res, base - 1.0 if below is None else below, out=res)  # NaN: below anything
-    np.maximum.accumulate(res, out=res)
-    res -= base
-    res[res < 0] = np.nan  # nothing seen yet in this group
-    return res
 
 
 def _evaluate(

@@ -1,0 +1,168 @@
+"""Compiled loops for the local engine's hot NumPy passes (Numba).
+
+Each kernel is one plain loop over rows or groups that NumPy would otherwise do in
+several passes with temporary arrays (or with the slow ``ufunc.at``). They are
+compiled once and cached on disk (``cache=True``: later processes load the machine
+code instead of compiling), and release the GIL (``nogil=True``) so that the engine's
+two workers run them side by side.
+
+Conventions: NaN is "no value" (a sum skips it, a maximum ignores it); rows are
+never reordered here, so sums add in the same order as the callers' NumPy code did.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_JIT = {"cache": True, "nogil": True}
+
+
+@njit(**_JIT)
+def run_keys(cidx, day, table, lo, hi, width):
+    """Runs of equal ``(client, bucket)`` keys in the rows' order.
+
+    ``table[min(max(day, lo), hi) - lo]`` is a day's bucket (see ``engine._buckets``).
+    Returns each run's key (``cidx * width + bucket``) and first row.
+    """
+    n = len(cidx)
+    keys = np.empty(n, np.int64)
+    starts = np.empty(n, np.int64)
+    m = 0
+    prev = -1
+    for i in range(n):
+        d = day[i]
+        if d < lo:
+            d = lo
+        elif d > hi:
+            d = hi
+        key = np.int64(cidx[i]) * width + table[d - lo]
+        if m == 0 or key != prev:
+            keys[m] = key
+            starts[m] = i
+            m += 1
+            prev = key
+    return keys[:m], starts[:m]
+
+
+@njit(**_JIT)
+def run_sums(v, starts):
+    """Sum of ``v`` over each run beginning at ``starts`` (NaN adds nothing)."""
+    m = len(starts)
+    out = np.zeros(m)
+    for j in range(m):
+        end = starts[j + 1] if j + 1 < m else len(v)
+        s = 0.0
+        for i in range(starts[j], end):
+            x = v[i]
+            if x == x:
+                s += x
+        out[j] = s
+    return out
+
+
+@njit(**_JIT)
+def run_maxes(v, starts):
+    """Maximum of ``v`` over each run (NaN is no value; NaN when a run has none)."""
+    m = len(starts)
+    out = np.full(m, np.nan)
+    for j in range(m):
+        end = starts[j + 1] if j + 1 < m else len(v)
+        best = np.nan
+        for i in range(starts[j], end):
+            x = v[i]
+            if x == x and not (best >= x):
+                best = x
+        out[j] = best
+    return out
+
+
+@njit(**_JIT)
+def group_ids(cidx, day, table, lo, hi, n_bounds, width, n_keys):
+    """Number the ``(client, bucket)`` groups of the rows by counting (keys below
+    ``n_keys``): each row's group (-1: bucket ``n_bounds``, on or after the last
+    boundary, never looked up) and each group's key, ascending."""
+    n = len(cidx)
+    g = np.empty(n, np.int64)
+    gid = np.zeros(n_keys, np.int64)
+    for i in range(n):
+        d = day[i]
+        if d < lo:
+            d = lo
+        elif d > hi:
+            d = hi
+        k = table[d - lo]
+        if k >= n_bounds:
+            g[i] = -1
+        else:
+            key = np.int64(cidx[i]) * width + k
+            g[i] = key
+            gid[key] = 1
+    m = 0
+    for key in range(n_keys):
+        if gid[key]:
+            gid[key] = m
+            m += 1
+        else:
+            gid[key] = -1
+    present = np.empty(m, np.int64)
+    for key in range(n_keys):
+        if gid[key] >= 0:
+            present[gid[key]] = key
+    for i in range(n):
+        if g[i] >= 0:
+            g[i] = gid[g[i]]
+    return g, present
+
+
+@njit(**_JIT)
+def scatter(out, g, order, column, day, kind, is_max, a, b):
+    """Add rows ``order[a:b]`` (``order`` empty: rows ``a:b``) to their groups ``g``
+    (-1: skipped) in ``out``: ``column`` (``kind`` 0), the day (1) or 1 (2, a count);
+    with ``is_max``, keep the largest instead. NaN is no value."""
+    for i in range(a, b):
+        r = order[i] if len(order) else i
+        gi = g[r]
+        if gi < 0:
+            continue
+        v = 1.0 if kind == 2 else float(day[r]) if kind == 1 else float(column[r])
+        if v != v:
+            continue
+        if is_max:
+            if not (out[gi] >= v):
+                out[gi] = v
+        else:
+            out[gi] += v
+
+
+@njit(**_JIT)
+def running_sum(row, first):
+    """In place: running sum of ``row[:n]`` within each client's groups (``first``: the
+    first group of each client, ascending; ``n = len(row) - 1``: the last cell stays).
+    Returns the largest absolute running sum."""
+    c = 0
+    acc = peak = 0.0
+    for i in range(len(row) - 1):
+        if c < len(first) and i == first[c]:
+            acc = 0.0
+            c += 1
+        acc += row[i]
+        row[i] = acc
+        peak = max(peak, abs(acc))
+    return peak
+
+
+@njit(**_JIT)
+def running_max(v, first, out):
+    """``out[i]``: the maximum of ``v`` over the client's groups up to ``i`` (NaN: none
+    yet), for the groups ``i < len(v)`` (``first`` as in :func:`running_sum`)."""
+    c = 0
+    best = np.nan
+    for i in range(len(v)):
+        if c < len(first) and i == first[c]:
+            best = np.nan
+            c += 1
+        x = v[i]
+        if x == x and not (best >= x):
+            best = x
+        out[i] = best
