@@ -860,3 +860,28 @@ def test_slice_values_come_from_the_data_with_other_and_missing_buckets():
     again, catalog2, _ = build_features(later, spine, cfg, spec)
     assert [f.name for f in catalog2] == [f.name for f in catalog]
     assert again.iloc[0]["campaigns__paused_other__30d"] == 2
+
+
+@pytest.mark.parametrize("kept", [(), ("a",), ("a", "b", "(other)"), ("b", "c", "(missing)")])
+@pytest.mark.parametrize(
+    "values", [["a", "(other)", "(missing)"], ["b"], ["(missing)", "c", "a"], ["(other)"]]
+)
+def test_raw_codes_equal_the_codes_of_the_mapped_text(kept, values):
+    """The raw-row path codes a category straight from the raw text; the code equals
+    the position (in the slice values) of the text ``category_sql`` maps it to: kept
+    values as they are, others "(other)", NULL "(missing)" (also for raw values that
+    read "(other)" or "(missing)")."""
+    import duckdb
+
+    from churnpredict.features.backends.engine import _code_sql
+    from churnpredict.features.backends.sql import category_sql
+
+    raw = ["a", "b", "c", "z", "(other)", "(missing)", None]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (x VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [[v] for v in raw])
+    direct = con.execute(f"SELECT {_code_sql('x', values, 'INTEGER', kept)} FROM t").fetchall()
+    mapped = con.execute(
+        f"SELECT {_code_sql('m', values, 'INTEGER')} FROM (SELECT {category_sql('x', kept)} AS m FROM t)"
+    ).fetchall()
+    assert direct == mapped

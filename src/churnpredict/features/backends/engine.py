@@ -60,7 +60,8 @@ import pandas as pd
 import pyarrow as pa
 
 from churnpredict.features.backends import kernels
-from churnpredict.features.backends.sql import quote
+from churnpredict.features.backends.sql import mapped_sql, quote
+from churnpredict.features.declarations import MISSING, OTHER
 
 log = logging.getLogger(__name__)
 # Wall time per engine stage of the last ``compute`` call (seconds); logged at DEBUG.
@@ -129,6 +130,12 @@ class Stream:
     days) and the columns its structured measures name (``s_<col>`` sums ``<col>``,
     ``x_<col>`` takes its maximum, NaN being no value; ``where`` compares ``<col>`` with
     the value).
+
+    Category columns listed in ``kept`` (column, kept values) come from ``sql`` as
+    raw text: a value not kept counts as ``(other)`` and NULL as ``(missing)``
+    (``Source.keep``). The SQL paths map them (``mapped_sql``); the raw-row path codes
+    them directly (``_code_sql``), as a CASE over millions of strings costs more
+    than the rest of the scan.
     """
 
     name: str
@@ -138,6 +145,7 @@ class Stream:
     max_cols: tuple[str, ...] = ()
     measures: tuple[Measure, ...] = ()
     arrays: Callable[[], dict[str, np.ndarray]] | None = None
+    kept: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -482,7 +490,8 @@ def _fetch(
     # clients become integer indices before grouping: integer keys hash faster
     stage = f"""
         WITH e AS (SELECT c.cidx, x.* EXCLUDE (client_id)
-                   FROM ({stream.sql}) x JOIN _cidx c ON x.client_id = c.client_id
+                   FROM ({mapped_sql(stream.sql, stream.kept)}) x
+                   JOIN _cidx c ON x.client_id = c.client_id
                    WHERE x.day < DATE '{max_b}'),
         s1 AS (
             SELECT e.cidx, COALESCE(m.k, 0) AS k{group},
@@ -531,11 +540,12 @@ def _fetch_raw(
 ) -> _Raw | None:
     """Fetch the stream's rows before ``max_b`` (unsorted), or None past ``RAW_ROWS``."""
     values = _slice_values(measures)
+    kept = dict(stream.kept)
     coded = ""
     for c, vals in values.items():
         sql_type = "TINYINT" if len(vals) < 127 else "INTEGER"
         col = f'e."{c}"'
-        coded += f", {_code_sql(col, vals, sql_type)} AS {col[2:]}"
+        coded += f", {_code_sql(col, vals, sql_type, kept.get(c))} AS {col[2:]}"
     nums = sorted({m.base[2:] for m in measures if m.base.startswith(("s_", "x_"))})
     tab = con.sql(
         _rows_sql(stream, coded + _doubles_sql(nums), max_b) + f" LIMIT {RAW_ROWS + 1}"
@@ -999,9 +1009,26 @@ def _sum_rows(n_measures: int, n_groups: int) -> list[np.ndarray]:
     return [np.zeros(n_groups + 1) for _ in range(n_measures)]
 
 
-def _code_sql(column: str, values: list[str], sql_type: str) -> str:
-    """SQL giving ``column``'s code: its position in ``values`` (1-based), 0 if absent."""
-    return f"COALESCE(list_position([{', '.join(quote(v) for v in values)}], {column}), 0)::{sql_type}"
+def _code_sql(
+    column: str, values: list[str], sql_type: str, kept: tuple[str, ...] | None = None
+) -> str:
+    """SQL giving ``column``'s code: its position in ``values`` (1-based), 0 if absent.
+
+    With ``kept``, the code of the value as ``category_sql`` maps the raw text (not
+    kept: ``(other)``; NULL: ``(missing)``), without building that text."""
+    listed = ", ".join(quote(v) for v in values)
+    if kept is None:
+        return f"COALESCE(list_position([{listed}], {column}), 0)::{sql_type}"
+    pos = {v: i + 1 for i, v in enumerate(values)}
+    missing, other = pos.get(MISSING, 0), pos.get(OTHER, 0)
+    if not kept:
+        return f"(CASE WHEN {column} IS NULL THEN {missing} ELSE {other} END)::{sql_type}"
+    codes = ", ".join(str(pos.get(v, 0)) for v in kept)
+    names = ", ".join(quote(v) for v in kept)
+    return (
+        f"(CASE WHEN {column} IS NULL THEN {missing} ELSE COALESCE([{codes}]"
+        f"[list_position([{names}], {column})], {other}) END)::{sql_type}"
+    )
 
 
 def _evaluate(

@@ -41,7 +41,7 @@ import pyarrow as pa
 from churnpredict.features import declarations as d
 from churnpredict.features.backends import engine
 from churnpredict.features.backends.engine import FeatureExpr, Measure, Plan, Stream
-from churnpredict.features.backends.sql import category_sql, ident, quote
+from churnpredict.features.backends.sql import ident, mapped_sql, quote
 from churnpredict.features.events import slug as _slug
 
 
@@ -115,7 +115,8 @@ class _SourceStream:
         if unknown:
             raise ValueError(f"source {src.name}: aggregated columns {unknown} not declared")
         sel = [f"CAST({ident(src.time)} AS DATE) AS day"]
-        sel += [f"{category_sql(c, keep.get(c))} AS {ident(c)}" for c in src.categories]
+        # categories as raw text: the engine maps them by ``kept`` (Stream.kept)
+        sel += [f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in src.categories]
         for c in nums:
             value = _row_sql(derived[c]) if c in derived else f"CAST({ident(c)} AS DOUBLE)"
             sel.append(f"{value} AS {ident('num_' + _slug(c))}")
@@ -153,6 +154,7 @@ class _SourceStream:
             sum_cols=tuple(f"num_{c}" for c in sums),
             max_cols=tuple(f"num_{c}" for c in maxes),
             measures=tuple(measures),
+            kept=tuple((c, tuple(keep[c])) for c in src.categories if keep.get(c) is not None),
         )
 
 
@@ -227,7 +229,15 @@ class _TableStream:
                 Measure(f"{name}{m.name}", m.expr, m.how, m.base, m.where, m.decimals)
                 for m in one.measures
             )
-            return Stream(self.name, one.sql, one.group_cols, one.sum_cols, one.max_cols, measures)
+            return Stream(
+                self.name,
+                one.sql,
+                one.group_cols,
+                one.sum_cols,
+                one.max_cols,
+                measures,
+                kept=one.kept,
+            )
         cats = sorted({c for _, st in streams for c in st.group_cols})
         nums = sorted({c for _, st in streams for c in (*st.sum_cols, *st.max_cols)})
         selects, measures = [], []
@@ -236,7 +246,9 @@ class _TableStream:
             cols = [f"'{tag}' AS _part"]
             cols += [c if c in have else f"NULL::VARCHAR AS {c}" for c in cats]
             cols += [ident(c) if c in have else f"NULL::DOUBLE AS {ident(c)}" for c in nums]
-            selects.append(f"SELECT client_id, day, {', '.join(cols)} FROM ({st.sql})")
+            selects.append(
+                f"SELECT client_id, day, {', '.join(cols)} FROM ({mapped_sql(st.sql, st.kept)})"
+            )
             for m in st.measures:
                 where = (("_part", tag), *m.where)
                 cond = " AND ".join(f"{ident(c)} = {quote(v)}" for c, v in where)

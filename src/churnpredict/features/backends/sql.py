@@ -29,3 +29,12 @@ def category_sql(col: str, kept: list[str] | tuple[str, ...] | None) -> str:
         f"CASE WHEN {ident(col)} IS NULL THEN {quote(MISSING)} "
         f"WHEN {text} IN ({listed}) THEN {text} ELSE {quote(OTHER)} END"
     )
+
+
+def mapped_sql(sql: str, kept: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    """``sql`` with each ``(column, kept values)`` of ``kept`` mapped by
+    :func:`category_sql` (the other columns as they are)."""
+    if not kept:
+        return sql
+    cols = ", ".join(f"{category_sql(c, values)} AS {ident(c)}" for c, values in kept)
+    return f"SELECT * REPLACE ({cols}) FROM ({sql})"
