@@ -166,3 +166,18 @@ def running_max(v, first, out):
         if x == x and not (best >= x):
             best = x
         out[i] = best
+
+
+@njit(**_JIT)
+def oldest_open(cidx, start, end, start_day, t, n_clients):
+    """The earliest ``start_day`` of the intervals open at each time ``t[j]`` (sorted),
+    per client: ``start < t[j] <= end`` (``end`` past every ``t``: still open).
+    Returns a ``(len(t), n_clients)`` matrix; no interval: the largest int64."""
+    out = np.full((len(t), n_clients), np.iinfo(np.int64).max)
+    for i in range(len(cidx)):
+        j = np.searchsorted(t, start[i], side="right")  # first t after the start
+        while j < len(t) and t[j] <= end[i]:
+            if start_day[i] < out[j, cidx[i]]:
+                out[j, cidx[i]] = start_day[i]
+            j += 1
+    return out

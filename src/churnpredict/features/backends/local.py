@@ -31,18 +31,20 @@ have no offsets (``At(measure, 0)`` only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from churnpredict.features import declarations as d
-from churnpredict.features.backends import engine
+from churnpredict.features.backends import engine, kernels
 from churnpredict.features.backends.engine import FeatureExpr, Measure, Plan, Stream
 from churnpredict.features.backends.sql import ident, mapped_sql, quote
 from churnpredict.features.events import slug as _slug
+
+_US_PER_DAY = 86_400_000_000
 
 
 def compute(data: Any, spine: pd.DataFrame, declarations: list[d.FeatureDecl]) -> pd.DataFrame:
@@ -285,7 +287,8 @@ class _LevelStream:
     weight: str | None = None
     defs: dict[tuple, int] = field(default_factory=dict)  # (changes, active, inactive) -> j
     stats: dict[tuple[int, str, int | None], str] = field(default_factory=dict)
-    ages: dict[int, str] = field(default_factory=dict)  # def -> scratch table of open states
+    ages: dict[int, str] = field(default_factory=dict)  # def -> name of its open states
+    open: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)  # name -> states
     events: dict[str, np.ndarray] = field(default_factory=dict)
 
     def _def(self, lv: d.Level) -> int:
@@ -312,7 +315,22 @@ class _LevelStream:
         """Compute the per-event deltas (kept for :meth:`arrays`) and the open states."""
         self.events.clear()
         self.events.update(_level_state(con, self, self.ages))
-        return list(self.ages.values())
+        return []
+
+    def age(self, key: str, name: str) -> Callable[[np.ndarray, np.ndarray], dict]:
+        """Feature ``name``: per spine row, the age in days of the client's oldest state
+        of ``key`` open at as-of (``prepare`` has found the open states)."""
+
+        def column(cidx: np.ndarray, as_of: np.ndarray) -> dict[str, np.ndarray]:
+            c, start, end, start_day = self.open[key]
+            days, row = np.unique(as_of, return_inverse=True)
+            n_clients = int(cidx.max()) + 1 if len(cidx) else 0
+            oldest = kernels.oldest_open(c, start, end, start_day, days * _US_PER_DAY, n_clients)
+            first = oldest[row, cidx]
+            none = first == np.iinfo(np.int64).max
+            return {name: np.where(none, np.nan, days[row] - np.where(none, 0, first))}
+
+        return column
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = dict(self.events)
@@ -465,7 +483,7 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
         cp, t, ord_ = column("cp"), column("t"), column("ord")
     # without a ``val`` column: positions in ``order``; values not listed: -1
     vals = column("val") if val else np.where(ord_ < len(order), ord_, -1).astype(np.int8)
-    day = np.floor_divide(t, 86_400_000_000).astype(np.int32)  # days since 1970 (UTC)
+    day = np.floor_divide(t, _US_PER_DAY).astype(np.int32)  # days since 1970 (UTC)
     n = len(cp)
     new = np.ones(n, dtype=bool)
     if n:
@@ -531,14 +549,16 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
 
 
 def _open_states(con, ls, ages, per_def, vals, cp, t, mentioned, cidx) -> None:
-    """Create, per level read as ``age_max``, the table of states that are open at some
-    as-of date of ``_spine``: client index, start (epoch microseconds and day) and end
-    (the entity's next state-changing event; null while the state lasts)."""
+    """Keep (``ls.open``), per level read as ``age_max``, the states that are open at
+    some as-of date of ``_spine``: client index, start (epoch microseconds), end (the
+    entity's next state-changing event; past every as-of date while the state lasts)
+    and start day."""
     lo, hi = con.execute(
         "SELECT epoch_us(min(as_of)::TIMESTAMP), epoch_us(max(as_of)::TIMESTAMP) FROM _spine"
     ).fetchall()[0]
     defs = {j: k for k, j in ls.defs.items()}
-    for j, table in ages.items():
+    ls.open.clear()
+    for j, key in ages.items():
         changes, active, inactive = defs[j]
         change = per_def[j][1]
         si = np.arange(len(vals)) if change is None else np.flatnonzero(change)
@@ -555,20 +575,13 @@ def _open_states(con, ls, ages, per_def, vals, cp, t, mentioned, cidx) -> None:
         start = t[rows]
         end = np.where(after >= 0, t[np.maximum(after, 0)], np.iinfo(np.int64).max)
         keep = (start < (hi if hi is not None else 0)) & (end >= (lo if lo is not None else 0))
-        states = pa.table(
-            {
-                "cidx": cidx[rows[keep]],
-                "p_start": start[keep],
-                "p_start_day": np.floor_divide(start[keep], 86_400_000_000),
-                "p_end": pa.array(end[keep], mask=(after[keep] < 0)),
-            }
+        start = start[keep]
+        ls.open[key] = (
+            cidx[rows[keep]],
+            start,
+            end[keep],
+            np.floor_divide(start, _US_PER_DAY),
         )
-        # a real table: the engine's other connections read it too
-        con.register(f"{table}_arrow", states)
-        try:
-            con.execute(f"CREATE OR REPLACE TABLE {table} AS FROM {table}_arrow")
-        finally:
-            con.unregister(f"{table}_arrow")
 
 
 def _static_sql(st: d.Static) -> str:
@@ -604,15 +617,6 @@ def _interval_age_sql(iv: d.Interval, name: str) -> str:
         f"JOIN (SELECT * FROM {iv.table} i WHERE {start} < (SELECT max(as_of) FROM _spine)"
         f"{pre_end}) i ON i.client_id = s.client_id AND {start} < s.as_of{known} AND {end} "
         "GROUP BY s.rid"
-    )
-
-
-def _level_age_sql(table: str, name: str) -> str:
-    return (
-        f"SELECT s.rid, max(date_diff('day', DATE '1970-01-01', s.as_of) - p.p_start_day)"
-        f"::DOUBLE AS {ident(name)} FROM _spine s "
-        f"JOIN {table} p ON p.cidx = s.cidx AND p.p_start < epoch_us(s.as_of::TIMESTAMP) "
-        "AND (p.p_end IS NULL OR p.p_end >= epoch_us(s.as_of::TIMESTAMP)) GROUP BY s.rid"
     )
 
 
@@ -738,7 +742,7 @@ def compile_plan(decls: list[d.FeatureDecl]) -> Plan:
         else:
             key = (m.source, m.entity, m.state, tuple(m.order))
             group = comp._new("l", comp.levels, key, lambda n, k=key: _LevelStream(n, k))
-            plan.extra_sql.append(_level_age_sql(group.ref(m), name))
+            plan.extra_arrays.append(group.age(group.ref(m), name))
 
     def hide(at: d.At) -> str:
         """The hidden column holding ``at`` (created on first use)."""
