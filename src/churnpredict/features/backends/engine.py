@@ -177,12 +177,13 @@ class Plan:
     # and return their names; the engine drops them at the end. (SQL streams run
     # meanwhile: their SQL must not read ``_spine`` or these tables.)
     prepare: list[Callable[[duckdb.DuckDBPyConnection], list[str]]] = field(default_factory=list)
-    # Functions ``f(cidx, as_of) -> {name: values}`` run once the prepare functions
-    # have: feature columns from each spine row's client index and as-of day (epoch
-    # days), NaN for none, in spine order.
-    extra_arrays: list[Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]] = field(
-        default_factory=list
-    )
+    # Functions ``f(con, cidx, as_of) -> {name: values}`` run on the main thread once
+    # the prepare functions have: feature columns from each spine row's client index
+    # and as-of day (epoch days), NaN for none, in spine order (``con`` may read the
+    # tables and ``_cidx``).
+    extra_arrays: list[
+        Callable[[duckdb.DuckDBPyConnection, np.ndarray, np.ndarray], dict[str, np.ndarray]]
+    ] = field(default_factory=list)
 
 
 def _refs(features: list[FeatureExpr]) -> dict[str, set[tuple[int, str]]]:
@@ -404,7 +405,7 @@ def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
             prepare_ended.wait()
             for fn in plan.extra_arrays if prepared_ok.is_set() else []:
                 with _stage("extra_arrays"):
-                    cols = fn(codes, as_of_day)
+                    cols = fn(cur_main, codes, as_of_day)
                     extra.append(pa.table({k: v.astype(np.float32) for k, v in cols.items()}))
             for sql in plan.extra_sql if prepared_ok.is_set() else []:
                 with _stage("extra_sql"):

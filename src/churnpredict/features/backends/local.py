@@ -317,18 +317,13 @@ class _LevelStream:
         self.events.update(_level_state(con, self, self.ages))
         return []
 
-    def age(self, key: str, name: str) -> Callable[[np.ndarray, np.ndarray], dict]:
+    def age(self, key: str, name: str) -> Callable[..., dict[str, np.ndarray]]:
         """Feature ``name``: per spine row, the age in days of the client's oldest state
         of ``key`` open at as-of (``prepare`` has found the open states)."""
 
-        def column(cidx: np.ndarray, as_of: np.ndarray) -> dict[str, np.ndarray]:
+        def column(con, cidx: np.ndarray, as_of: np.ndarray) -> dict[str, np.ndarray]:
             c, start, end, start_day = self.open[key]
-            days, row = np.unique(as_of, return_inverse=True)
-            n_clients = int(cidx.max()) + 1 if len(cidx) else 0
-            oldest = kernels.oldest_open(c, start, end, start_day, days * _US_PER_DAY, n_clients)
-            first = oldest[row, cidx]
-            none = first == np.iinfo(np.int64).max
-            return {name: np.where(none, np.nan, days[row] - np.where(none, 0, first))}
+            return {name: _oldest_open_age(c, start, end, start_day, cidx, as_of, _US_PER_DAY)}
 
         return column
 
@@ -345,6 +340,57 @@ class _LevelStream:
             else:
                 measures.append(Measure(name, f"sum(s_{name})", base=f"s_{name}", decimals=dec))
         return Stream(name=self.name, arrays=self.arrays, measures=tuple(measures))
+
+
+def _oldest_open_age(c, start, end, start_day, cidx, as_of, unit) -> np.ndarray:
+    """Per spine row (client index ``cidx``, as-of day ``as_of``): as-of minus the
+    earliest ``start_day`` of the client's intervals (client ``c``) open at as-of,
+    ``start < as_of * unit <= end``; NaN when none is open."""
+    days, row = np.unique(as_of, return_inverse=True)
+    n_clients = int(cidx.max()) + 1 if len(cidx) else 0
+    oldest = kernels.oldest_open(c, start, end, start_day, days * unit, n_clients)
+    first = oldest[row, cidx]
+    none = first == np.iinfo(np.int64).max
+    return np.where(none, np.nan, days[row] - np.where(none, 0, first))
+
+
+def _interval_age(iv: d.Interval, name: str) -> Callable[..., dict[str, np.ndarray]]:
+    """Feature ``name`` (``Interval`` with ``stat="age_max"``): per spine row, the age
+    in days of the client's oldest row of ``iv.table`` open at as-of."""
+
+    def column(con, cidx: np.ndarray, as_of: np.ndarray) -> dict[str, np.ndarray]:
+        if not len(as_of):
+            return {name: np.zeros(0)}
+
+        def day(col: str) -> str:
+            return f"date_diff('day', DATE '1970-01-01', CAST(i.{ident(col)} AS DATE))"
+
+        lo, hi = (str(np.datetime64(int(x), "D")) for x in (as_of.min(), as_of.max()))
+        # open at some as-of date: starts before the last, ends (if ever) after the first
+        where = [
+            f"i.{ident(iv.start)} IS NOT NULL",
+            f"CAST(i.{ident(iv.start)} AS DATE) < DATE '{hi}'",
+        ]
+        key = day(iv.start)  # open once both the start and the row are known
+        if iv.known:
+            where.append(f"i.{ident(iv.known)} IS NOT NULL")
+            key = f"greatest({key}, {day(iv.known)})"
+        end = f"{np.iinfo(np.int64).max}"
+        if iv.end:
+            where.append(
+                f"(i.{ident(iv.end)} IS NULL OR CAST(i.{ident(iv.end)} AS DATE) >= DATE '{lo}')"
+            )
+            end = f"COALESCE({day(iv.end)}, {end})"
+        tab = engine._arrow(
+            con,
+            f"SELECT c.cidx::BIGINT AS cidx, ({key})::BIGINT AS k, ({end})::BIGINT AS e, "
+            f"({day(iv.start)})::BIGINT AS s FROM {iv.table} i "
+            f"JOIN _cidx c ON i.client_id = c.client_id WHERE {' AND '.join(where)}",
+        )
+        a = {n: tab.column(n).to_numpy() for n in tab.column_names}
+        return {name: _oldest_open_age(a["cidx"], a["k"], a["e"], a["s"], cidx, as_of, 1)}
+
+    return column
 
 
 def _last_valid(valid: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -600,26 +646,6 @@ def _static_sql(st: d.Static) -> str:
     raise ValueError(f"unknown Static op {st.op!r}")
 
 
-def _interval_age_sql(iv: d.Interval, name: str) -> str:
-    start = f"CAST(i.{ident(iv.start)} AS DATE)"
-    known = f" AND CAST(i.{ident(iv.known)} AS DATE) < s.as_of" if iv.known else ""
-    end = f"(i.{ident(iv.end)} IS NULL OR CAST(i.{ident(iv.end)} AS DATE) >= s.as_of)"
-    pre_end = (
-        f" AND (i.{ident(iv.end)} IS NULL OR CAST(i.{ident(iv.end)} AS DATE) >= "
-        "(SELECT min(as_of) FROM _spine))"
-        if iv.end
-        else ""
-    )
-    if not iv.end:
-        end = "TRUE"
-    return (
-        f"SELECT s.rid, max(s.as_of - {start})::DOUBLE AS {ident(name)} FROM _spine s "
-        f"JOIN (SELECT * FROM {iv.table} i WHERE {start} < (SELECT max(as_of) FROM _spine)"
-        f"{pre_end}) i ON i.client_id = s.client_id AND {start} < s.as_of{known} AND {end} "
-        "GROUP BY s.rid"
-    )
-
-
 class _Compiler:
     def __init__(self) -> None:
         self.sources: dict[d.Source, _SourceStream] = {}
@@ -738,7 +764,7 @@ def compile_plan(decls: list[d.FeatureDecl]) -> Plan:
         if isinstance(m, d.Static):
             statics.append(f"{_static_sql(m)} AS {ident(name)}")
         elif isinstance(m, d.Interval):
-            plan.extra_sql.append(_interval_age_sql(m, name))
+            plan.extra_arrays.append(_interval_age(m, name))
         else:
             key = (m.source, m.entity, m.state, tuple(m.order))
             group = comp._new("l", comp.levels, key, lambda n, k=key: _LevelStream(n, k))
