@@ -181,3 +181,55 @@ def oldest_open(cidx, start, end, start_day, t, n_clients):
                 out[j, cidx[i]] = start_day[i]
             j += 1
     return out
+
+
+@njit(**_JIT)
+def level_deltas(new, vals, w, day, changes, every, state, stat_def, stat_kind, d32, d64):
+    """Each event's change of the levels' stats, per entity (rows grouped by entity,
+    in time order; ``new`` marks an entity's first event).
+
+    Level ``j``: an event whose value code (``vals``, -1: a value not listed, the
+    tables' last cell) is in ``changes[j]`` (or any event when ``every[j]``) sets the
+    state to its value, which is in the level when ``state[j]`` says so. The weight is
+    the last non-missing ``w`` of the entity so far (0 before one; ``w`` empty: none).
+    Stat ``s`` of level ``stat_def[s]`` writes, in order of kind, the change of being
+    in the level (0, float32 ``d32``), the day the level was left (1, NaN otherwise)
+    or the change of the weight held in the level (2, float64 ``d64``).
+    """
+    n_defs = len(every)
+    last_cell = changes.shape[1] - 1
+    cur = np.zeros(n_defs, np.int8)  # in the level after the entity's last event
+    prev = np.zeros(n_defs, np.int8)
+    last = np.full(n_defs, -1, np.int64)  # the last state-setting value (-1: none yet)
+    weight = 0.0
+    for i in range(len(vals)):
+        v = vals[i] if vals[i] >= 0 else last_cell
+        w_before = weight
+        if new[i]:
+            cur[:] = 0
+            last[:] = -1
+            w_before = 0.0
+            weight = 0.0
+        if len(w) and w[i] == w[i]:
+            weight = w[i]
+        for j in range(n_defs):
+            prev[j] = cur[j]
+            if every[j] or changes[j, v]:
+                last[j] = v
+            cur[j] = 1 if last[j] >= 0 and state[j, last[j]] else 0
+        i32 = i64 = 0
+        for s in range(len(stat_def)):
+            j = stat_def[s]
+            k = stat_kind[s]
+            if k == 2:
+                d = weight * np.float64(cur[j])
+                d -= w_before * np.float64(prev[j])
+                d64[i64, i] = d
+                i64 += 1
+            else:
+                c = np.float32(cur[j] - prev[j])
+                if k == 0:
+                    d32[i32, i] = c
+                else:
+                    d32[i32, i] = np.float32(day[i]) if c < 0 else np.float32(np.nan)
+                i32 += 1
