@@ -605,20 +605,41 @@ def _open_states(con, ls, ages, per_def, vals, cp, t, mentioned, cidx) -> None:
         )
 
 
-def _static_sql(st: d.Static) -> str:
-    c = f"c.{ident(st.column)}"
-    if st.op == "value":
-        return f"CAST({c} AS DOUBLE)"
-    if st.op == "equals":
-        return (
-            f"CASE WHEN {c} IS NULL THEN NULL "
-            f"ELSE (CAST({c} AS VARCHAR) = {quote(st.value)})::DOUBLE END"
+def _statics(statics: list[tuple[str, d.Static]]) -> Callable[..., dict[str, np.ndarray]]:
+    """Features from columns of ``clients``: read once per client (values, comparisons,
+    dates as epoch days), then spread to the spine rows (dates against each as-of)."""
+
+    def column(con, cidx: np.ndarray, as_of: np.ndarray) -> dict[str, np.ndarray]:
+        sel = []
+        for i, (_, st) in enumerate(statics):
+            c = f"c.{ident(st.column)}"
+            if st.op == "value":
+                sql = f"CAST({c} AS DOUBLE)"
+            elif st.op == "equals":
+                sql = f"CASE WHEN {c} IS NULL THEN NULL ELSE (CAST({c} AS VARCHAR) = {quote(st.value)})::DOUBLE END"
+            elif st.op in ("days_since", "within"):
+                sql = f"date_diff('day', DATE '1970-01-01', CAST({c} AS DATE))::DOUBLE"
+            else:
+                raise ValueError(f"unknown Static op {st.op!r}")
+            sel.append(f"{sql} AS v{i}")
+        tab = engine._arrow(
+            con, f"SELECT x.cidx, {', '.join(sel)} FROM clients c JOIN _cidx x USING (client_id)"
         )
-    if st.op == "days_since":
-        return f"(s.as_of - CAST({c} AS DATE))::DOUBLE"
-    if st.op == "within":
-        return f"((s.as_of - CAST({c} AS DATE)) <= {int(st.days)})::DOUBLE"
-    raise ValueError(f"unknown Static op {st.op!r}")
+        n_clients = int(cidx.max()) + 1 if len(cidx) else 0
+        at = tab.column("cidx").to_numpy()
+        out = {}
+        for i, (name, st) in enumerate(statics):
+            per_client = np.full(n_clients, np.nan)  # a client without a row: missing
+            per_client[at] = tab.column(f"v{i}").to_numpy(zero_copy_only=False)
+            v = per_client[cidx]
+            if st.op in ("days_since", "within"):
+                v = as_of - v
+                if st.op == "within":
+                    v = np.where(np.isnan(v), np.nan, (v <= int(st.days)).astype(np.float64))
+            out[name] = v
+        return out
+
+    return column
 
 
 class _Compiler:
@@ -729,7 +750,7 @@ def compile_plan(decls: list[d.FeatureDecl]) -> Plan:
     """
     comp = _Compiler()
     plan = Plan()
-    statics: list[str] = []
+    statics: list[tuple[str, d.Static]] = []
     stage_of: dict[str, int] = {}
     post: list[list[FeatureExpr]] = []
     hidden: dict[d.At, str] = {}
@@ -737,7 +758,7 @@ def compile_plan(decls: list[d.FeatureDecl]) -> Plan:
     def column(name: str, m: d.Measure) -> None:
         """Add the spine-joined column ``name`` computing measure ``m``."""
         if isinstance(m, d.Static):
-            statics.append(f"{_static_sql(m)} AS {ident(name)}")
+            statics.append((name, m))
         elif isinstance(m, d.Interval):
             plan.extra_arrays.append(_interval_age(m, name))
         else:
@@ -783,10 +804,7 @@ def compile_plan(decls: list[d.FeatureDecl]) -> Plan:
         post[stage - 1].append(FeatureExpr(f.name, comp.sql(f.value, streams, hide)))
         stage_of[f.name] = stage
     if statics:
-        plan.extra_sql.append(
-            "SELECT s.rid, " + ", ".join(statics) + " FROM _spine s LEFT JOIN clients c "
-            "USING (client_id)"
-        )
+        plan.extra_arrays.append(_statics(statics))
     for s in comp.stream_order:
         plan.streams.append(s.stream())
         if isinstance(s, _LevelStream):
