@@ -19,11 +19,16 @@ _JIT = {"cache": True, "nogil": True}
 
 
 @njit(**_JIT)
+def bucket(day, table, lo, hi):
+    """A day's bucket: ``table[min(max(day, lo), hi) - lo]`` (see ``engine._buckets``)."""
+    return table[min(max(day, lo), hi) - lo]
+
+
+@njit(**_JIT)
 def run_keys(cidx, day, table, lo, hi, width):
     """Runs of equal ``(client, bucket)`` keys in the rows' order.
 
-    ``table[min(max(day, lo), hi) - lo]`` is a day's bucket (see ``engine._buckets``).
-    Returns each run's key (``cidx * width + bucket``) and first row.
+    ``bucket`` gives a day's bucket. Returns each run's key (``cidx * width + bucket``) and first row.
     """
     n = len(cidx)
     keys = np.empty(n, np.int64)
@@ -31,12 +36,7 @@ def run_keys(cidx, day, table, lo, hi, width):
     m = 0
     prev = -1
     for i in range(n):
-        d = day[i]
-        if d < lo:
-            d = lo
-        elif d > hi:
-            d = hi
-        key = np.int64(cidx[i]) * width + table[d - lo]
+        key = np.int64(cidx[i]) * width + bucket(day[i], table, lo, hi)
         if m == 0 or key != prev:
             keys[m] = key
             starts[m] = i
@@ -86,12 +86,7 @@ def group_ids(cidx, day, table, lo, hi, n_bounds, width, n_keys):
     g = np.empty(n, np.int64)
     gid = np.zeros(n_keys, np.int64)
     for i in range(n):
-        d = day[i]
-        if d < lo:
-            d = lo
-        elif d > hi:
-            d = hi
-        k = table[d - lo]
+        k = bucket(day[i], table, lo, hi)
         if k >= n_bounds:
             g[i] = -1
         else:
