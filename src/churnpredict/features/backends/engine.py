@@ -950,9 +950,9 @@ def _pivot_arrays(
 
     Columns named in ``codes`` hold codes (position in ``codes[col]`` + 1), others the
     values themselves. Rows on or after the last boundary are never looked up and are
-    skipped. Each row's category values form one combination number; a table from
-    combination to the measures whose slice it is in lets one compiled pass over the
-    rows add every measure (``kernels.pivot``), in the rows' order.
+    skipped. Rows are ordered by their combination of category values, so that each
+    measure's slice is a few runs of rows, each added by one compiled loop
+    (``kernels.scatter``).
     """
     codes = codes or {}
     width = len(bounds) + 1
@@ -984,7 +984,7 @@ def _pivot_arrays(
         if c in codes:
             code = a
         else:
-            code = np.zeros(len(a), dtype=np.int32)
+            code = np.zeros(len(a), dtype=np.int8 if len(values[c]) < 127 else np.int32)
             for i, v in enumerate(values[c]):
                 code[a == np.asarray(v, a.dtype)] = i + 1
         combo *= len(values[c]) + 1

@@ -449,10 +449,10 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
     for DuckDB's ``ORDER BY`` entity, time, tie order); only when an entity's events
     then turn out not to be in time order does DuckDB sort them. (The join with the
     client index may return the rows in another order, varying from run to run: the
-    rows of a base table are first put back in the table's order by their row ids.) Ties are then ordered
-    by weight in NumPy (a fourth sort key made DuckDB's sort 0.50 s instead of 0.31 s
-    on 4M campaign events). Every level's changes are then one compiled pass over the events
-    (``kernels.level_deltas``).
+    rows of a base table are first put back in the table's order by their row ids.)
+    Ties are then ordered by weight in NumPy (a fourth sort key made DuckDB's sort
+    0.50 s instead of 0.31 s on 4M campaign events). Every level's changes are then one
+    compiled pass over the events (``kernels.level_deltas``).
 
     Events at or after the last as-of date of ``_spine`` are not read: no as-of date
     sees them, and the state after an event depends only on the events before it (an
@@ -561,15 +561,12 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
             out[name], i64 = deltas64[i64], i64 + 1
         else:
             out[name], i32 = deltas32[i32], i32 + 1
-    per_def = {
-        j: (None, None if ch is None else member(ch)[vals]) for (ch, _, _), j in ls.defs.items()
-    }
     if ages:
-        _open_states(con, ls, ages, per_def, vals, cp, t, mentioned, out["cidx"])
+        _open_states(con, ls, ages, vals, cp, t, mentioned, out["cidx"])
     return out
 
 
-def _open_states(con, ls, ages, per_def, vals, cp, t, mentioned, cidx) -> None:
+def _open_states(con, ls, ages, vals, cp, t, mentioned, cidx) -> None:
     """Keep (``ls.open``), per level read as ``age_max``, the states that are open at
     some as-of date of ``_spine``: client index, start (epoch microseconds), end (the
     entity's next state-changing event; past every as-of date while the state lasts)
@@ -581,8 +578,12 @@ def _open_states(con, ls, ages, per_def, vals, cp, t, mentioned, cidx) -> None:
     ls.open.clear()
     for j, key in ages.items():
         changes, active, inactive = defs[j]
-        change = per_def[j][1]
-        si = np.arange(len(vals)) if change is None else np.flatnonzero(change)
+        if changes is None:  # every event sets the state
+            si = np.arange(len(vals))
+        else:  # the events that set it (the last cell: values not mentioned, never)
+            sets = np.zeros(len(mentioned) + 1, dtype=bool)
+            sets[[mentioned.index(v) for v in changes]] = True
+            si = np.flatnonzero(sets[vals])
         nxt = np.full(len(si), -1, dtype=np.int64)
         if len(si) > 1:
             same = cp[si[1:]] == cp[si[:-1]]
@@ -616,7 +617,10 @@ def _statics(statics: list[tuple[str, d.Static]]) -> Callable[..., dict[str, np.
             if st.op == "value":
                 sql = f"CAST({c} AS DOUBLE)"
             elif st.op == "equals":
-                sql = f"CASE WHEN {c} IS NULL THEN NULL ELSE (CAST({c} AS VARCHAR) = {quote(st.value)})::DOUBLE END"
+                sql = (
+                    f"CASE WHEN {c} IS NULL THEN NULL "
+                    f"ELSE (CAST({c} AS VARCHAR) = {quote(st.value)})::DOUBLE END"
+                )
             elif st.op in ("days_since", "within"):
                 sql = f"date_diff('day', DATE '1970-01-01', CAST({c} AS DATE))::DOUBLE"
             else:
