@@ -228,3 +228,10 @@ def level_deltas(new, vals, w, day, changes, every, state, stat_def, stat_kind, 
                 else:
                     d32[i32, i] = np.float32(day[i]) if c < 0 else np.float32(np.nan)
                 i32 += 1
+
+
+# Numba loads most of its typing and lowering registries lazily, on the first call of
+# any compiled function, importing modules such as scipy.linalg on the way: ~0.4 s,
+# which would otherwise fall inside the first feature build (where the two workers then
+# wait on Numba's compiler lock). One call on an empty row loads them with this module.
+run_sums(np.zeros(0), np.zeros(0, np.int64))
