@@ -950,9 +950,9 @@ def _pivot_arrays(
 
     Columns named in ``codes`` hold codes (position in ``codes[col]`` + 1), others the
     values themselves. Rows on or after the last boundary are never looked up and are
-    skipped. Rows are ordered by their combination of category values, so that each
-    measure's slice is a few runs of rows, each added by one compiled loop
-    (``kernels.scatter``).
+    skipped. Rows are ordered by their combination of category values, then group, so
+    that each measure's slice is a few runs of rows, each added by one compiled loop
+    (``kernels.scatter``) that reads and writes memory in order.
     """
     codes = codes or {}
     width = len(bounds) + 1
@@ -1002,34 +1002,48 @@ def _pivot_arrays(
         combo_code[c] = rest % radix
         rest //= radix
 
-    # rows ordered by combination (a stable sort, a radix sort for 16-bit numbers): each
-    # measure's slice is then a few runs of rows, added with one compiled loop each
-    if cats:
-        order = np.argsort(
-            combo.astype(np.uint16) if len(combos) <= 1 << 16 else combo, kind="stable"
-        )
-        starts = np.r_[0, np.cumsum(np.bincount(combo, minlength=len(combos)))]
-    else:
-        order, starts = np.zeros(0, np.int64), np.array([0, len(g)])
-    del combo
-    sums = [m for m in measures if m.how == "sum"]
-    mat = _sum_rows(len(sums), n_groups)
-    maxes = {}
+    # rows ordered by combination (a counting sort), each row's group alongside: each
+    # measure's slice is then a few runs of rows, added by one compiled loop each
+    order, group, starts = kernels.combo_order(combo, len(combos), g)
+    del combo, g
+
+    def read(m: Measure) -> str | None:
+        """The column a measure adds up (None: a count)."""
+        if m.base in ("n", "last_day"):
+            return "day" if m.base == "last_day" else None
+        return m.base[2:] if m.base[:2] in ("s_", "x_") else m.base
+
+    runs = {}  # each measure's runs of ordered rows
+    visits: dict[str | None, int] = defaultdict(int)  # rows each column is read at
     for m in measures:
         sel = np.ones(len(combos), dtype=bool)
         for col, val in m.where:
             sel &= combo_code[col] == values[col].index(val) + 1
         edges = np.flatnonzero(np.diff(np.r_[0, sel.view(np.int8), 0]))
+        runs[m.name] = list(zip(starts[edges[::2]], starts[edges[1::2]], strict=True))
+        visits[read(m)] += sum(b - a for a, b in runs[m.name])
+    # a column read at many rows is put in the rows' order once (then read in order);
+    # others are read through ``order``
+    ordered = {c: arrays[c].take(order) for c, v in visits.items() if c and v > 2 * len(order)}
+    in_order = np.zeros(0, np.int64)
+
+    sums = [m for m in measures if m.how == "sum"]
+    mat = _sum_rows(len(sums), n_groups)
+    maxes = {}
+    for m in measures:
         if m.how == "sum":
             out = mat[sums.index(m)]
         else:
             out = maxes[m.name] = np.full(n_groups, np.nan)
         kind = 2 if m.base == "n" else 1 if m.base == "last_day" else 0
-        column = arrays["day" if kind else m.base[2:] if m.base[:2] in ("s_", "x_") else m.base]
-        for lo, hi in zip(edges[::2], edges[1::2], strict=True):
-            kernels.scatter(
-                out, g, order, column, arrays["day"], kind, m.how != "sum", starts[lo], starts[hi]
-            )
+        c = read(m)
+        values_of, rows = (
+            (group, in_order) if c is None
+            else (ordered[c], in_order) if c in ordered
+            else (arrays[c], order)
+        )  # fmt: skip
+        for a, b in runs[m.name]:
+            kernels.scatter(out, group, values_of, rows, kind, m.how != "sum", a, b)
     return _Pivot(gc, gk, [m.name for m in sums], mat, [m.decimals for m in sums], maxes)
 
 

@@ -111,18 +111,44 @@ def group_ids(cidx, day, table, lo, hi, n_bounds, width, n_keys):
 
 
 @njit(**_JIT)
-def scatter(out, g, order, column, day, kind, is_max, a, b):
-    """Add rows ``order[a:b]`` (``order`` empty: rows ``a:b``) to their groups ``g``
-    (-1: skipped) in ``out``: ``column`` (``kind`` 0), the day (1) or 1 (2, a count);
-    with ``is_max``, keep the largest instead. NaN is no value."""
+def combo_order(combo, n_combos, g):
+    """The rows that have a group (``g >= 0``) ordered by combination, in their given
+    order within one (a counting sort; ``combo`` empty: every row is combination 0).
+    Returns the order, each ordered row's group, and where each combination's rows
+    start (``n_combos + 1`` positions)."""
+    n = len(g)
+    starts = np.zeros(n_combos + 1, np.int64)
+    for i in range(n):
+        if g[i] >= 0:
+            starts[(combo[i] if len(combo) else 0) + 1] += 1
+    for c in range(n_combos):
+        starts[c + 1] += starts[c]
+    at = starts[:-1].copy()
+    order = np.empty(starts[n_combos], np.int64)
+    group = np.empty(starts[n_combos], np.int64)
+    for i in range(n):
+        if g[i] >= 0:
+            c = combo[i] if len(combo) else 0
+            order[at[c]] = i
+            group[at[c]] = g[i]
+            at[c] += 1
+    return order, group, starts
+
+
+@njit(**_JIT)
+def scatter(out, group, column, rows, kind, is_max, a, b):
+    """Add ordered rows ``a:b`` to their groups ``group`` in ``out``: the value of
+    ``column`` (``kind`` 0) or the day (1, given as ``column``) at row ``rows[i]``
+    (``rows`` empty: at ``i``), or 1 (2, a count); with ``is_max``, keep the largest
+    instead. NaN is no value."""
     for i in range(a, b):
-        r = order[i] if len(order) else i
-        gi = g[r]
-        if gi < 0:
-            continue
-        v = 1.0 if kind == 2 else float(day[r]) if kind == 1 else float(column[r])
-        if v != v:
-            continue
+        gi = group[i]
+        if kind == 2:
+            v = 1.0
+        else:
+            v = float(column[rows[i]] if len(rows) else column[i])
+            if v != v:
+                continue
         if is_max:
             if not (out[gi] >= v):
                 out[gi] = v
@@ -176,6 +202,41 @@ def oldest_open(cidx, start, end, start_day, t, n_clients):
                 out[j, cidx[i]] = start_day[i]
             j += 1
     return out
+
+
+@njit(**_JIT)
+def group_order(entity, n_entities, row):
+    """The row order grouping each entity's rows (``entity``: numbers below
+    ``n_entities``) and, within an entity, keeping the rows in ascending ``row`` (their
+    row ids in the table; empty: in the given order). A counting sort: two passes over
+    the rows, plus one over the row ids' range. Returns the order and whether it is
+    the identity."""
+    n = len(entity)
+    seq = np.arange(n)
+    if len(row):  # the rows in ascending row id (ids are distinct)
+        lo, hi = row.min(), row.max()
+        slot = np.full(hi - lo + 1, -1, np.int64)
+        for i in range(n):
+            slot[row[i] - lo] = i
+        m = 0
+        for r in range(len(slot)):
+            if slot[r] >= 0:
+                seq[m] = slot[r]
+                m += 1
+    start = np.zeros(n_entities + 1, np.int64)
+    for i in range(n):
+        start[entity[i] + 1] += 1
+    for e in range(n_entities):
+        start[e + 1] += start[e]
+    perm = np.empty(n, np.int64)
+    identity = True
+    for j in range(n):
+        i = seq[j]
+        pos = start[entity[i]]
+        start[entity[i]] = pos + 1
+        perm[pos] = i
+        identity = identity and pos == i
+    return perm, identity
 
 
 @njit(**_JIT)

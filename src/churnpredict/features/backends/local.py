@@ -409,26 +409,6 @@ def _order_ties(cp: np.ndarray, t: np.ndarray, ord_: np.ndarray, w: np.ndarray) 
     return out
 
 
-def _group_entities(cp: np.ndarray) -> np.ndarray | None:
-    """The row order grouping each entity's events, keeping their relative order (a
-    stable sort of the entities numbered by first appearance); None: already so."""
-    if len(cp) < 2:
-        return None
-    entity, _ = pd.factorize(cp)
-    if (entity[1:] >= entity[:-1]).all():
-        return None
-    return np.argsort(entity, kind="stable")
-
-
-def _table_order(row: np.ndarray) -> np.ndarray | None:
-    """The permutation putting rows in ascending ``row`` (their row ids in the table);
-    None: already so. The rows come in runs of the table's order (one per chunk that a
-    thread produced), which a stable sort (timsort) merges in a few passes."""
-    if len(row) < 2 or (row[1:] > row[:-1]).all():
-        return None
-    return np.argsort(row, kind="stable")
-
-
 def _in_time_order(cp: np.ndarray, t: np.ndarray, ord_: np.ndarray) -> bool:
     """Whether the events of each entity (contiguous) are in (time, tie order) order."""
     if len(cp) < 2:
@@ -444,12 +424,12 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
     The events (of the spine's clients) are needed grouped by entity and, within each
     entity, in (time, tie order) order; the order of the entities does not matter.
     Event logs are usually written in time order (per client or overall), so the rows
-    are read in the table's order and grouped by one stable sort of the entities
-    numbered in NumPy (0.29-0.34 s of CPU on 4M campaign events, against 0.58-0.69 s
-    for DuckDB's ``ORDER BY`` entity, time, tie order); only when an entity's events
-    then turn out not to be in time order does DuckDB sort them. (The join with the
-    client index may return the rows in another order, varying from run to run: the
-    rows of a base table are first put back in the table's order by their row ids.)
+    are grouped by entity keeping the table's order within each (one counting sort of
+    the entities numbered by pandas, ``kernels.group_order``; DuckDB's ``ORDER BY``
+    entity, time, tie order took 0.58-0.69 s of CPU on 4M campaign events); only when
+    an entity's events then turn out not to be in time order does DuckDB sort them.
+    (The join with the client index may return the rows in another order, varying from
+    run to run: the rows of a base table are put in the table's order by their row ids.)
     Ties are then ordered by weight in NumPy (a fourth sort key made DuckDB's sort
     0.50 s instead of 0.31 s on 4M campaign events). Every level's changes are then one
     compiled pass over the events (``kernels.level_deltas``).
@@ -497,12 +477,12 @@ def _level_state(con, ls: _LevelStream, ages: dict[int, str]) -> dict[str, np.nd
         "(SELECT max(as_of)::TIMESTAMP FROM _spine)"
     )
     tab = engine._arrow(con, sql)
-    read = tab.column("cp").to_numpy()
-    # the rows in the table's order (by their row ids), then grouped by entity
-    perm = _table_order(tab.column("_row").to_numpy()) if rowid else None
-    grouped = _group_entities(read if perm is None else read[perm])
-    perm = grouped if perm is None else perm if grouped is None else perm[grouped]
-    del read
+    # the rows grouped by entity, each entity's in the table's order (by row ids)
+    entity, uniq = pd.factorize(tab.column("cp").to_numpy())
+    row = tab.column("_row").to_numpy() if rowid else np.zeros(0, np.int64)
+    perm, identity = kernels.group_order(entity, len(uniq), row)
+    perm = None if identity else perm
+    del entity, uniq, row
 
     def column(name: str) -> np.ndarray:
         """A column of ``tab`` in the rows' processing order (nulls: NaN)."""
