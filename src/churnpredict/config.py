@@ -559,7 +559,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = yaml.safe_load(raw)
+        node[path[-1]] = _yaml(raw)
     return out
 
 
@@ -582,6 +582,16 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+# libyaml's safe loader when PyYAML was built with it (the wheels are): the same
+# documents as yaml.SafeLoader, parsed ~10x faster (the default config: 0.07 s in Python)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _yaml(text: str) -> Any:
+    """``yaml.safe_load`` with libyaml's parser when available."""
+    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
+
+
 def _with_shipped_sources(raw: dict[str, Any], path: Path) -> dict[str, Any]:
     """Give a config file that does not name ``features.sources`` the shipped sources.
 
@@ -595,7 +605,7 @@ def _with_shipped_sources(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         return raw
     if feats is not None and (not isinstance(feats, dict) or "sources" in feats):
         return raw
-    shipped = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    shipped = _yaml(DEFAULT_CONFIG.read_text(encoding="utf-8"))
     sources = shipped["features"]["sources"]
     return {**raw, "features": {**(feats or {}), "sources": sources}}
 
@@ -619,7 +629,7 @@ def load_config(path: Path | None = None, *, environ: dict[str, str] | None = No
         if not path.exists():
             raise ConfigError(f"Config file not found: {path}")
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = _yaml(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"Config file {path} is not valid YAML: {err}") from None
         if loaded is None:
