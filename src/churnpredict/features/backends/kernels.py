@@ -213,7 +213,12 @@ def group_order(entity, n_entities, row):
     the identity."""
     n = len(entity)
     seq = np.arange(n)
-    if len(row):  # the rows in ascending row id (ids are distinct)
+    ascending = True
+    for i in range(1, len(row)):
+        if row[i] < row[i - 1]:
+            ascending = False
+            break
+    if not ascending:  # the rows in ascending row id (ids are distinct)
         lo, hi = row.min(), row.max()
         slot = np.full(hi - lo + 1, -1, np.int64)
         for i in range(n):
@@ -237,6 +242,36 @@ def group_order(entity, n_entities, row):
         perm[pos] = i
         identity = identity and pos == i
     return perm, identity
+
+
+@njit(**_JIT)
+def open_states(cp, vals, t, sets, opens, lo, hi):
+    """The states of one level open at some time in ``[lo, hi)``: rows grouped by
+    entity (``cp``), in time order (``t``). An event whose value code (``vals``, -1: a
+    value not listed, the tables' last cell) is in ``sets`` sets the entity's state,
+    which is open when ``opens`` says so, until the entity's next state-setting event
+    (none: the largest int64). Returns the rows that open such states (ascending) and
+    each one's end."""
+    n = len(vals)
+    last_cell = len(sets) - 1
+    rows = np.empty(n, np.int64)
+    ends = np.empty(n, np.int64)
+    m = 0
+    prev = -1  # the last state-setting row so far
+    for i in range(n + 1):
+        if i < n:
+            v = vals[i] if vals[i] >= 0 else last_cell
+            if not sets[v]:
+                continue
+        if prev >= 0:  # the previous state ends here (or never, for its entity)
+            end = t[i] if i < n and cp[i] == cp[prev] else np.iinfo(np.int64).max
+            pv = vals[prev] if vals[prev] >= 0 else last_cell
+            if opens[pv] and t[prev] < hi and end >= lo:
+                rows[m] = prev
+                ends[m] = end
+                m += 1
+        prev = i
+    return rows[:m], ends[:m]
 
 
 @njit(**_JIT)

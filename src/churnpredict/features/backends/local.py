@@ -558,32 +558,22 @@ def _open_states(con, ls, ages, vals, cp, t, mentioned, cidx) -> None:
     ls.open.clear()
     for j, key in ages.items():
         changes, active, inactive = defs[j]
+        # value codes (the last cell: values not mentioned) that set the state / in which
+        # the state is open
+        sets = np.zeros(len(mentioned) + 1, dtype=bool)
         if changes is None:  # every event sets the state
-            si = np.arange(len(vals))
-        else:  # the events that set it (the last cell: values not mentioned, never)
-            sets = np.zeros(len(mentioned) + 1, dtype=bool)
+            sets[:] = True
+        else:
             sets[[mentioned.index(v) for v in changes]] = True
-            si = np.flatnonzero(sets[vals])
-        nxt = np.full(len(si), -1, dtype=np.int64)
-        if len(si) > 1:
-            same = cp[si[1:]] == cp[si[:-1]]
-            nxt[:-1] = np.where(same, si[1:], -1)
-        lut = np.zeros(len(mentioned) + 1, dtype=bool)  # last cell: values not mentioned
-        lut[[mentioned.index(v) for v in (inactive if inactive is not None else active)]] = True
-        opens = lut[vals[si]]
+        opens = np.zeros(len(mentioned) + 1, dtype=bool)
+        opens[[mentioned.index(v) for v in (inactive if inactive is not None else active)]] = True
         if inactive is not None:
             opens = ~opens
-        rows, after = si[opens], nxt[opens]
-        start = t[rows]
-        end = np.where(after >= 0, t[np.maximum(after, 0)], np.iinfo(np.int64).max)
-        keep = (start < (hi if hi is not None else 0)) & (end >= (lo if lo is not None else 0))
-        start = start[keep]
-        ls.open[key] = (
-            cidx[rows[keep]],
-            start,
-            end[keep],
-            np.floor_divide(start, _US_PER_DAY),
+        rows, end = kernels.open_states(
+            cp, vals, t, sets, opens, lo if lo is not None else 0, hi if hi is not None else 0
         )
+        start = t[rows]
+        ls.open[key] = (cidx[rows], start, end, np.floor_divide(start, _US_PER_DAY))
 
 
 def _statics(statics: list[tuple[str, d.Static]]) -> Callable[..., dict[str, np.ndarray]]:
