@@ -42,7 +42,8 @@ def run_keys(cidx, day, table, lo, hi, width):
             starts[m] = i
             m += 1
             prev = key
-    return keys[:m], starts[:m]
+    # copies: a slice would keep the row-sized buffers alive as long as the result
+    return keys[:m].copy(), starts[:m].copy()
 
 
 @njit(**_JIT)
@@ -271,7 +272,7 @@ def open_states(cp, vals, t, sets, opens, lo, hi):
                 ends[m] = end
                 m += 1
         prev = i
-    return rows[:m], ends[:m]
+    return rows[:m].copy(), ends[:m].copy()  # (copies: see run_keys)
 
 
 @njit(**_JIT)
