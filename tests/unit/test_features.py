@@ -719,6 +719,89 @@ def test_running_sums_and_maxima_restart_per_client(cells):
 
 @settings(max_examples=200, deadline=None)
 @given(
+    entity=st.lists(st.integers(0, 5), max_size=40),
+    shuffle=st.randoms(use_true_random=False),
+    by_row=st.booleans(),
+)
+def test_group_order_groups_entities_keeping_the_row_order(entity, shuffle, by_row):
+    """The campaign state's counting sort: each entity's rows together, in ascending
+    row id (or in the given order without row ids), the same order as a stable sort
+    by (entity, row id)."""
+    from churnpredict.features.backends import kernels
+
+    n = len(entity)
+    row = np.arange(100, 100 + 3 * n, 3, dtype=np.int64)  # distinct ids with gaps
+    shuffle.shuffle(row)
+    ent = np.array(entity, dtype=np.int64)
+    perm, identity = kernels.group_order(ent, 6, row if by_row else np.zeros(0, np.int64))
+    expected = np.lexsort((row, ent)) if by_row else np.argsort(ent, kind="stable")
+    assert np.array_equal(perm, expected)
+    assert identity == bool((perm == np.arange(n)).all())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 4), st.integers(-1, 6)), max_size=50),
+    sliced=st.booleans(),
+)
+def test_combo_order_orders_rows_by_combination_and_drops_skipped_rows(rows, sliced):
+    """The slice pivot's counting sort: rows with a group (-1: skipped) by combination,
+    in their own order within one, each with its group and each combination's start;
+    adding a slice's runs with ``scatter`` equals a masked per-group sum."""
+    from churnpredict.features.backends import kernels
+
+    combo = np.array([c for c, _ in rows], dtype=np.int64)
+    g = np.array([x for _, x in rows], dtype=np.int64)
+    if not sliced:
+        combo = np.zeros(0, np.int64)
+    order, group, starts = kernels.combo_order(combo, 5 if sliced else 1, g)
+    kept = np.flatnonzero(g >= 0)
+    key = combo[kept] if sliced else np.zeros(len(kept), np.int64)
+    assert np.array_equal(order, kept[np.argsort(key, kind="stable")])
+    assert np.array_equal(group, g[order])
+    assert np.array_equal(np.diff(starts), np.bincount(key, minlength=len(starts) - 1))
+    value = np.linspace(-3.0, 5.0, len(rows))
+    value[::4] = np.nan  # NaN adds nothing
+    out = np.zeros(7)
+    kernels.scatter(out, group, value, order, 0, False, starts[1], starts[-1])  # combos 1..
+    pick = kept[key >= 1]
+    expected = np.bincount(g[pick], weights=np.nan_to_num(value[pick]), minlength=7)
+    assert np.allclose(out, expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 30), st.integers(-1, 3)), max_size=40
+    ),
+    window=st.tuples(st.integers(0, 35), st.integers(0, 35)),
+)
+def test_open_states_are_the_states_open_in_the_window(events, window):
+    """An entity's state set by an event lasts until its next state-setting event; the
+    kernel keeps the open ones that start before ``hi`` and end at or after ``lo``,
+    as a plain loop over each entity's setting events does."""
+    from churnpredict.features.backends import kernels
+
+    events = sorted(events, key=lambda e: (e[0], e[1]))  # grouped by entity, in time order
+    cp = np.array([e for e, _, _ in events], dtype=np.int64)
+    t = np.array([x for _, x, _ in events], dtype=np.int64)
+    vals = np.array([v for _, _, v in events], dtype=np.int8)
+    sets = np.array([True, True, False, True, False])  # codes 0..3, last cell: not listed
+    opens = np.array([False, True, False, True, True])
+    lo, hi = min(window), max(window)
+    rows, ends = kernels.open_states(cp, vals, t, sets, opens, lo, hi)
+    expected = []
+    setting = [i for i in range(len(vals)) if sets[vals[i]]]
+    for k, i in enumerate(setting):
+        nxt = setting[k + 1] if k + 1 < len(setting) else None
+        end = t[nxt] if nxt is not None and cp[nxt] == cp[i] else np.iinfo(np.int64).max
+        if opens[vals[i]] and t[i] < hi and end >= lo:
+            expected.append((i, end))
+    assert [(int(r), int(e)) for r, e in zip(rows, ends, strict=True)] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
     bounds=st.lists(st.integers(-400, 400), min_size=1, max_size=40, unique=True),
     days=st.lists(st.integers(-600, 600), max_size=60),
     far=st.booleans(),
