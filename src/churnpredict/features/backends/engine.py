@@ -950,9 +950,10 @@ def _pivot_arrays(
 
     Columns named in ``codes`` hold codes (position in ``codes[col]`` + 1), others the
     values themselves. Rows on or after the last boundary are never looked up and are
-    skipped. Rows are ordered by their combination of category values, then group, so
-    that each measure's slice is a few runs of rows, each added by one compiled loop
-    (``kernels.scatter``) that reads and writes memory in order.
+    skipped. Rows are ordered by their combination of category values (a counting
+    sort, ``kernels.combo_order``, with each row's group carried alongside), so that
+    each measure's slice is a few runs of rows, each added by one compiled loop
+    (``kernels.scatter``); a column that many measures read is put in that order once.
     """
     codes = codes or {}
     width = len(bounds) + 1

@@ -210,8 +210,8 @@ def group_order(entity, n_entities, row):
     """The row order grouping each entity's rows (``entity``: numbers below
     ``n_entities``) and, within an entity, keeping the rows in ascending ``row`` (their
     row ids in the table; empty: in the given order). A counting sort: two passes over
-    the rows, plus one over the row ids' range. Returns the order and whether it is
-    the identity."""
+    the rows, plus one over the row ids' range when the rows are not in row-id order
+    already. Returns the order and whether it is the identity."""
     n = len(entity)
     seq = np.arange(n)
     ascending = True
