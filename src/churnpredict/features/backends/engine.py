@@ -1005,7 +1005,10 @@ def _pivot_arrays(
 
     # rows ordered by combination (a counting sort), each row's group alongside: each
     # measure's slice is then a few runs of rows, added by one compiled loop each
-    order, group, starts = kernels.combo_order(combo, len(combos), g)
+    if not cats and len(g) and g.min() >= 0:  # one combination, no row skipped: as is
+        order, group, starts = np.zeros(0, np.int64), g, np.array([0, len(g)])
+    else:
+        order, group, starts = kernels.combo_order(combo, len(combos), g)
     del combo, g
 
     def read(m: Measure) -> str | None:
@@ -1025,7 +1028,11 @@ def _pivot_arrays(
         visits[read(m)] += sum(b - a for a, b in runs[m.name])
     # a column read at many rows is put in the rows' order once (then read in order);
     # others are read through ``order``
-    ordered = {c: arrays[c].take(order) for c, v in visits.items() if c and v > 2 * len(order)}
+    ordered = {
+        c: arrays[c].take(order)
+        for c, v in visits.items()
+        if c and len(order) and v > 2 * len(order)
+    }
     in_order = np.zeros(0, np.int64)
 
     sums = [m for m in measures if m.how == "sum"]
@@ -1041,7 +1048,7 @@ def _pivot_arrays(
         values_of, rows = (
             (group, in_order) if c is None
             else (ordered[c], in_order) if c in ordered
-            else (arrays[c], order)
+            else (arrays[c], order)  # (order empty: the rows as they are)
         )  # fmt: skip
         for a, b in runs[m.name]:
             kernels.scatter(out, group, values_of, rows, kind, m.how != "sum", a, b)
