@@ -36,9 +36,9 @@ with the number of distinct cut-off dates, not with the number of rows.
 Both cores are kept busy: two workers each take a stream from scan to evaluated
 features, on a DuckDB connection of their own (scratch tables ``_spine`` (``rid``,
 ``client_id``, ``cidx``, ``as_of``), ``_cidx``, ``_daymap`` are therefore real tables,
-dropped at the end); one of them first runs
-the prepare functions (entity levels such as the campaign state, computed in NumPy
-from one sorted pass and handed over as arrays), after which the main thread runs the extra SQL.
+dropped at the end); one of them first runs the prepare functions (entity levels such
+as the campaign state, computed in NumPy from one sorted pass and handed over as
+arrays), after which the main thread computes the extra columns (``Plan.extra_arrays``).
 """
 
 from __future__ import annotations
@@ -163,17 +163,15 @@ class FeatureExpr:
 
 @dataclass
 class Plan:
-    """Everything the engine computes: streams, feature expressions and extra joins."""
+    """Everything the engine computes: streams, feature expressions, extra columns."""
 
     streams: list[Stream] = field(default_factory=list)
     features: list[FeatureExpr] = field(default_factory=list)
-    # SQL selecting (rid, <feature columns>) from the `_spine` table.
-    extra_sql: list[str] = field(default_factory=list)
     # Stages of expressions over already computed features (may use window
     # functions over the spine, e.g. quintiles by as_of); evaluated last, stage by stage.
     post: list[list[FeatureExpr]] = field(default_factory=list)
     # Functions ``f(con) -> [names]`` run once, after ``_spine`` exists and before the
-    # streams they feed: they create the (real) tables those streams or extra SQL read
+    # streams they feed: they create the (real) tables those streams read
     # and return their names; the engine drops them at the end. (SQL streams run
     # meanwhile: their SQL must not read ``_spine`` or these tables.)
     prepare: list[Callable[[duckdb.DuckDBPyConnection], list[str]]] = field(default_factory=list)
@@ -274,8 +272,8 @@ def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
     """Every feature of ``plan`` as an Arrow table in spine order (see ``compute``).
 
     Two workers take the streams, longest first, from scan to evaluated features, each
-    on a DuckDB connection of its own; the main thread runs the extra SQL meanwhile
-    (DuckDB, NumPy and Arrow release the GIL for their heavy work).
+    on a DuckDB connection of its own; the main thread computes the extra columns
+    meanwhile (DuckDB, NumPy and Arrow release the GIL for their heavy work).
     """
     refs = _refs(plan.features)
     streams = {s.name: s for s in plan.streams}
@@ -350,7 +348,7 @@ def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
 
         def prepared() -> dict[int, pa.Table]:
             try:
-                with _stage("spine"):  # read by prepare functions and extra SQL only
+                with _stage("spine"):  # read by the prepare functions only
                     _table(
                         con,
                         tables,
@@ -402,22 +400,12 @@ def _compute(con, plan, client_id, as_of_day, codes, tables) -> pa.Table:
         done: dict[int, pa.Table] = {}
         extra: list[pa.Table] = []
         try:
-            # meanwhile this thread runs the extra SQL (once the tables it may read exist)
+            # meanwhile this thread computes the extra columns (once prepared)
             prepare_ended.wait()
             for fn in plan.extra_arrays if prepared_ok.is_set() else []:
                 with _stage("extra_arrays"):
                     cols = fn(cur_main, codes, as_of_day)
                     extra.append(pa.table({k: v.astype(np.float32) for k, v in cols.items()}))
-            for sql in plan.extra_sql if prepared_ok.is_set() else []:
-                with _stage("extra_sql"):
-                    extra.append(
-                        _arrow(
-                            cur_main,
-                            f"SELECT COALESCE(COLUMNS(* EXCLUDE (rid))::FLOAT, {_NAN}) "
-                            f"FROM (SELECT x.* EXCLUDE (rid), s.rid "
-                            f"FROM _spine s LEFT JOIN ({sql}) x USING (rid)) ORDER BY rid",
-                        )
-                    )
             for fut in as_completed(futures):
                 done.update(fut.result())
         except BaseException:
